@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/commit"
+	"github.com/inletdev/inlet/httpapi"
+	"github.com/inletdev/inlet/listen"
+	"github.com/inletdev/inlet/sqlite"
+)
+
+// Config is everything inlet serve can be told. Flags fill it; Validate checks it.
+type Config struct {
+	TCP            string
+	UDP            string
+	HTTP           string
+	DB             string
+	MaxMessage     int
+	IdleTimeout    time.Duration
+	MaxConns       int
+	MaxConnsPerIP  int
+	CommitInterval time.Duration
+	UDPBuffer      int
+	LogLevel       string
+	LogFormat      string
+}
+
+// DefaultConfig holds the documented defaults (docs/cli.md).
+func DefaultConfig() Config {
+	return Config{
+		TCP:            ":3000",
+		UDP:            ":3001",
+		HTTP:           "127.0.0.1:8080",
+		DB:             "inlet.db",
+		MaxMessage:     4096,
+		IdleTimeout:    120 * time.Second,
+		MaxConns:       10000,
+		MaxConnsPerIP:  500,
+		CommitInterval: 5 * time.Millisecond,
+		UDPBuffer:      8 << 20,
+		LogLevel:       "info",
+		LogFormat:      "text",
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.DB == "":
+		return errors.New("--db must name a file")
+	case c.TCP == "" && c.UDP == "":
+		return errors.New("--tcp and --udp are both empty: nothing to listen on")
+	case c.MaxMessage < 1 || c.MaxMessage > 1<<20:
+		return fmt.Errorf("--max-message %d: want 1 to 1048576 bytes", c.MaxMessage)
+	case c.IdleTimeout <= 0:
+		return errors.New("--idle-timeout must be positive")
+	case c.MaxConns < 1:
+		return errors.New("--max-conns must be at least 1")
+	case c.MaxConnsPerIP < 1:
+		return errors.New("--max-conns-per-ip must be at least 1")
+	case c.CommitInterval <= 0 || c.CommitInterval > time.Second:
+		return fmt.Errorf("--commit-interval %s: want more than 0 and at most 1s", c.CommitInterval)
+	case c.UDPBuffer < 0:
+		return errors.New("--udp-buffer must not be negative")
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(c *Config, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := DefaultConfig()
+	fs := newFlags("serve", "Receive device messages on TCP and UDP and store them durably in SQLite.\n"+
+		"Prints one JSON line {\"event\":\"ready\",...} on stdout with the bound addresses once it is serving.\n"+
+		"Stops cleanly on SIGINT/SIGTERM (everything already received is stored); a second signal exits at once.", stderr)
+	fs.StringVar(&cfg.TCP, "tcp", cfg.TCP, "TCP listen address; empty disables TCP, port 0 picks a free port")
+	fs.StringVar(&cfg.UDP, "udp", cfg.UDP, "UDP listen address; empty disables UDP, port 0 picks a free port")
+	fs.StringVar(&cfg.HTTP, "http", cfg.HTTP, "HTTP address for /metrics, /healthz, /readyz; empty disables HTTP")
+	fs.StringVar(&cfg.DB, "db", cfg.DB, "SQLite database file (created if missing)")
+	fs.IntVar(&cfg.MaxMessage, "max-message", cfg.MaxMessage, "longest message in bytes; longer ones are discarded and counted as too_long")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close a TCP connection that sends nothing for this long")
+	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most TCP connections open at once; more are refused")
+	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", cfg.MaxConnsPerIP, "most TCP connections open at once from one IP address")
+	fs.DurationVar(&cfg.CommitInterval, "commit-interval", cfg.CommitInterval, "longest time a batch keeps gathering messages before it commits")
+	fs.IntVar(&cfg.UDPBuffer, "udp-buffer", cfg.UDPBuffer, "UDP socket receive buffer in bytes (absorbs bursts while the writer catches up)")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (logs go to stderr)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	logger := newLogger(&cfg, stderr)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := NewMain(cfg, logger)
+	if err := m.Run(ctx); err != nil {
+		return err
+	}
+	ready, _ := json.Marshal(m.ReadyInfo())
+	fmt.Fprintf(stdout, "%s\n", ready)
+	<-ctx.Done()
+	stop()
+	// A second signal exits at once.
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-again
+		logger.Error("second signal: exiting without finishing")
+		os.Exit(1)
+	}()
+	logger.Info("shutting down")
+	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return m.Close(closeCtx)
+}
+
+// Main is one running server: the binary and the tests share it.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+	Stats  *inlet.Stats
+
+	store  *sqlite.Store
+	writer *commit.Writer
+	tcp    *listen.TCP
+	udp    *listen.UDP
+	http   *http.Server
+	httpLn net.Listener
+	closed bool
+}
+
+// NewMain returns a server for cfg; Run starts it.
+func NewMain(cfg Config, logger *slog.Logger) *Main {
+	return &Main{Config: cfg, Logger: logger, Stats: new(inlet.Stats)}
+}
+
+// Run opens the store, binds every listener and starts serving. It returns once
+// the server is ready; on error everything it opened is closed again.
+func (m *Main) Run(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.Close(context.Background())
+		}
+	}()
+	cfg := &m.Config
+	if m.store, err = sqlite.Open(ctx, cfg.DB, sqlite.Options{}); err != nil {
+		return err
+	}
+	m.writer, err = commit.New(ctx, m.store, commit.Config{
+		Interval: cfg.CommitInterval,
+		Logger:   m.Logger,
+		Stats:    m.Stats,
+	})
+	if err != nil {
+		return err
+	}
+	lc := listen.Config{
+		MaxMessage:    cfg.MaxMessage,
+		IdleTimeout:   cfg.IdleTimeout,
+		MaxConns:      cfg.MaxConns,
+		MaxConnsPerIP: cfg.MaxConnsPerIP,
+		UDPBuffer:     cfg.UDPBuffer,
+		Logger:        m.Logger,
+		Stats:         m.Stats,
+	}
+	if cfg.TCP != "" {
+		if m.tcp, err = listen.ListenTCP(cfg.TCP, m.writer, lc); err != nil {
+			return fmt.Errorf("listen tcp %s: %w", cfg.TCP, err)
+		}
+		go m.tcp.Serve()
+	}
+	if cfg.UDP != "" {
+		if m.udp, err = listen.ListenUDP(cfg.UDP, m.writer, lc); err != nil {
+			return fmt.Errorf("listen udp %s: %w", cfg.UDP, err)
+		}
+		if cfg.UDPBuffer > 0 && m.udp.RecvBuffer < cfg.UDPBuffer {
+			m.Logger.Warn("udp: receive buffer smaller than asked; raise net.core.rmem_max or run with CAP_NET_ADMIN",
+				"asked", cfg.UDPBuffer, "granted", m.udp.RecvBuffer)
+		}
+		go m.udp.Serve()
+	}
+	if cfg.HTTP != "" {
+		if m.httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
+			return fmt.Errorf("listen http %s: %w", cfg.HTTP, err)
+		}
+		m.http = &http.Server{
+			Handler:           httpapi.Handler(m.Stats, m.Stats.StoreHealthy.Load),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+		}
+		go m.http.Serve(m.httpLn)
+	}
+	ri := m.ReadyInfo()
+	m.Logger.Info("ready", "tcp", ri.TCP, "udp", ri.UDP, "http", ri.HTTP, "db", cfg.DB, "version", ri.Version)
+	return nil
+}
+
+// ReadyInfo is the JSON line inlet serve prints on stdout once it serves.
+type ReadyInfo struct {
+	Event   string `json:"event"`
+	TCP     string `json:"tcp,omitempty"`
+	UDP     string `json:"udp,omitempty"`
+	HTTP    string `json:"http,omitempty"`
+	DB      string `json:"db"`
+	Version string `json:"version"`
+}
+
+// ReadyInfo returns the bound addresses.
+func (m *Main) ReadyInfo() ReadyInfo {
+	ri := ReadyInfo{Event: "ready", DB: m.Config.DB, Version: version()}
+	if m.tcp != nil {
+		ri.TCP = m.tcp.Addr().String()
+	}
+	if m.udp != nil {
+		ri.UDP = m.udp.Addr().String()
+	}
+	if m.httpLn != nil {
+		ri.HTTP = m.httpLn.Addr().String()
+	}
+	return ri
+}
+
+// Close shuts down in stages: listeners stop and drain what clients already sent,
+// the writer commits everything queued, HTTP stops, the store closes. It is safe
+// to call twice.
+func (m *Main) Close(ctx context.Context) error {
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	var errs []error
+	if m.tcp != nil {
+		errs = append(errs, m.tcp.Close(ctx))
+	}
+	if m.udp != nil {
+		errs = append(errs, m.udp.Close(ctx))
+	}
+	if m.writer != nil {
+		errs = append(errs, m.writer.Close(ctx))
+	}
+	if m.http != nil {
+		errs = append(errs, m.http.Shutdown(ctx))
+	} else if m.httpLn != nil {
+		m.httpLn.Close()
+	}
+	if m.store != nil {
+		errs = append(errs, m.store.Close())
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		m.Logger.Error("shutdown incomplete", "err", err)
+	} else {
+		m.Logger.Info("stopped", "committed", m.Stats.Committed.Load())
+	}
+	return err
+}

@@ -1,0 +1,319 @@
+// Package commit owns the group-commit path between the listeners and the store:
+// a bounded queue that pushes back on producers, batches committed in one
+// transaction each, the per-device loss accounting updated in that same
+// transaction, and retries when the store fails. It never acknowledges or
+// publishes a message before the batch holding it has committed.
+package commit
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/payload"
+)
+
+// Config sets the batch policy and the queue bounds.
+type Config struct {
+	// Interval is how long a batch may keep gathering messages while more keep
+	// arriving; a batch commits at once when the queue runs dry.
+	Interval      time.Duration
+	MaxBatch      int // messages in one transaction
+	MaxQueue      int // messages waiting for the writer
+	MaxQueueBytes int // payload bytes waiting for the writer
+
+	Logger *slog.Logger
+	Stats  *inlet.Stats
+	// OnCommit, when set, is called in the writer goroutine after each batch has
+	// committed. It must not keep b or its messages after returning.
+	OnCommit func(b *inlet.Batch)
+}
+
+func (c *Config) setDefaults() {
+	if c.Interval <= 0 {
+		c.Interval = 5 * time.Millisecond
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 8192
+	}
+	if c.MaxQueue <= 0 {
+		c.MaxQueue = 4 * c.MaxBatch
+	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = 16 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Stats == nil {
+		c.Stats = new(inlet.Stats)
+	}
+}
+
+// Writer is the single goroutine that writes to a store.
+type Writer struct {
+	cfg   Config
+	store inlet.Store
+
+	mu         sync.Mutex
+	queue      []inlet.Message
+	queueBytes int
+	space      chan struct{} // closed when the queue shrinks; replaced after
+	closing    bool
+
+	wake    chan struct{}      // capacity 1: the queue became non-empty or closing
+	abort   context.CancelFunc // cancels retries after Close gives up
+	ctx     context.Context
+	done    chan struct{}
+	devices map[string]*inlet.Device
+}
+
+// New starts a writer over store, loading the device state it continues from.
+func New(ctx context.Context, store inlet.Store, cfg Config) (*Writer, error) {
+	cfg.setDefaults()
+	devs, err := store.Devices(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("commit: load devices: %w", err)
+	}
+	w := &Writer{
+		cfg:     cfg,
+		store:   store,
+		space:   make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		devices: make(map[string]*inlet.Device, len(devs)),
+	}
+	for i := range devs {
+		d := devs[i]
+		w.devices[d.ID] = &d
+	}
+	w.ctx, w.abort = context.WithCancel(context.Background())
+	cfg.Stats.StoreHealthy.Store(true)
+	go w.run()
+	return w, nil
+}
+
+// derive fills in the derived fields of msgs, in the caller's goroutine so that
+// parsing spreads over the listeners' cores rather than the writer's one.
+func derive(msgs []inlet.Message) int {
+	var n int
+	for i := range msgs {
+		n += len(msgs[i].Payload)
+	}
+	arena := make([]byte, 0, n+16*len(msgs))
+	ends := make([]int, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		arena, m.Counter, m.IsCounter = payload.AppendFields(arena, m.Payload)
+		ends[i] = len(arena)
+	}
+	start := 0
+	for i := range msgs {
+		if ends[i] > start {
+			msgs[i].Fields = arena[start:ends[i]:ends[i]]
+		}
+		start = ends[i]
+	}
+	return n
+}
+
+// Submit queues msgs for the next batch, blocking while the queue is full (the
+// backpressure a TCP reader passes on to its device). The writer takes ownership
+// of msgs' payloads. It returns ctx's error if ctx ends first, and inlet.ErrClosed
+// once Close has begun.
+func (w *Writer) Submit(ctx context.Context, msgs []inlet.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	n := derive(msgs)
+	w.mu.Lock()
+	for !w.closing && len(w.queue) > 0 && (len(w.queue)+len(msgs) > w.cfg.MaxQueue || w.queueBytes+n > w.cfg.MaxQueueBytes) {
+		space := w.space
+		w.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		w.mu.Lock()
+	}
+	return w.enqueueLocked(msgs, n)
+}
+
+// TrySubmit queues msgs if the queue has room and reports whether it did; a UDP
+// listener drops (and counts) what does not fit rather than wait.
+func (w *Writer) TrySubmit(msgs []inlet.Message) (bool, error) {
+	if len(msgs) == 0 {
+		return true, nil
+	}
+	n := derive(msgs)
+	w.mu.Lock()
+	if len(w.queue)+len(msgs) > w.cfg.MaxQueue || w.queueBytes+n > w.cfg.MaxQueueBytes {
+		w.mu.Unlock()
+		return false, nil
+	}
+	return true, w.enqueueLocked(msgs, n)
+}
+
+func (w *Writer) enqueueLocked(msgs []inlet.Message, n int) error {
+	if w.closing {
+		w.mu.Unlock()
+		return inlet.ErrClosed
+	}
+	w.queue = append(w.queue, msgs...)
+	w.queueBytes += n
+	w.cfg.Stats.QueueDepth.Store(int64(len(w.queue)))
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// take moves up to max queued messages onto batch and reports whether the queue
+// was left empty.
+func (w *Writer) take(batch []inlet.Message, max int) ([]inlet.Message, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	k := min(max, len(w.queue))
+	if k == 0 {
+		return batch, true
+	}
+	if len(batch) == 0 && k == len(w.queue) {
+		// Hand the whole queue over and keep the batch's old array for the next queue.
+		batch, w.queue = w.queue, batch[:0]
+	} else {
+		batch = append(batch, w.queue[:k]...)
+		rest := copy(w.queue, w.queue[k:])
+		clear(w.queue[rest:])
+		w.queue = w.queue[:rest]
+	}
+	for i := len(batch) - k; i < len(batch); i++ {
+		w.queueBytes -= len(batch[i].Payload)
+	}
+	w.cfg.Stats.QueueDepth.Store(int64(len(w.queue)))
+	close(w.space)
+	w.space = make(chan struct{})
+	return batch, len(w.queue) == 0
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	var batch []inlet.Message
+	for {
+		w.mu.Lock()
+		closing, empty := w.closing, len(w.queue) == 0
+		w.mu.Unlock()
+		if empty {
+			if closing {
+				return
+			}
+			<-w.wake
+			continue
+		}
+		// Gather: commit when full, when the interval has passed, or when dry.
+		deadline := time.Now().Add(w.cfg.Interval)
+		batch = batch[:0]
+		for {
+			var dry bool
+			batch, dry = w.take(batch, w.cfg.MaxBatch-len(batch))
+			if dry || len(batch) >= w.cfg.MaxBatch || !time.Now().Before(deadline) {
+				break
+			}
+		}
+		if err := w.commit(batch); err != nil {
+			w.cfg.Logger.Error("commit: giving up on batch at shutdown", "batch", len(batch), "err", err)
+			return
+		}
+		clear(batch) // drop payload references for the collector
+	}
+}
+
+// commit accounts for batch in the device state and writes both, retrying with
+// back-off until the store accepts them or Close gives up.
+func (w *Writer) commit(msgs []inlet.Message) error {
+	touched := make(map[string]*inlet.Device)
+	for i := range msgs {
+		m := &msgs[i]
+		d := w.devices[m.Device]
+		if d == nil {
+			d = &inlet.Device{ID: m.Device}
+			w.devices[m.Device] = d
+		}
+		d.Observe(m)
+		touched[m.Device] = d
+	}
+	// Rows of one device go in together: the device index then takes one run of
+	// appends per device instead of a seek per row (see BENCHMARKS.md).
+	slices.SortStableFunc(msgs, func(a, b inlet.Message) int { return cmp.Compare(a.Device, b.Device) })
+	b := &inlet.Batch{Messages: msgs, Devices: make([]inlet.Device, 0, len(touched))}
+	for _, d := range touched {
+		b.Devices = append(b.Devices, *d)
+	}
+	backoff := 10 * time.Millisecond
+	var lastLog time.Time
+	var failed int
+	for {
+		err := w.store.Commit(w.ctx, b)
+		if err == nil {
+			break
+		}
+		failed++
+		w.cfg.Stats.StoreErrors.Add(1)
+		w.cfg.Stats.StoreHealthy.Store(false)
+		if time.Since(lastLog) >= 10*time.Second {
+			w.cfg.Logger.Error("commit failed; retrying", "batch", len(msgs), "attempt", failed, "err", err)
+			lastLog = time.Now()
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-w.ctx.Done():
+			t.Stop()
+			return fmt.Errorf("commit: %d messages not stored: %w", len(msgs), err)
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+	if failed > 0 {
+		w.cfg.Logger.Info("commit recovered", "batch", len(msgs), "attempts", failed+1)
+	}
+	w.cfg.Stats.StoreHealthy.Store(true)
+	w.cfg.Stats.Committed.Add(int64(len(msgs)))
+	w.cfg.Stats.Batches.Add(1)
+	if w.cfg.OnCommit != nil {
+		w.cfg.OnCommit(b)
+	}
+	return nil
+}
+
+// Close stops taking messages, commits everything queued and waits for the writer.
+// If ctx ends first, Close stops retrying a failing store and returns an error
+// naming what was not stored.
+func (w *Writer) Close(ctx context.Context) error {
+	w.mu.Lock()
+	w.closing = true
+	close(w.space) // release blocked submitters: they get ErrClosed
+	w.space = make(chan struct{})
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		w.abort()
+		<-w.done
+		w.mu.Lock()
+		n := len(w.queue)
+		w.mu.Unlock()
+		return fmt.Errorf("commit: close: %d queued messages not stored: %w", n, ctx.Err())
+	}
+}

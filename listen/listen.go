@@ -1,0 +1,88 @@
+// Package listen owns inlet's sockets: the TCP accept loop and per-connection
+// readers, the UDP reader, connection limits, idle timeouts, and the draining of
+// what clients already sent at shutdown. It frames bytes with package wire and
+// hands messages to a Sink (the commit writer); it never touches storage.
+package listen
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/wire"
+)
+
+// Sink takes framed messages; commit.Writer is one.
+type Sink interface {
+	// Submit queues msgs, blocking while the sink is full.
+	Submit(ctx context.Context, msgs []inlet.Message) error
+	// TrySubmit queues msgs only if there is room at once.
+	TrySubmit(msgs []inlet.Message) (bool, error)
+}
+
+// Config holds the limits shared by both listeners.
+type Config struct {
+	MaxMessage    int           // --max-message
+	IdleTimeout   time.Duration // --idle-timeout
+	MaxConns      int           // --max-conns
+	MaxConnsPerIP int           // --max-conns-per-ip
+	UDPBuffer     int           // --udp-buffer: socket receive buffer in bytes
+	// DrainTimeout is how long, at shutdown, readers keep reading what clients
+	// already sent before their connections are closed.
+	DrainTimeout time.Duration
+	Logger       *slog.Logger
+	Stats        *inlet.Stats
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxMessage <= 0 {
+		c.MaxMessage = wire.DefaultMaxMessage
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 120 * time.Second
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 10000
+	}
+	if c.MaxConnsPerIP <= 0 {
+		c.MaxConnsPerIP = 500
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 250 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Stats == nil {
+		c.Stats = new(inlet.Stats)
+	}
+}
+
+// deviceID is the device name of a plain-mode sender: its IP address, with an
+// IPv4-mapped IPv6 address shown as IPv4 (a dual-stack socket reports those).
+func deviceID(a netip.Addr) string { return a.Unmap().WithZone("").String() }
+
+// limiter rate-limits a repeated log line: at most one per interval, with the
+// number of events suppressed since the last one.
+type limiter struct {
+	mu         sync.Mutex
+	every      time.Duration
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether to log now, and how many events went unlogged before.
+func (l *limiter) allow() (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now := time.Now(); now.Sub(l.last) >= l.every {
+		n := l.suppressed
+		l.last, l.suppressed = now, 0
+		return true, n
+	}
+	l.suppressed++
+	return false, 0
+}

@@ -1,0 +1,139 @@
+package listen
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/wire"
+)
+
+// UDP is the plain-mode UDP listener (PROTOCOL.md §1).
+type UDP struct {
+	cfg     Config
+	conn    *net.UDPConn
+	sink    Sink
+	closing atomic.Bool
+	done    chan struct{}
+	full    limiter
+	// RecvBuffer is the socket receive buffer the kernel granted, in bytes.
+	RecvBuffer int
+	dropsSeen  bool // the kernel reports drops (SO_RXQ_OVFL)
+	lastDrops  uint32
+}
+
+// ListenUDP binds addr and sizes its receive buffer.
+func ListenUDP(addr string, sink Sink, cfg Config) (*UDP, error) {
+	cfg.setDefaults()
+	la, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := net.ListenUDP("udp", la)
+	if err != nil {
+		return nil, err
+	}
+	u := &UDP{cfg: cfg, conn: conn, sink: sink, done: make(chan struct{}), full: limiter{every: 10 * time.Second}}
+	if cfg.UDPBuffer > 0 {
+		u.RecvBuffer = setRecvBuffer(conn, cfg.UDPBuffer)
+	}
+	if err := enableDropCount(conn); err != nil {
+		cfg.Logger.Warn("udp: kernel drop count unavailable", "err", err)
+	}
+	return u, nil
+}
+
+// Addr is the bound address.
+func (u *UDP) Addr() net.Addr { return u.conn.LocalAddr() }
+
+// Serve reads datagrams until Close.
+func (u *UDP) Serve() {
+	defer close(u.done)
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, 128)
+	names := make(map[netip.Addr]string) // device names, so a datagram costs no string
+	var msgs []inlet.Message
+	var arena []byte
+	var from netip.AddrPort
+	var device string
+	emit := func(line []byte) {
+		start := len(arena)
+		arena = append(arena, line...)
+		msgs = append(msgs, inlet.Message{
+			Device: device, Transport: inlet.UDP, Remote: from,
+			Payload: arena[start:len(arena):len(arena)],
+		})
+	}
+	for {
+		n, oobn, _, addr, err := u.conn.ReadMsgUDPAddrPort(buf, oob)
+		if err != nil {
+			if u.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			u.cfg.Logger.Warn("udp: read failed", "err", err)
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		if drops, ok := parseDropCount(oob[:oobn]); ok {
+			if u.dropsSeen && drops != u.lastDrops {
+				u.cfg.Stats.UDPKernelDrops.Add(int64(drops - u.lastDrops)) // wraps correctly
+			} else if !u.dropsSeen {
+				u.cfg.Stats.UDPKernelDrops.Add(int64(drops))
+			}
+			u.dropsSeen, u.lastDrops = true, drops
+		}
+		u.cfg.Stats.Datagrams.Add(1)
+		from = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+		var ok bool
+		if device, ok = names[from.Addr()]; !ok {
+			if len(names) >= 4096 {
+				clear(names)
+			}
+			device = deviceID(from.Addr())
+			names[from.Addr()] = device
+		}
+		arena = make([]byte, 0, n)
+		if k := wire.SplitDatagram(buf[:n], u.cfg.MaxMessage, emit); k > 0 {
+			u.cfg.Stats.TooLong.Add(int64(k))
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		queued, err := u.sink.TrySubmit(msgs)
+		switch {
+		case err != nil:
+			u.cfg.Logger.Warn("udp: messages not queued at shutdown", "err", err)
+		case !queued:
+			u.cfg.Stats.QueueFull.Add(int64(len(msgs)))
+			if ok, n := u.full.allow(); ok {
+				u.cfg.Logger.Warn("udp: commit queue full; dropping datagrams", "suppressed", n)
+			}
+		default:
+			u.cfg.Stats.MessagesUDP.Add(int64(len(msgs)))
+			u.cfg.Stats.BytesUDP.Add(int64(len(arena)))
+		}
+		clear(msgs)
+		msgs = msgs[:0]
+	}
+}
+
+// Close reads what is already in the socket buffer (up to DrainTimeout), then
+// closes the socket and waits for the reader.
+func (u *UDP) Close(ctx context.Context) error {
+	if u.closing.Swap(true) {
+		<-u.done
+		return nil
+	}
+	u.conn.SetReadDeadline(time.Now().Add(u.cfg.DrainTimeout))
+	select {
+	case <-u.done:
+	case <-ctx.Done():
+	}
+	u.conn.Close()
+	<-u.done
+	return nil
+}
