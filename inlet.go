@@ -33,7 +33,7 @@ func (t Transport) String() string {
 // Message is one accepted reading on its way to the store. Payload is owned by the
 // message: a listener copies the bytes out of its read buffer before handing it over.
 type Message struct {
-	ReceivedAt int64 // unix nanoseconds, taken when the listener framed the message
+	ReceivedAt int64 // unix nanoseconds, stamped when the message enters the commit queue
 	Device     string
 	Transport  Transport
 	Remote     netip.AddrPort

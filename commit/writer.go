@@ -165,6 +165,12 @@ func (w *Writer) enqueueLocked(msgs []inlet.Message, n int) error {
 		w.mu.Unlock()
 		return inlet.ErrClosed
 	}
+	// Stamped under the lock, so received_at follows queue order; rows leave
+	// that order only within one batch (sqlite's time search relies on it).
+	now := time.Now().UnixNano()
+	for i := range msgs {
+		msgs[i].ReceivedAt = now
+	}
 	w.queue = append(w.queue, msgs...)
 	w.queueBytes += n
 	w.cfg.Stats.QueueDepth.Store(int64(len(w.queue)))

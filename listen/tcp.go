@@ -31,6 +31,7 @@ type TCP struct {
 
 	mu      sync.Mutex
 	closing atomic.Bool
+	drainAt atomic.Int64 // unix nanoseconds: when draining readers stop, set by Close
 	conns   map[*tcpConn]struct{}
 	perIP   map[netip.Addr]int
 	wg      sync.WaitGroup
@@ -94,16 +95,13 @@ func (t *TCP) Serve() {
 }
 
 // admit registers c and starts its reader, or refuses it when over a limit.
+// Connections accepted while Close drains the backlog are served too: their
+// clients sent before the shutdown.
 func (t *TCP) admit(c net.Conn) {
 	ap := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	ip := ap.Addr().Unmap()
 	tc := &tcpConn{Conn: c, ip: ip}
 	t.mu.Lock()
-	if t.closing.Load() {
-		t.mu.Unlock()
-		c.Close()
-		return
-	}
 	over := ""
 	switch {
 	case len(t.conns) >= t.cfg.MaxConns:
@@ -126,7 +124,17 @@ func (t *TCP) admit(c net.Conn) {
 	t.mu.Unlock()
 	t.cfg.Stats.ConnsAccepted.Add(1)
 	t.cfg.Stats.ConnsOpen.Add(1)
-	go t.serveConn(tc, ap)
+
+	r := &connReader{t: t, tc: tc, remote: ap, device: deviceID(ap.Addr()), fr: wire.Framer{Max: t.cfg.MaxMessage}}
+	r.emitFn = r.emit
+	// A connect-per-message device has usually sent its line and FIN before the
+	// accept: read that here, in accept order, without starting a goroutine. This
+	// keeps one device's messages in the order it sent them and saves the
+	// goroutine's cost on the commonest traffic of all.
+	if r.readInline() {
+		return
+	}
+	go r.serve()
 }
 
 func (t *TCP) forget(tc *tcpConn) {
@@ -140,75 +148,115 @@ func (t *TCP) forget(tc *tcpConn) {
 	t.wg.Done()
 }
 
-// serveConn reads one connection until EOF, error, idle timeout or shutdown.
-func (t *TCP) serveConn(tc *tcpConn, remote netip.AddrPort) {
-	defer t.forget(tc)
-	defer tc.Close()
-	device := deviceID(remote.Addr())
-	fr := wire.Framer{Max: t.cfg.MaxMessage}
+// connReader frames one connection's bytes and hands its messages to the sink.
+type connReader struct {
+	t      *TCP
+	tc     *tcpConn
+	remote netip.AddrPort
+	device string
+	fr     wire.Framer
+	emitFn func([]byte)
+	msgs   []inlet.Message
+	arena  []byte // payload bytes of one read's messages, owned by the sink after submit
+	readN  int
+}
+
+func (r *connReader) emit(line []byte) {
+	if r.arena == nil {
+		r.arena = make([]byte, 0, max(r.readN, len(line)))
+	}
+	start := len(r.arena)
+	r.arena = append(r.arena, line...)
+	r.msgs = append(r.msgs, inlet.Message{
+		Device: r.device, Transport: inlet.TCP, Remote: r.remote,
+		Payload: r.arena[start:len(r.arena):len(r.arena)],
+	})
+}
+
+// feed frames p and queues its messages; false means the sink refused them.
+func (r *connReader) feed(p []byte) bool {
+	r.readN = len(p)
+	if k := r.fr.Feed(p, r.emitFn); k > 0 {
+		r.t.cfg.Stats.TooLong.Add(int64(k))
+	}
+	return r.submit()
+}
+
+func (r *connReader) submit() bool {
+	if len(r.msgs) == 0 {
+		return true
+	}
+	stats := r.t.cfg.Stats
+	stats.MessagesTCP.Add(int64(len(r.msgs)))
+	stats.BytesTCP.Add(int64(len(r.arena)))
+	err := r.t.sink.Submit(r.t.hard, r.msgs)
+	clear(r.msgs)
+	r.msgs, r.arena = r.msgs[:0], nil
+	if err != nil {
+		r.t.cfg.Logger.Warn("tcp: messages not queued at shutdown", "remote", r.remote.String(), "err", err)
+		return false
+	}
+	return true
+}
+
+// finish ends the stream (keeping the tail on a clean close), queues the rest and
+// releases the connection.
+func (r *connReader) finish(clean bool) {
+	truncated, tooLong := r.fr.End(clean, r.emitFn)
+	if truncated {
+		r.t.cfg.Stats.Truncated.Add(1)
+	}
+	if tooLong {
+		r.t.cfg.Stats.TooLong.Add(1)
+	}
+	r.submit()
+	r.tc.Close()
+	r.t.forget(r.tc)
+}
+
+// readInline reads whatever the socket already holds without waiting. It reports
+// true when the connection is finished (EOF or error) and released.
+func (r *connReader) readInline() bool {
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	for range 4 {
+		n, eof, err := readNow(r.tc.Conn, *bp)
+		switch {
+		case n > 0:
+			if !r.feed((*bp)[:n]) {
+				r.finish(false)
+				return true
+			}
+		case eof:
+			r.finish(true)
+			return true
+		case err != nil:
+			r.finish(false)
+			return true
+		default: // nothing more yet
+			return false
+		}
+	}
+	return false
+}
+
+// serve reads the connection until EOF, error, idle timeout or shutdown.
+func (r *connReader) serve() {
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
 	buf := *bp
-	var msgs []inlet.Message
-	var arena []byte // payload bytes of one read's messages, handed to the sink
-	var readN int
-	emit := func(line []byte) {
-		if arena == nil {
-			arena = make([]byte, 0, max(readN, len(line)))
-		}
-		start := len(arena)
-		arena = append(arena, line...)
-		msgs = append(msgs, inlet.Message{
-			Device: device, Transport: inlet.TCP, Remote: remote,
-			Payload: arena[start:len(arena):len(arena)],
-		})
-	}
-	submit := func() bool {
-		if len(msgs) == 0 {
-			return true
-		}
-		var bytes int64
-		for i := range msgs {
-			bytes += int64(len(msgs[i].Payload))
-		}
-		t.cfg.Stats.MessagesTCP.Add(int64(len(msgs)))
-		t.cfg.Stats.BytesTCP.Add(bytes)
-		err := t.sink.Submit(t.hard, msgs)
-		clear(msgs)
-		msgs, arena = msgs[:0], nil
-		if err != nil {
-			t.cfg.Logger.Warn("tcp: messages not queued at shutdown", "remote", remote.String(), "err", err)
-			return false
-		}
-		return true
-	}
-	var err error
 	for {
-		t.setDeadline(tc)
-		var n int
-		n, err = tc.Read(buf)
-		if n > 0 {
-			readN = n
-			if k := fr.Feed(buf[:n], emit); k > 0 {
-				t.cfg.Stats.TooLong.Add(int64(k))
-			}
-			if !submit() {
-				return
-			}
+		r.t.setDeadline(r.tc)
+		n, err := r.tc.Read(buf)
+		if n > 0 && !r.feed(buf[:n]) {
+			r.finish(false)
+			return
 		}
 		if err != nil {
-			break
+			r.finish(errors.Is(err, io.EOF))
+			return
 		}
 	}
-	clean := errors.Is(err, io.EOF)
-	truncated, tooLong := fr.End(clean, emit)
-	if truncated {
-		t.cfg.Stats.Truncated.Add(1)
-	}
-	if tooLong {
-		t.cfg.Stats.TooLong.Add(1)
-	}
-	submit()
 }
 
 // setDeadline gives the next read its deadline: the idle timeout, or the drain
@@ -221,27 +269,35 @@ func (t *TCP) setDeadline(tc *tcpConn) {
 			return
 		}
 	}
-	tc.SetReadDeadline(time.Now().Add(t.cfg.DrainTimeout))
+	// The drain deadline is fixed: a client that keeps sending cannot extend it.
+	tc.SetReadDeadline(time.Unix(0, t.drainAt.Load()))
 }
 
 // Close stops accepting, lets every connection read what its client already sent
 // (up to DrainTimeout), waits for the readers to queue it, and closes them. If ctx
 // ends first, blocked readers give up their messages.
 func (t *TCP) Close(ctx context.Context) error {
+	drain := time.Now().Add(t.cfg.DrainTimeout)
 	t.mu.Lock()
-	if t.closing.Swap(true) {
+	if t.closing.Load() {
 		t.mu.Unlock()
 		<-t.done
 		return nil
 	}
+	t.drainAt.Store(drain.UnixNano())
+	t.closing.Store(true)
 	close(t.quit)
-	t.ln.Close()
-	drain := time.Now().Add(t.cfg.DrainTimeout)
+	// Keep accepting until the drain deadline: connections already in the backlog
+	// carry messages their clients consider sent.
+	if dl, ok := t.ln.(interface{ SetDeadline(time.Time) error }); !ok || dl.SetDeadline(drain) != nil {
+		t.ln.Close()
+	}
 	for c := range t.conns {
 		c.SetReadDeadline(drain)
 	}
 	t.mu.Unlock()
 	<-t.done
+	t.ln.Close()
 	waited := make(chan struct{})
 	go func() { t.wg.Wait(); close(waited) }()
 	select {

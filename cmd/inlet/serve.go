@@ -286,7 +286,8 @@ func (m *Main) Close(ctx context.Context) error {
 	if err != nil {
 		m.Logger.Error("shutdown incomplete", "err", err)
 	} else {
-		m.Logger.Info("stopped", "committed", m.Stats.Committed.Load())
+		m.Logger.Info("stopped", "received", m.Stats.MessagesTCP.Load()+m.Stats.MessagesUDP.Load(),
+			"committed", m.Stats.Committed.Load())
 	}
 	return err
 }

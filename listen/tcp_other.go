@@ -1,0 +1,8 @@
+//go:build !unix
+
+package listen
+
+import "net"
+
+// readNow never reads inline where raw reads are not available.
+func readNow(net.Conn, []byte) (int, bool, error) { return 0, false, nil }
