@@ -15,12 +15,14 @@ type Device struct {
 	Run        CounterRun
 }
 
-// Observe accounts for one message of the device at time t.
+// Observe accounts for one message of the device.
 func (d *Device) Observe(m *Message) {
-	if d.Messages == 0 || m.ReceivedAt < d.FirstSeen {
+	switch {
+	case d.Messages == 0:
+		d.FirstSeen, d.LastSeen = m.ReceivedAt, m.ReceivedAt
+	case m.ReceivedAt < d.FirstSeen:
 		d.FirstSeen = m.ReceivedAt
-	}
-	if m.ReceivedAt > d.LastSeen {
+	case m.ReceivedAt > d.LastSeen:
 		d.LastSeen = m.ReceivedAt
 	}
 	d.Messages++

@@ -72,7 +72,8 @@ type Batch struct {
 }
 
 // Store is durable storage for messages and device state. Commit must write the
-// whole batch in one transaction and return only once it is synced to disk.
+// whole batch in one transaction and return only once it is synced to disk; it
+// may reorder b.Messages (keeping each device's messages in order).
 type Store interface {
 	Commit(ctx context.Context, b *Batch) error
 	// Devices returns the persisted state of every device, for the writer to

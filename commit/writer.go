@@ -6,11 +6,9 @@
 package commit
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -255,9 +253,6 @@ func (w *Writer) commit(msgs []inlet.Message) error {
 		d.Observe(m)
 		touched[m.Device] = d
 	}
-	// Rows of one device go in together: the device index then takes one run of
-	// appends per device instead of a seek per row (see BENCHMARKS.md).
-	slices.SortStableFunc(msgs, func(a, b inlet.Message) int { return cmp.Compare(a.Device, b.Device) })
 	b := &inlet.Batch{Messages: msgs, Devices: make([]inlet.Device, 0, len(touched))}
 	for _, d := range touched {
 		b.Devices = append(b.Devices, *d)

@@ -22,7 +22,8 @@ type Framer struct {
 // Feed frames p, calling emit for every message it completes. The slice passed to
 // emit is valid only during the call (it may point into p or into the framer).
 // Feed returns how many messages were discarded as too long; a too-long message is
-// counted once, when it first exceeds Max.
+// counted once: when more than Max+1 of its bytes are held (the last could be
+// the '\r' of a valid message), or at its '\n'.
 func (f *Framer) Feed(p []byte, emit func(msg []byte)) (tooLong int) {
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/inletdev/inlet"
+)
+
+// mountSmallDisk mounts a tmpfs of the given size, or skips the test where that is
+// not possible (not root, no mount).
+func mountSmallDisk(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	dir := filepath.Join(t.TempDir(), "disk")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+func httpStatus(url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// A full disk: the server keeps running, reports unready, pushes back on the TCP
+// client, and once space returns stores every line the client wrote, in order.
+func TestDiskFull(t *testing.T) {
+	dir := mountSmallDisk(t, "1m")
+	cfg := testConfig(t)
+	cfg.DB = filepath.Join(dir, "inlet.db")
+	m := MustRun(t, cfg)
+	readyz := "http://" + m.ReadyInfo().HTTP + "/readyz"
+	if s := httpStatus(readyz); s != 200 {
+		t.Fatalf("readyz before: %d", s)
+	}
+
+	c := dialFrom(t, "127.0.0.40", m.tcpAddr())
+	var written atomic.Int64
+	var stop atomic.Bool
+	done := make(chan error, 1)
+	pad := strings.Repeat("p", 200)
+	go func() {
+		defer c.Close()
+		for n := int64(1); !stop.Load(); {
+			var chunk strings.Builder
+			for range 100 {
+				fmt.Fprintf(&chunk, "%d %s\r\n", n, pad)
+				n++
+			}
+			c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			if _, err := c.Write([]byte(chunk.String())); err != nil {
+				done <- err
+				return
+			}
+			written.Store(n - 1)
+		}
+		done <- nil
+	}()
+	waitFor(t, "a failing commit", 20*time.Second, func() bool { return m.Stats.StoreErrors.Load() > 0 })
+	if s := httpStatus(readyz); s != http.StatusServiceUnavailable {
+		t.Errorf("readyz while the disk is full: %d, want 503", s)
+	}
+	// Backpressure: the client's writes stall instead of the server buffering.
+	stalled := written.Load()
+	time.Sleep(300 * time.Millisecond)
+	if w := written.Load(); w > stalled+2000 {
+		t.Errorf("client kept writing (%d -> %d lines) while the store was failing", stalled, w)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,size=256m", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v %s", err, out)
+	}
+	waitFor(t, "recovery", 20*time.Second, func() bool { return httpStatus(readyz) == 200 })
+	stop.Store(true)
+	if err := <-done; err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	total := written.Load()
+	waitCommitted(t, m, total)
+	MustClose(t, m)
+	t.Logf("%d lines, %d failed commits retried", total, m.Stats.StoreErrors.Load())
+
+	d := devices(t, cfg.DB)["127.0.0.40"]
+	if d.Messages != total || d.Gaps != 0 || d.Duplicates != 0 {
+		t.Errorf("device %+v, want %d messages without loss", d, total)
+	}
+	ms := messages(t, cfg.DB, inlet.Query{})
+	if int64(len(ms)) != total {
+		t.Fatalf("stored %d rows, want %d", len(ms), total)
+	}
+	for i, msg := range ms {
+		if want := fmt.Sprintf("%d %s", i+1, pad); string(msg.Payload) != want {
+			t.Fatalf("row %d: %.20q…, want %.20q…", i, msg.Payload, want)
+		}
+	}
+}
