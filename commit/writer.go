@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/inletdev/inlet"
@@ -63,6 +64,8 @@ type Writer struct {
 	queueBytes int
 	space      chan struct{} // closed when the queue shrinks; replaced after
 	closing    bool
+
+	inflight atomic.Int64 // messages in the batch being committed
 
 	wake    chan struct{}      // capacity 1: the queue became non-empty or closing
 	abort   context.CancelFunc // cancels retries after Close gives up
@@ -231,7 +234,10 @@ func (w *Writer) run() {
 				break
 			}
 		}
-		if err := w.commit(batch); err != nil {
+		w.inflight.Store(int64(len(batch)))
+		err := w.commit(batch)
+		w.inflight.Store(0)
+		if err != nil {
 			w.cfg.Logger.Error("commit: giving up on batch at shutdown", "batch", len(batch), "err", err)
 			return
 		}
@@ -310,11 +316,12 @@ func (w *Writer) Close(ctx context.Context) error {
 	case <-w.done:
 		return nil
 	case <-ctx.Done():
+		n := w.inflight.Load()
 		w.abort()
 		<-w.done
 		w.mu.Lock()
-		n := len(w.queue)
+		n += int64(len(w.queue))
 		w.mu.Unlock()
-		return fmt.Errorf("commit: close: %d queued messages not stored: %w", n, ctx.Err())
+		return fmt.Errorf("commit: close: %d messages not stored: %w", n, ctx.Err())
 	}
 }
