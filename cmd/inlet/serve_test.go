@@ -295,3 +295,77 @@ func TestIdleTimeout(t *testing.T) {
 		t.Errorf("stored %q", got)
 	}
 }
+
+// A burst into a tiny UDP receive buffer: whatever the kernel drops is counted,
+// so received + kernel drops + queue_full accounts for every datagram sent.
+func TestUDPDropsAreCounted(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.UDPBuffer = 4096
+	cfg.TCP = ""
+	m := MustRun(t, cfg)
+	c, err := net.Dial("udp", m.udpAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const burst = 20000
+	buf := make([]byte, 10)
+	for n := 1; n <= burst; n++ {
+		clear(buf)
+		copy(buf, strconv.Itoa(n))
+		c.Write(buf)
+	}
+	// The kernel reports its drop count with the next datagram read.
+	time.Sleep(100 * time.Millisecond)
+	c.Write([]byte("last"))
+	waitFor(t, "the last datagram", 5*time.Second, func() bool {
+		return m.Stats.Datagrams.Load()+m.Stats.UDPKernelDrops.Load() >= burst+1
+	})
+	MustClose(t, m)
+	got, drops, full := m.Stats.Datagrams.Load(), m.Stats.UDPKernelDrops.Load(), m.Stats.QueueFull.Load()
+	t.Logf("sent %d: read %d, kernel drops %d, queue full %d", burst+1, got, drops, full)
+	if got+drops != burst+1 {
+		t.Errorf("read %d + kernel drops %d != sent %d", got, drops, burst+1)
+	}
+	stored := int64(len(messages(t, cfg.DB, inlet.Query{})))
+	if stored+full != got {
+		t.Errorf("stored %d + queue_full %d != read %d", stored, full, got)
+	}
+	d := devices(t, cfg.DB)["127.0.0.1"]
+	// Every counter lost below the highest one received shows as missing ("last"
+	// is not a counter; what was lost above the highest cannot be known).
+	if want := d.Run.High - d.Run.Low + 1 - (stored - 1); d.Missing != want || d.Duplicates != 0 || d.Resets != 0 {
+		t.Errorf("device %+v: missing should be %d", d, want)
+	}
+}
+
+// IPv6: the device is its IPv6 address, the remote is [addr]:port.
+func TestIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skip("no IPv6 loopback")
+	}
+	ln.Close()
+	cfg := testConfig(t)
+	cfg.TCP, cfg.UDP = "[::1]:0", "[::1]:0"
+	m := MustRun(t, cfg)
+	if err := sendOnce("", m.tcpAddr(), "7\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("udp", m.udpAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("8\x00\x00"))
+	c.Close()
+	waitCommitted(t, m, 2)
+	MustClose(t, m)
+	for _, msg := range messages(t, cfg.DB, inlet.Query{}) {
+		if msg.Device != "::1" || !strings.HasPrefix(msg.Remote.String(), "[::1]:") {
+			t.Errorf("row %+v", msg)
+		}
+	}
+	if d := devices(t, cfg.DB)["::1"]; d.Messages != 2 || d.Gaps != 0 {
+		t.Errorf("device %+v", d)
+	}
+}
