@@ -48,7 +48,10 @@ type tcpConn struct {
 // ListenTCP binds addr ("" is not allowed; the caller skips a disabled listener).
 func ListenTCP(addr string, sink Sink, cfg Config) (*TCP, error) {
 	cfg.setDefaults()
-	ln, err := net.Listen("tcp", addr)
+	// No TCP keep-alive: it costs four setsockopt calls per accepted connection,
+	// and the idle timeout already closes connections from vanished devices.
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
