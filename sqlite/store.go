@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 
@@ -75,6 +76,11 @@ func dsn(path string, readOnly bool) string {
 
 // Open opens (and creates or migrates, unless read-only) the database at path.
 func Open(ctx context.Context, path string, opt Options) (*Store, error) {
+	if opt.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("sqlite: no database at %s: %w", path, err)
+		}
+	}
 	db, err := sql.Open("sqlite", dsn(path, opt.ReadOnly))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
