@@ -106,19 +106,16 @@ func derive(msgs []inlet.Message) int {
 	for i := range msgs {
 		n += len(msgs[i].Payload)
 	}
+	// One arena for all the fields. A slice taken before append grows the arena
+	// keeps pointing at the old array, whose bytes stay as written.
 	arena := make([]byte, 0, n+16*len(msgs))
-	ends := make([]int, len(msgs))
 	for i := range msgs {
 		m := &msgs[i]
+		start := len(arena)
 		arena, m.Counter, m.IsCounter = payload.AppendFields(arena, m.Payload)
-		ends[i] = len(arena)
-	}
-	start := 0
-	for i := range msgs {
-		if ends[i] > start {
-			msgs[i].Fields = arena[start:ends[i]:ends[i]]
+		if len(arena) > start {
+			m.Fields = arena[start:len(arena):len(arena)]
 		}
-		start = ends[i]
 	}
 	return n
 }

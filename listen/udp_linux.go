@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"syscall"
+	"unsafe"
 )
 
 // setRecvBuffer asks for a receive buffer of n bytes, past net.core.rmem_max when
@@ -40,19 +41,26 @@ func enableDropCount(c *net.UDPConn) error {
 	return serr
 }
 
-// parseDropCount finds the SO_RXQ_OVFL counter in a datagram's control messages.
+// parseDropCount finds the SO_RXQ_OVFL counter in a datagram's control messages
+// without allocating (syscall.ParseSocketControlMessage allocates per call). oob
+// must come from make, so that its start is aligned for a Cmsghdr.
 func parseDropCount(oob []byte) (uint32, bool) {
-	if len(oob) == 0 {
-		return 0, false
-	}
-	msgs, err := syscall.ParseSocketControlMessage(oob)
-	if err != nil {
-		return 0, false
-	}
-	for _, m := range msgs {
-		if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SO_RXQ_OVFL && len(m.Data) >= 4 {
-			return binary.NativeEndian.Uint32(m.Data), true
+	const hdr = syscall.SizeofCmsghdr
+	const align = int(unsafe.Sizeof(uintptr(0))) // CMSG_ALIGN: sizeof(long)
+	for len(oob) >= hdr {
+		h := (*syscall.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < hdr || l > len(oob) {
+			return 0, false
 		}
+		if h.Level == syscall.SOL_SOCKET && h.Type == syscall.SO_RXQ_OVFL && l >= hdr+4 {
+			return binary.NativeEndian.Uint32(oob[hdr:]), true
+		}
+		next := (l + align - 1) &^ (align - 1)
+		if next >= len(oob) {
+			return 0, false
+		}
+		oob = oob[next:]
 	}
 	return 0, false
 }
