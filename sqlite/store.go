@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -30,9 +31,16 @@ const schemaVersion = 1
 // per-statement overhead that dominates small rows (see BENCHMARKS.md).
 const rowsPerInsert = 32
 
-const insertCols = "INSERT INTO messages (received_at, device, transport, remote, boot, seq, payload, fields) VALUES "
-const insertRow = "(?,?,?,?,?,?,?,?)"
-const colsPerRow = 8
+// Two row shapes: plain-mode rows leave boot and seq NULL without binding them
+// (binding NULLs cost a tenth of the commit), acknowledged rows carry them.
+const (
+	insertPlain = "INSERT INTO messages (received_at, device, transport, remote, payload, fields) VALUES "
+	rowPlain    = "(?,?,?,?,?,?)"
+	colsPlain   = 6
+	insertAcked = "INSERT INTO messages (received_at, device, transport, remote, boot, seq, payload, fields) VALUES "
+	rowAcked    = "(?,?,?,?,?,?,?,?)"
+	colsAcked   = 8
+)
 
 const upsertDevice = `INSERT INTO devices (device, messages, first_seen, last_seen, gaps, missing, duplicates, resets, last_counter, run_low, run_seen)
 VALUES (?,?,?,?,?,?,?,?,?,?,?)
@@ -42,11 +50,65 @@ ON CONFLICT (device) DO UPDATE SET messages=excluded.messages, first_seen=exclud
 
 // Store is an inlet.Store backed by one SQLite file.
 type Store struct {
-	db *sql.DB // readers
-	w  *sql.Conn
-	// Prepared on w, used only by Commit (one writer goroutine).
-	insertMany, insertOne, upsert *sql.Stmt
-	args                          []any
+	db *sql.DB     // readers, and the schema set-up
+	w  *sql.Conn   // the writer's connection, used only by Commit (one goroutine)
+	ws *writeStmts // prepared on w's driver connection, used only inside w.Raw
+}
+
+// writeStmts are the writer's statements at the driver level: Commit runs inside
+// sql.Conn.Raw and calls the driver directly, which skips database/sql's
+// per-argument conversion and locking on the hottest path of all.
+type writeStmts struct {
+	conn                driver.ExecerContext
+	plainMany, plainOne driver.StmtExecContext
+	ackedMany, ackedOne driver.StmtExecContext
+	upsert              driver.StmtExecContext
+	closers             []driver.Stmt
+	args                []driver.NamedValue
+}
+
+func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
+	conn, ok1 := dc.(driver.ExecerContext)
+	prep, ok2 := dc.(driver.ConnPrepareContext)
+	if !ok1 || !ok2 {
+		return nil, errors.New("sqlite driver lacks ExecerContext or ConnPrepareContext")
+	}
+	ws := &writeStmts{conn: conn, args: make([]driver.NamedValue, rowsPerInsert*colsAcked)}
+	for i := range ws.args {
+		ws.args[i].Ordinal = i + 1
+	}
+	prepare := func(q string) (driver.StmtExecContext, error) {
+		st, err := prep.PrepareContext(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		ws.closers = append(ws.closers, st)
+		ex, ok := st.(driver.StmtExecContext)
+		if !ok {
+			return nil, errors.New("sqlite driver statement lacks ExecContext")
+		}
+		return ex, nil
+	}
+	many := func(head, row string) string {
+		return head + strings.TrimSuffix(strings.Repeat(row+",", rowsPerInsert), ",")
+	}
+	var err error
+	if ws.plainMany, err = prepare(many(insertPlain, rowPlain)); err != nil {
+		return nil, err
+	}
+	if ws.plainOne, err = prepare(insertPlain + rowPlain); err != nil {
+		return nil, err
+	}
+	if ws.ackedMany, err = prepare(many(insertAcked, rowAcked)); err != nil {
+		return nil, err
+	}
+	if ws.ackedOne, err = prepare(insertAcked + rowAcked); err != nil {
+		return nil, err
+	}
+	if ws.upsert, err = prepare(upsertDevice); err != nil {
+		return nil, err
+	}
+	return ws, nil
 }
 
 // Options for Open.
@@ -136,18 +198,11 @@ func (s *Store) init(ctx context.Context, readOnly bool) error {
 		return err
 	}
 	s.w = w
-	many := insertCols + strings.TrimSuffix(strings.Repeat(insertRow+",", rowsPerInsert), ",")
-	if s.insertMany, err = w.PrepareContext(ctx, many); err != nil {
+	return w.Raw(func(dc any) error {
+		var err error
+		s.ws, err = prepareWrites(ctx, dc)
 		return err
-	}
-	if s.insertOne, err = w.PrepareContext(ctx, insertCols+insertRow); err != nil {
-		return err
-	}
-	if s.upsert, err = w.PrepareContext(ctx, upsertDevice); err != nil {
-		return err
-	}
-	s.args = make([]any, 0, rowsPerInsert*colsPerRow)
-	return nil
+	})
 }
 
 // Commit writes a batch in one transaction; it returns once the transaction is
@@ -156,67 +211,101 @@ func (s *Store) init(ctx context.Context, readOnly bool) error {
 // per device instead of a B-tree seek per row, which halves the cost of that
 // index (BENCHMARKS.md). Ids therefore follow arrival order per device, and across
 // devices to within one batch.
-func (s *Store) Commit(ctx context.Context, b *inlet.Batch) (err error) {
+func (s *Store) Commit(ctx context.Context, b *inlet.Batch) error {
 	if s.w == nil {
 		return fmt.Errorf("sqlite: commit: %w", inlet.ErrClosed)
 	}
 	slices.SortStableFunc(b.Messages, func(x, y inlet.Message) int { return cmp.Compare(x.Device, y.Device) })
-	if _, err := s.w.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	return s.w.Raw(func(any) error { return s.ws.commit(ctx, b) })
+}
+
+func (ws *writeStmts) commit(ctx context.Context, b *inlet.Batch) (err error) {
+	if _, err := ws.conn.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
 	defer func() {
 		if err != nil {
 			// A failed COMMIT may have rolled back already; ignore that error.
-			s.w.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+			ws.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK", nil)
 		}
 	}()
 	msgs := b.Messages
-	for len(msgs) >= rowsPerInsert {
-		if err := s.exec(ctx, s.insertMany, msgs[:rowsPerInsert]); err != nil {
-			return err
+	for len(msgs) > 0 {
+		// The longest run of one row shape, inserted 32 rows a statement.
+		acked := msgs[0].Seq != 0
+		run := 1
+		for run < len(msgs) && (msgs[run].Seq != 0) == acked {
+			run++
 		}
-		msgs = msgs[rowsPerInsert:]
-	}
-	for i := range msgs {
-		if err := s.exec(ctx, s.insertOne, msgs[i:i+1]); err != nil {
-			return err
+		many, one := ws.plainMany, ws.plainOne
+		if acked {
+			many, one = ws.ackedMany, ws.ackedOne
+		}
+		for ; run >= rowsPerInsert; run -= rowsPerInsert {
+			if err := ws.insert(ctx, many, msgs[:rowsPerInsert], acked); err != nil {
+				return err
+			}
+			msgs = msgs[rowsPerInsert:]
+		}
+		for ; run > 0; run-- {
+			if err := ws.insert(ctx, one, msgs[:1], acked); err != nil {
+				return err
+			}
+			msgs = msgs[1:]
 		}
 	}
 	for i := range b.Devices {
 		d := &b.Devices[i]
-		var last, low, seen any
+		var last, low, seen driver.Value
 		if d.Run.Active {
 			last, low, seen = d.Run.High, d.Run.Low, int64(d.Run.Seen)
 		}
-		if _, err := s.upsert.ExecContext(ctx, d.ID, d.Messages, d.FirstSeen, d.LastSeen, d.Gaps, d.Missing,
-			d.Duplicates, d.Resets, last, low, seen); err != nil {
+		vals := [...]driver.Value{d.ID, d.Messages, d.FirstSeen, d.LastSeen, d.Gaps, d.Missing, d.Duplicates, d.Resets, last, low, seen}
+		args := ws.args[:len(vals)]
+		for i, v := range vals {
+			args[i].Value = v
+		}
+		_, err := ws.upsert.ExecContext(ctx, args)
+		ws.release(len(vals))
+		if err != nil {
 			return fmt.Errorf("sqlite: save device %s: %w", d.ID, err)
 		}
 	}
-	if _, err := s.w.ExecContext(ctx, "COMMIT"); err != nil {
+	if _, err := ws.conn.ExecContext(ctx, "COMMIT", nil); err != nil {
 		return fmt.Errorf("sqlite: commit batch: %w", err)
 	}
 	return nil
 }
 
-func (s *Store) exec(ctx context.Context, st *sql.Stmt, msgs []inlet.Message) error {
-	args := s.args[:0]
+// release drops the references the first n arguments hold, keeping their ordinals.
+func (ws *writeStmts) release(n int) {
+	for i := range ws.args[:n] {
+		ws.args[i].Value = nil
+	}
+}
+
+func (ws *writeStmts) insert(ctx context.Context, st driver.StmtExecContext, msgs []inlet.Message, acked bool) error {
+	n := 0
+	set := func(v driver.Value) { ws.args[n].Value = v; n++ }
 	for i := range msgs {
 		m := &msgs[i]
-		var boot, seq, fields any
-		if m.Boot != "" {
-			boot = m.Boot
+		set(m.ReceivedAt)
+		set(m.Device)
+		set(m.Transport.String())
+		set(m.Remote.String())
+		if acked {
+			set(m.Boot)
+			set(m.Seq)
 		}
-		if m.Seq != 0 {
-			seq = m.Seq
-		}
+		set(m.Payload)
 		if m.Fields != nil {
-			fields = string(m.Fields) // TEXT, so json_extract reads it as JSON, not JSONB
+			set(string(m.Fields)) // TEXT, so json_extract reads it as JSON, not JSONB
+		} else {
+			set(nil)
 		}
-		args = append(args, m.ReceivedAt, m.Device, m.Transport.String(), m.Remote.String(), boot, seq, m.Payload, fields)
 	}
-	_, err := st.ExecContext(ctx, args...)
-	clear(args)
+	_, err := st.ExecContext(ctx, ws.args[:n])
+	ws.release(n)
 	if err != nil {
 		return fmt.Errorf("sqlite: insert messages: %w", err)
 	}
@@ -355,9 +444,14 @@ func (s *Store) Messages(ctx context.Context, q inlet.Query, fn func(*inlet.Stor
 // Close closes the database; it is safe to call twice.
 func (s *Store) Close() error {
 	if s.w != nil {
-		s.insertMany.Close()
-		s.insertOne.Close()
-		s.upsert.Close()
+		if s.ws != nil {
+			s.w.Raw(func(any) error {
+				for _, st := range s.ws.closers {
+					st.Close()
+				}
+				return nil
+			})
+		}
 		s.w.Close()
 		s.w = nil
 	}

@@ -19,6 +19,7 @@ Usage:
   inlet serve    [flags]   receive on TCP :3000 and UDP :3001, store in inlet.db
   inlet export   [flags]   write stored messages as NDJSON or CSV
   inlet devices  [flags]   per-device counts: messages, gaps, missing, duplicates, resets
+  inlet bench    [flags]   load-test a server on loopback: sent, stored, loss, rate, CPU per message
   inlet version            print the version
 
 Run 'inlet <command> -h' for a command's flags.
@@ -46,6 +47,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runExport(ctx, args[1:], stdout, stderr)
 	case "devices":
 		err = runDevices(ctx, args[1:], stdout, stderr)
+	case "bench":
+		err = runBench(ctx, args[1:], stdout, stderr)
+	case "bench-baseline": // started by inlet bench --baseline; not in the usage
+		err = runBenchBaseline(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "inlet", version())
 		return 0

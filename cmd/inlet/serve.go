@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,6 +36,7 @@ type Config struct {
 	UDPBuffer      int
 	LogLevel       string
 	LogFormat      string
+	Pprof          bool
 }
 
 // DefaultConfig holds the documented defaults (docs/cli.md).
@@ -118,6 +120,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.UDPBuffer, "udp-buffer", cfg.UDPBuffer, "UDP socket receive buffer in bytes (absorbs bursts while the writer catches up)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (logs go to stderr)")
+	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's profiler at /debug/pprof/ on the HTTP address (for performance work)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -219,8 +222,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if m.httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
 			return fmt.Errorf("listen http %s: %w", cfg.HTTP, err)
 		}
+		var h http.Handler = httpapi.Handler(m.Stats, m.Stats.StoreHealthy.Load)
+		if cfg.Pprof {
+			mux := http.NewServeMux()
+			mux.Handle("/", h)
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			h = mux
+		}
 		m.http = &http.Server{
-			Handler:           httpapi.Handler(m.Stats, m.Stats.StoreHealthy.Load),
+			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 		}

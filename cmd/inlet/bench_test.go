@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// benchJSON runs inlet bench in-process against the real binary (the test binary
+// cannot serve) and returns its report. It asserts no timings, only counts.
+func benchJSON(t *testing.T, args ...string) benchReport {
+	t.Helper()
+	args = append([]string{"bench", "--json", "--server-bin", inletBinary(t)}, args...)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("inlet %s: exit %d\n%s", strings.Join(args, " "), code, stderr.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("report %q: %v", stdout.String(), err)
+	}
+	return rep
+}
+
+// checkCounts asserts that a run's numbers add up.
+func checkCounts(t *testing.T, r runReport) {
+	t.Helper()
+	if r.Stored == nil || r.Loss == nil {
+		t.Fatalf("%s: no stored or loss count: %+v", r.Target, r)
+	}
+	if *r.Stored <= 0 {
+		t.Errorf("%s: stored %d, want some", r.Target, *r.Stored)
+	}
+	if *r.Stored != r.Sent-*r.Loss {
+		t.Errorf("%s: stored %d, sent %d, loss %d: do not add up", r.Target, *r.Stored, r.Sent, *r.Loss)
+	}
+	if r.CPUS == nil || r.PeakRSSMB == nil || *r.PeakRSSMB <= 0 {
+		t.Errorf("%s: no CPU time or peak RSS: %+v", r.Target, r)
+	}
+	t.Logf("%s: sent %d, stored %d, loss %d, send errors %d %s", r.Target, r.Sent, *r.Stored, *r.Loss, r.SendErrors, r.FirstSendError)
+}
+
+func TestBenchScenarios(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers and sends load for a second each")
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		noLoss bool
+	}{
+		{"tutorial", []string{"--scenario", "tutorial", "--devices", "4", "--duration", "1s"}, false},
+		{"tutorial at a low rate", []string{"--scenario", "tutorial", "--devices", "4", "--duration", "1s", "--rate", "50"}, true},
+		{"stream", []string{"--scenario", "stream", "--duration", "1s"}, false},
+		{"stream at a low rate", []string{"--scenario", "stream", "--devices", "4", "--duration", "1s", "--rate", "500"}, true},
+		{"udp", []string{"--scenario", "udp", "--duration", "1s"}, false},
+		{"udp at a low rate", []string{"--scenario", "udp", "--duration", "1s", "--rate", "500"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := benchJSON(t, tc.args...)
+			if len(rep.Runs) != 1 || rep.Runs[0].Target != "inlet" || rep.Ratio != nil {
+				t.Fatalf("runs %+v, want one inlet run", rep.Runs)
+			}
+			r := rep.Runs[0]
+			checkCounts(t, r)
+			if tc.noLoss && *r.Loss != 0 {
+				t.Errorf("loss %d at a low rate, want 0 (rejected %v)", *r.Loss, r.Rejected)
+			}
+		})
+	}
+}
+
+// --count bounds the messages sent in all.
+func TestBenchCount(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	rep := benchJSON(t, "--scenario", "stream", "--devices", "3", "--count", "1000", "--duration", "30s")
+	r := rep.Runs[0]
+	checkCounts(t, r)
+	if r.Sent != 1000 || *r.Loss != 0 {
+		t.Errorf("sent %d, loss %d: want 1000 and 0", r.Sent, *r.Loss)
+	}
+}
+
+// Pinned UDP: the sender's thread on one CPU, the server on the others.
+func TestBenchUDPPinned(t *testing.T) {
+	if testing.Short() || runtime.GOOS != "linux" || runtime.NumCPU() < 2 {
+		t.Skip("needs Linux and 2 CPUs")
+	}
+	rep := benchJSON(t, "--scenario", "udp", "--duration", "1s", "--udp-sender-cpu", "1")
+	r := rep.Runs[0]
+	checkCounts(t, r)
+	if r.ServerCPUs == "" {
+		t.Errorf("server not pinned: %+v", r)
+	}
+}
+
+// With --baseline the bare receiver counts every line the stream sent.
+func TestBenchBaseline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server and the baseline")
+	}
+	// os/signal starts its one permanent goroutine on first use; start it now
+	// so that it is not counted as leaked below.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGUSR2)
+	signal.Reset(syscall.SIGUSR2)
+	before := runtime.NumGoroutine()
+
+	rep := benchJSON(t, "--scenario", "stream", "--devices", "4", "--duration", "1s", "--baseline")
+	if len(rep.Runs) != 2 || rep.Runs[0].Target != "baseline" || rep.Runs[1].Target != "inlet" {
+		t.Fatalf("runs %+v, want baseline then inlet", rep.Runs)
+	}
+	base := rep.Runs[0]
+	checkCounts(t, base)
+	if *base.Stored != base.Sent {
+		t.Errorf("baseline counted %d lines, %d sent", *base.Stored, base.Sent)
+	}
+	checkCounts(t, rep.Runs[1])
+	if rep.Ratio == nil {
+		t.Error("no inlet/baseline ratio")
+	}
+	// Every goroutine the benchmark started has ended.
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+func TestBenchFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--target", "192.0.2.1:3000"}, "not a loopback address"},
+		{[]string{"--scenario", "nope"}, "unknown scenario"},
+		{[]string{"--duration", "0"}, "--duration"},
+		{[]string{"--scenario", "stream", "--udp-sender-cpu", "0"}, "--udp-sender-cpu"},
+		{[]string{"stray"}, "unexpected argument"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"bench"}, tc.args...), &stdout, &stderr)
+		if code == 0 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q: want failure mentioning %q", tc.args, code, stderr.String(), tc.want)
+		}
+	}
+}

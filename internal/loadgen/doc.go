@@ -1,0 +1,15 @@
+// Package loadgen owns load generation and the bare baseline receiver for
+// benchmarks (inlet bench).
+//
+// The generator emulates devices that send the tutorial's counters ("1\r\n",
+// "2\r\n", ...) over TCP or UDP, as fast as they can or at a fixed rate, each
+// from a loopback address of its own so that the server sees one device per
+// emulated device. The baseline receiver reads the same traffic and only counts
+// it: set against it, inlet's numbers show what storing every message costs
+// over merely reading the bytes. The package also reads a process's CPU time and
+// peak memory from /proc and pins threads to CPUs, so that a benchmark on a small
+// machine can keep the sender from starving the receiver.
+//
+// It must not import the server's packages: it measures them from the outside,
+// through sockets and /proc. It only ever sends to loopback addresses.
+package loadgen

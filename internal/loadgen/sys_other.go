@@ -1,0 +1,43 @@
+//go:build !linux
+
+package loadgen
+
+import (
+	"errors"
+	"net"
+	"syscall"
+	"time"
+)
+
+const maxCPUs = 1024
+
+var errUnsupported = errors.New("only supported on Linux")
+
+func pinThread(cpu int) (func(), error) { return nil, errUnsupported }
+
+// PinProcess is only supported on Linux.
+func PinProcess(pid int, cpus []int) error { return errUnsupported }
+
+// ChildAttr is nil outside Linux: there is no parent-death signal.
+func ChildAttr() *syscall.SysProcAttr { return nil }
+
+// ProcStat is what a process has used so far.
+type ProcStat struct {
+	CPU     time.Duration
+	PeakRSS int64
+}
+
+// ReadProc is only supported on Linux.
+func ReadProc(pid int) (ProcStat, error) { return ProcStat{}, errUnsupported }
+
+func bindAddressNoPort(network, address string, c syscall.RawConn) error { return nil }
+
+func setRecvBuffer(c *net.UDPConn, n int) {
+	c.SetReadBuffer(n)
+}
+
+func enableDropCount(c *net.UDPConn) error { return errUnsupported }
+
+func parseDropCount(oob []byte) (uint32, bool) { return 0, false }
+
+func setSendBuffer(c syscall.RawConn, n int) error { return nil }
