@@ -42,11 +42,16 @@ const (
 	colsAcked   = 8
 )
 
-const upsertDevice = `INSERT INTO devices (device, messages, first_seen, last_seen, gaps, missing, duplicates, resets, last_counter, run_low, run_seen)
-VALUES (?,?,?,?,?,?,?,?,?,?,?)
+const (
+	upsertHead = `INSERT INTO devices (device, messages, first_seen, last_seen, gaps, missing, duplicates, resets, last_counter, run_low, run_seen)
+VALUES `
+	upsertRow  = "(?,?,?,?,?,?,?,?,?,?,?)"
+	colsDevice = 11
+	upsertTail = `
 ON CONFLICT (device) DO UPDATE SET messages=excluded.messages, first_seen=excluded.first_seen,
  last_seen=excluded.last_seen, gaps=excluded.gaps, missing=excluded.missing, duplicates=excluded.duplicates,
  resets=excluded.resets, last_counter=excluded.last_counter, run_low=excluded.run_low, run_seen=excluded.run_seen`
+)
 
 // Store is an inlet.Store backed by one SQLite file.
 type Store struct {
@@ -59,12 +64,12 @@ type Store struct {
 // sql.Conn.Raw and calls the driver directly, which skips database/sql's
 // per-argument conversion and locking on the hottest path of all.
 type writeStmts struct {
-	conn                driver.ExecerContext
-	plainMany, plainOne driver.StmtExecContext
-	ackedMany, ackedOne driver.StmtExecContext
-	upsert              driver.StmtExecContext
-	closers             []driver.Stmt
-	args                []driver.NamedValue
+	conn                  driver.ExecerContext
+	plainMany, plainOne   driver.StmtExecContext
+	ackedMany, ackedOne   driver.StmtExecContext
+	upsertMany, upsertOne driver.StmtExecContext
+	closers               []driver.Stmt
+	args                  []driver.NamedValue
 }
 
 func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
@@ -73,7 +78,7 @@ func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
 	if !ok1 || !ok2 {
 		return nil, errors.New("sqlite driver lacks ExecerContext or ConnPrepareContext")
 	}
-	ws := &writeStmts{conn: conn, args: make([]driver.NamedValue, rowsPerInsert*colsAcked)}
+	ws := &writeStmts{conn: conn, args: make([]driver.NamedValue, rowsPerInsert*max(colsAcked, colsDevice))}
 	for i := range ws.args {
 		ws.args[i].Ordinal = i + 1
 	}
@@ -105,7 +110,10 @@ func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
 	if ws.ackedOne, err = prepare(insertAcked + rowAcked); err != nil {
 		return nil, err
 	}
-	if ws.upsert, err = prepare(upsertDevice); err != nil {
+	if ws.upsertMany, err = prepare(many(upsertHead, upsertRow) + upsertTail); err != nil {
+		return nil, err
+	}
+	if ws.upsertOne, err = prepare(upsertHead + upsertRow + upsertTail); err != nil {
 		return nil, err
 	}
 	return ws, nil
@@ -254,25 +262,46 @@ func (ws *writeStmts) commit(ctx context.Context, b *inlet.Batch) (err error) {
 			msgs = msgs[1:]
 		}
 	}
-	for i := range b.Devices {
-		d := &b.Devices[i]
-		var last, low, seen driver.Value
-		if d.Run.Active {
-			last, low, seen = d.Run.High, d.Run.Low, int64(d.Run.Seen)
+	devs := b.Devices
+	for len(devs) > 0 {
+		st, k := ws.upsertOne, 1
+		if len(devs) >= rowsPerInsert {
+			st, k = ws.upsertMany, rowsPerInsert
 		}
-		vals := [...]driver.Value{d.ID, d.Messages, d.FirstSeen, d.LastSeen, d.Gaps, d.Missing, d.Duplicates, d.Resets, last, low, seen}
-		args := ws.args[:len(vals)]
-		for i, v := range vals {
-			args[i].Value = v
+		if err := ws.saveDevices(ctx, st, devs[:k]); err != nil {
+			return err
 		}
-		_, err := ws.upsert.ExecContext(ctx, args)
-		ws.release(len(vals))
-		if err != nil {
-			return fmt.Errorf("sqlite: save device %s: %w", d.ID, err)
-		}
+		devs = devs[k:]
 	}
 	if _, err := ws.conn.ExecContext(ctx, "COMMIT", nil); err != nil {
 		return fmt.Errorf("sqlite: commit batch: %w", err)
+	}
+	return nil
+}
+
+func (ws *writeStmts) saveDevices(ctx context.Context, st driver.StmtExecContext, devs []inlet.Device) error {
+	n := 0
+	set := func(v driver.Value) { ws.args[n].Value = v; n++ }
+	for i := range devs {
+		d := &devs[i]
+		set(d.ID)
+		for _, v := range [...]int64{d.Messages, d.FirstSeen, d.LastSeen, d.Gaps, d.Missing, d.Duplicates, d.Resets} {
+			set(v)
+		}
+		if d.Run.Active {
+			set(d.Run.High)
+			set(d.Run.Low)
+			set(int64(d.Run.Seen))
+		} else {
+			set(nil)
+			set(nil)
+			set(nil)
+		}
+	}
+	_, err := st.ExecContext(ctx, ws.args[:n])
+	ws.release(n)
+	if err != nil {
+		return fmt.Errorf("sqlite: save devices: %w", err)
 	}
 	return nil
 }
