@@ -29,15 +29,16 @@ type TCP struct {
 	hard     context.Context
 	hardStop context.CancelFunc
 
-	mu      sync.Mutex
-	closing atomic.Bool
-	drainAt atomic.Int64 // unix nanoseconds: when draining readers stop, set by Close
-	conns   map[*tcpConn]struct{}
-	perIP   map[netip.Addr]int
-	wg      sync.WaitGroup
-	refused limiter
-	quit    chan struct{} // closed by Close: ends an accept back-off
-	done    chan struct{} // closed when the accept loop has returned
+	mu         sync.Mutex
+	closing    atomic.Bool
+	drainAt    atomic.Int64 // unix nanoseconds: when draining readers stop, set by Close
+	conns      map[*tcpConn]struct{}
+	perIP      map[netip.Addr]int
+	wg         sync.WaitGroup
+	refused    limiter
+	acceptErrs limiter
+	quit       chan struct{} // closed by Close: ends an accept back-off
+	done       chan struct{} // closed when the accept loop has returned
 }
 
 type tcpConn struct {
@@ -56,14 +57,15 @@ func ListenTCP(addr string, sink Sink, cfg Config) (*TCP, error) {
 		return nil, err
 	}
 	t := &TCP{
-		cfg:     cfg,
-		ln:      ln,
-		sink:    sink,
-		conns:   make(map[*tcpConn]struct{}),
-		perIP:   make(map[netip.Addr]int),
-		refused: limiter{every: 10 * time.Second},
-		quit:    make(chan struct{}),
-		done:    make(chan struct{}),
+		cfg:        cfg,
+		ln:         ln,
+		sink:       sink,
+		conns:      make(map[*tcpConn]struct{}),
+		perIP:      make(map[netip.Addr]int),
+		refused:    limiter{every: 10 * time.Second},
+		acceptErrs: limiter{every: 10 * time.Second},
+		quit:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	t.hard, t.hardStop = context.WithCancel(context.Background())
 	return t, nil
@@ -84,7 +86,9 @@ func (t *TCP) Serve() {
 			}
 			// Temporary (EMFILE, ECONNABORTED, ...): back off, 5 ms doubling to 1 s.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			t.cfg.Logger.Warn("tcp: accept failed; backing off", "err", err, "backoff", backoff)
+			if ok, n := t.acceptErrs.allow(); ok {
+				t.cfg.Logger.Warn("tcp: accept failed; backing off", "err", err, "backoff", backoff, "suppressed", n)
+			}
 			select {
 			case <-time.After(backoff):
 			case <-t.quit:
@@ -101,7 +105,12 @@ func (t *TCP) Serve() {
 // Connections accepted while Close drains the backlog are served too: their
 // clients sent before the shutdown.
 func (t *TCP) admit(c net.Conn) {
-	ap := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+	ra, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok { // the peer is already gone
+		c.Close()
+		return
+	}
+	ap := ra.AddrPort()
 	ip := ap.Addr().Unmap()
 	tc := &tcpConn{Conn: c, ip: ip}
 	t.mu.Lock()
@@ -243,15 +252,20 @@ func (r *connReader) readInline() bool {
 	return false
 }
 
-// serve reads the connection until EOF, error, idle timeout or shutdown.
+// serve reads the connection until EOF, error, idle timeout or shutdown. It
+// borrows a read buffer only once bytes are waiting, so idle connections hold none.
 func (r *connReader) serve() {
-	bp := readBufs.Get().(*[]byte)
-	defer readBufs.Put(bp)
-	buf := *bp
 	for {
 		r.t.setDeadline(r.tc)
-		n, err := r.tc.Read(buf)
-		if n > 0 && !r.feed(buf[:n]) {
+		if err := waitReadable(r.tc.Conn); err != nil {
+			r.finish(false) // idle timeout, shutdown drain, or the connection broke
+			return
+		}
+		bp := readBufs.Get().(*[]byte)
+		n, err := r.tc.Read(*bp)
+		ok := n == 0 || r.feed((*bp)[:n]) // feed copies what it keeps
+		readBufs.Put(bp)
+		if !ok {
 			r.finish(false)
 			return
 		}
