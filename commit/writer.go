@@ -19,8 +19,10 @@ import (
 
 // Config sets the batch policy and the queue bounds.
 type Config struct {
-	// Interval is how long a batch may keep gathering messages while more keep
-	// arriving; a batch commits at once when the queue runs dry.
+	// Interval bounds how long a batch gathers. An isolated message commits at
+	// once; under sustained traffic (the previous commit ended less than an
+	// interval ago) a batch keeps gathering until the interval ends or it is
+	// full, so a busy server commits once per interval rather than once per fsync.
 	Interval      time.Duration
 	MaxBatch      int // messages in one transaction
 	MaxQueue      int // messages waiting for the writer
@@ -169,13 +171,19 @@ func (w *Writer) enqueueLocked(msgs []inlet.Message, n int) error {
 	for i := range msgs {
 		msgs[i].ReceivedAt = now
 	}
+	wasEmpty := len(w.queue) == 0
 	w.queue = append(w.queue, msgs...)
 	w.queueBytes += n
+	full := len(w.queue) >= w.cfg.MaxBatch
 	w.cfg.Stats.QueueDepth.Store(int64(len(w.queue)))
 	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
+	// The writer needs waking only when it may be idle (the queue was empty) or
+	// when a lingering batch can fill up; not for every message.
+	if wasEmpty || full {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
@@ -207,9 +215,31 @@ func (w *Writer) take(batch []inlet.Message, max int) ([]inlet.Message, bool) {
 	return batch, len(w.queue) == 0
 }
 
+// waitMore waits until the queue has messages again or the deadline passes, and
+// reports whether there are messages to take. Closing ends the wait. A wake-up
+// left over from messages already taken is not mistaken for new ones.
+func (w *Writer) waitMore(deadline time.Time) bool {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for {
+		w.mu.Lock()
+		n, closing := len(w.queue), w.closing
+		w.mu.Unlock()
+		if n > 0 || closing {
+			return n > 0 && !closing
+		}
+		select {
+		case <-w.wake:
+		case <-t.C:
+			return false
+		}
+	}
+}
+
 func (w *Writer) run() {
 	defer close(w.done)
 	var batch []inlet.Message
+	var lastCommit time.Time
 	for {
 		w.mu.Lock()
 		closing, empty := w.closing, len(w.queue) == 0
@@ -222,18 +252,27 @@ func (w *Writer) run() {
 			continue
 		}
 		// Gather: commit when full, when the interval has passed, or when dry.
-		deadline := time.Now().Add(w.cfg.Interval)
+		// Under sustained load (the previous commit ended moments ago) a dry
+		// queue is waited on until the interval: a connect-per-message fleet
+		// then fills one batch per interval instead of one per fsync.
+		start := time.Now()
+		deadline := start.Add(w.cfg.Interval)
+		busy := start.Sub(lastCommit) < w.cfg.Interval
 		batch = batch[:0]
 		for {
 			var dry bool
 			batch, dry = w.take(batch, w.cfg.MaxBatch-len(batch))
-			if dry || len(batch) >= w.cfg.MaxBatch || !time.Now().Before(deadline) {
+			if len(batch) >= w.cfg.MaxBatch || !time.Now().Before(deadline) {
+				break
+			}
+			if dry && (!busy || !w.waitMore(deadline)) {
 				break
 			}
 		}
 		w.inflight.Store(int64(len(batch)))
 		err := w.commit(batch)
 		w.inflight.Store(0)
+		lastCommit = time.Now()
 		if err != nil {
 			w.cfg.Logger.Error("commit: giving up on batch at shutdown", "batch", len(batch), "err", err)
 			return

@@ -192,3 +192,43 @@ func TestWriterCloseGivesUp(t *testing.T) {
 		t.Fatalf("close with a failing store: %v, want an error naming 5 messages", err)
 	}
 }
+
+// Under sustained traffic a batch keeps gathering for the commit interval instead
+// of committing each trickle on its own; an isolated message commits at once.
+func TestWriterBatchPolicy(t *testing.T) {
+	st := &memStore{}
+	w, err := commit.New(context.Background(), st, commit.Config{Interval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(context.Background())
+
+	// Isolated: committed long before the (deliberately long) interval.
+	start := time.Now()
+	w.Submit(context.Background(), msgs("a", 1, 1))
+	for st.count() < 1 {
+		if time.Since(start) > 40*time.Millisecond {
+			t.Fatalf("an isolated message waited %s; it should commit at once", time.Since(start))
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+
+	// Sustained: 600 single messages over about 300 ms.
+	st.mu.Lock()
+	before := st.batches
+	st.mu.Unlock()
+	for i := range 600 {
+		w.Submit(context.Background(), msgs("b", i+1, 1))
+		time.Sleep(500 * time.Microsecond)
+	}
+	for st.count() < 601 {
+		time.Sleep(time.Millisecond)
+	}
+	st.mu.Lock()
+	batches := st.batches - before
+	st.mu.Unlock()
+	if batches > 60 {
+		t.Errorf("600 messages took %d batches; a 50 ms interval should gather them into far fewer", batches)
+	}
+	t.Logf("600 trickled messages in %d batches", batches)
+}
