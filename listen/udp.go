@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/internal/sockopt"
 	"github.com/inletdev/inlet/wire"
 )
 
@@ -39,9 +40,9 @@ func ListenUDP(addr string, sink Sink, cfg Config) (*UDP, error) {
 	}
 	u := &UDP{cfg: cfg, conn: conn, sink: sink, done: make(chan struct{}), full: limiter{every: 10 * time.Second}}
 	if cfg.UDPBuffer > 0 {
-		u.RecvBuffer = setRecvBuffer(conn, cfg.UDPBuffer)
+		u.RecvBuffer = sockopt.SetRecvBuffer(conn, cfg.UDPBuffer)
 	}
-	if err := enableDropCount(conn); err != nil {
+	if err := sockopt.EnableDropCount(conn); err != nil {
 		cfg.Logger.Warn("udp: kernel drop count unavailable", "err", err)
 	}
 	return u, nil
@@ -78,7 +79,7 @@ func (u *UDP) Serve() {
 			time.Sleep(5 * time.Millisecond)
 			continue
 		}
-		if drops, ok := parseDropCount(oob[:oobn]); ok {
+		if drops, ok := sockopt.ParseDropCount(oob[:oobn]); ok {
 			if u.dropsSeen && drops != u.lastDrops {
 				u.cfg.Stats.UDPKernelDrops.Add(int64(drops - u.lastDrops)) // wraps correctly
 			} else if !u.dropsSeen {

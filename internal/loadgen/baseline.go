@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/inletdev/inlet/internal/sockopt"
 )
 
 // Baseline is the bare receiver that inlet is measured against: a goroutine per
@@ -76,9 +78,9 @@ func ListenBaseline(tcpAddr, udpAddr string, udpBuffer int) (_ *Baseline, err er
 			return nil, fmt.Errorf("baseline: listen udp %s: %w", udpAddr, err)
 		}
 		if udpBuffer > 0 {
-			setRecvBuffer(b.udp, udpBuffer)
+			sockopt.SetRecvBuffer(b.udp, udpBuffer)
 		}
-		enableDropCount(b.udp) // best effort: without it drops read as 0
+		sockopt.EnableDropCount(b.udp) // best effort: without it drops read as 0
 	}
 	if b.tcp == nil && b.udp == nil {
 		return nil, errors.New("baseline: nothing to listen on")
@@ -242,7 +244,7 @@ func (b *Baseline) readUDP() {
 			continue
 		}
 		b.datagrams.Add(1)
-		if n, ok := parseDropCount(oob[:oobn]); ok {
+		if n, ok := sockopt.ParseDropCount(oob[:oobn]); ok {
 			b.drops.Store(int64(n))
 		}
 	}

@@ -2,10 +2,8 @@ package loadgen
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -166,52 +164,6 @@ func bindAddressNoPort(network, address string, c syscall.RawConn) error {
 	return c.Control(func(fd uintptr) {
 		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1) // best effort
 	})
-}
-
-// setRecvBuffer asks for a receive buffer of n bytes, past net.core.rmem_max
-// when the process may, as inlet serve does.
-func setRecvBuffer(c *net.UDPConn, n int) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return
-	}
-	rc.Control(func(fd uintptr) {
-		if syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, n) != nil {
-			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
-		}
-	})
-}
-
-// enableDropCount has the kernel attach its count of datagrams dropped on this
-// socket (SO_RXQ_OVFL) to every datagram read.
-func enableDropCount(c *net.UDPConn) error {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RXQ_OVFL, 1)
-	}); err != nil {
-		return err
-	}
-	return serr
-}
-
-func parseDropCount(oob []byte) (uint32, bool) {
-	if len(oob) == 0 {
-		return 0, false
-	}
-	msgs, err := syscall.ParseSocketControlMessage(oob)
-	if err != nil {
-		return 0, false
-	}
-	for _, m := range msgs {
-		if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SO_RXQ_OVFL && len(m.Data) >= 4 {
-			return binary.NativeEndian.Uint32(m.Data), true
-		}
-	}
-	return 0, false
 }
 
 // setSendBuffer sets a socket's send buffer (best effort).

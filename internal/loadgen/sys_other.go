@@ -4,7 +4,6 @@ package loadgen
 
 import (
 	"errors"
-	"net"
 	"syscall"
 	"time"
 )
@@ -31,13 +30,5 @@ type ProcStat struct {
 func ReadProc(pid int) (ProcStat, error) { return ProcStat{}, errUnsupported }
 
 func bindAddressNoPort(network, address string, c syscall.RawConn) error { return nil }
-
-func setRecvBuffer(c *net.UDPConn, n int) {
-	c.SetReadBuffer(n)
-}
-
-func enableDropCount(c *net.UDPConn) error { return errUnsupported }
-
-func parseDropCount(oob []byte) (uint32, bool) { return 0, false }
 
 func setSendBuffer(c syscall.RawConn, n int) error { return nil }

@@ -1,4 +1,4 @@
-package listen
+package sockopt
 
 import (
 	"encoding/binary"
@@ -7,10 +7,10 @@ import (
 	"unsafe"
 )
 
-// setRecvBuffer asks for a receive buffer of n bytes, past net.core.rmem_max when
+// SetRecvBuffer asks for a receive buffer of n bytes, past net.core.rmem_max when
 // the process may (SO_RCVBUFFORCE needs CAP_NET_ADMIN), and returns what the
 // kernel granted.
-func setRecvBuffer(c *net.UDPConn, n int) int {
+func SetRecvBuffer(c *net.UDPConn, n int) int {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return 0
@@ -25,9 +25,9 @@ func setRecvBuffer(c *net.UDPConn, n int) int {
 	return got
 }
 
-// enableDropCount asks the kernel to attach its count of datagrams dropped on this
+// EnableDropCount asks the kernel to attach its count of datagrams dropped on this
 // socket (SO_RXQ_OVFL) to every datagram read.
-func enableDropCount(c *net.UDPConn) error {
+func EnableDropCount(c *net.UDPConn) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
@@ -41,10 +41,10 @@ func enableDropCount(c *net.UDPConn) error {
 	return serr
 }
 
-// parseDropCount finds the SO_RXQ_OVFL counter in a datagram's control messages
+// ParseDropCount finds the SO_RXQ_OVFL counter in a datagram's control messages
 // without allocating (syscall.ParseSocketControlMessage allocates per call). oob
 // must come from make, so that its start is aligned for a Cmsghdr.
-func parseDropCount(oob []byte) (uint32, bool) {
+func ParseDropCount(oob []byte) (uint32, bool) {
 	const hdr = syscall.SizeofCmsghdr
 	const align = int(unsafe.Sizeof(uintptr(0))) // CMSG_ALIGN: sizeof(long)
 	for len(oob) >= hdr {
