@@ -13,6 +13,7 @@ type Device struct {
 	Duplicates int64
 	Resets     int64
 	Run        CounterRun
+	LastBoot   string // acknowledged mode: the boot of the latest new sequence
 }
 
 // Observe accounts for one message of the device.
@@ -26,8 +27,8 @@ func (d *Device) Observe(m *Message) {
 		d.LastSeen = m.ReceivedAt
 	}
 	d.Messages++
-	if !m.IsCounter {
-		return
+	if !m.IsCounter || m.Seq != 0 {
+		return // acknowledged messages are tracked by their seq (Boot), not payload
 	}
 	switch o := d.Run.Observe(m.Counter); o.Kind {
 	case Duplicate:

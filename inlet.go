@@ -40,6 +40,7 @@ type Message struct {
 	Boot       string // acknowledged mode only
 	Seq        int64  // acknowledged mode only; 0 means none
 	Payload    []byte
+	Ack        Acker // acknowledged mode: told once the message is durable
 
 	// Derived from Payload by the commit writer before the message is queued.
 	Fields    []byte // JSON object text; nil when nothing is derived
@@ -69,6 +70,7 @@ var ErrClosed = errors.New("inlet: closed")
 type Batch struct {
 	Messages []Message
 	Devices  []Device
+	Boots    []Boot
 }
 
 // Store is durable storage for messages and device state. Commit must write the
@@ -79,6 +81,8 @@ type Store interface {
 	// Devices returns the persisted state of every device, for the writer to
 	// continue loss accounting after a restart.
 	Devices(ctx context.Context) ([]Device, error)
+	// Boots returns the persisted acknowledged-mode sequence state.
+	Boots(ctx context.Context) ([]Boot, error)
 	Close() error
 }
 

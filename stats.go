@@ -23,6 +23,10 @@ type Stats struct {
 	UDPKernelDrops atomic.Int64 // datagrams the kernel dropped for a full socket buffer
 
 	Committed    atomic.Int64 // messages durably stored
+	Duplicates   atomic.Int64 // acknowledged resends not stored again
+	AckedConns   atomic.Int64 // acknowledged-mode TCP connections accepted (hello answered OK)
+	HelloErrors  atomic.Int64 // hellos refused (bad-hello, unauthorized, busy)
+	SeqErrors    atomic.Int64 // acknowledged lines refused with ERR (bad-seq; too-long counts as too_long)
 	Batches      atomic.Int64 // transactions committed
 	StoreErrors  atomic.Int64 // failed commits (each retried)
 	QueueDepth   atomic.Int64 // gauge: messages waiting for the writer

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,18 @@ type Writer struct {
 	ctx     context.Context
 	done    chan struct{}
 	devices map[string]*inlet.Device
+	boots   map[bootKey]*inlet.Boot
+
+	durMu   sync.RWMutex
+	durable map[bootKey]int64 // Boot.Durable() as committed, for hello answers
+}
+
+type bootKey struct{ device, boot string }
+
+// ack is one acknowledgement to give after the batch commits, in stream order.
+type ack struct {
+	to  inlet.Acker
+	seq int64
 }
 
 // New starts a writer over store, loading the device state it continues from.
@@ -83,6 +96,10 @@ func New(ctx context.Context, store inlet.Store, cfg Config) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commit: load devices: %w", err)
 	}
+	boots, err := store.Boots(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("commit: load boots: %w", err)
+	}
 	w := &Writer{
 		cfg:     cfg,
 		store:   store,
@@ -90,10 +107,18 @@ func New(ctx context.Context, store inlet.Store, cfg Config) (*Writer, error) {
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		devices: make(map[string]*inlet.Device, len(devs)),
+		boots:   make(map[bootKey]*inlet.Boot, len(boots)),
+		durable: make(map[bootKey]int64, len(boots)),
 	}
 	for i := range devs {
 		d := devs[i]
 		w.devices[d.ID] = &d
+	}
+	for i := range boots {
+		b := boots[i]
+		k := bootKey{b.Device, b.Boot}
+		w.boots[k] = &b
+		w.durable[k] = b.Durable()
 	}
 	w.ctx, w.abort = context.WithCancel(context.Background())
 	cfg.Stats.StoreHealthy.Store(true)
@@ -285,6 +310,9 @@ func (w *Writer) run() {
 // back-off until the store accepts them or Close gives up.
 func (w *Writer) commit(msgs []inlet.Message) error {
 	touched := make(map[string]*inlet.Device)
+	var touchedBoots map[bootKey]*inlet.Boot
+	var acks []ack
+	stored := msgs[:0] // duplicates are acknowledged but not stored again
 	for i := range msgs {
 		m := &msgs[i]
 		d := w.devices[m.Device]
@@ -292,12 +320,47 @@ func (w *Writer) commit(msgs []inlet.Message) error {
 			d = &inlet.Device{ID: m.Device}
 			w.devices[m.Device] = d
 		}
-		d.Observe(m)
 		touched[m.Device] = d
+		if m.Ack != nil {
+			acks = append(acks, ack{m.Ack, m.Seq})
+		}
+		if m.Seq != 0 {
+			k := bootKey{m.Device, m.Boot}
+			b := w.boots[k]
+			if b == nil {
+				b = &inlet.Boot{Device: m.Device, Boot: m.Boot}
+				w.boots[k] = b
+				if d.LastBoot != "" && d.LastBoot != m.Boot {
+					d.Resets++ // a new sequence: the device restarted
+				}
+				d.LastBoot = m.Boot
+			}
+			if touchedBoots == nil {
+				touchedBoots = make(map[bootKey]*inlet.Boot)
+			}
+			touchedBoots[k] = b
+			dup, gaps, missing := b.Observe(m.Seq, m.ReceivedAt)
+			if dup {
+				d.Duplicates++
+				w.cfg.Stats.Duplicates.Add(1)
+				continue
+			}
+			d.Gaps += gaps
+			d.Missing += missing
+		}
+		d.Observe(m)
+		stored = append(stored, *m)
 	}
+	clear(msgs[len(stored):])
+	msgs = stored
 	b := &inlet.Batch{Messages: msgs, Devices: make([]inlet.Device, 0, len(touched))}
 	for _, d := range touched {
 		b.Devices = append(b.Devices, *d)
+	}
+	for _, bt := range touchedBoots {
+		c := *bt
+		c.Missing = slices.Clone(bt.Missing)
+		b.Boots = append(b.Boots, c)
 	}
 	backoff := 10 * time.Millisecond
 	var lastLog time.Time
@@ -329,10 +392,29 @@ func (w *Writer) commit(msgs []inlet.Message) error {
 	w.cfg.Stats.StoreHealthy.Store(true)
 	w.cfg.Stats.Committed.Add(int64(len(msgs)))
 	w.cfg.Stats.Batches.Add(1)
+	if len(b.Boots) > 0 {
+		w.durMu.Lock()
+		for i := range b.Boots {
+			bt := &b.Boots[i]
+			w.durable[bootKey{bt.Device, bt.Boot}] = bt.Durable()
+		}
+		w.durMu.Unlock()
+	}
+	for _, a := range acks {
+		a.to.Acked(a.seq)
+	}
 	if w.cfg.OnCommit != nil {
 		w.cfg.OnCommit(b)
 	}
 	return nil
+}
+
+// Durable returns the seq a device's hello is answered with (OK last=): the
+// committed state of (device, boot), 0 if it has stored nothing.
+func (w *Writer) Durable(device, boot string) int64 {
+	w.durMu.RLock()
+	defer w.durMu.RUnlock()
+	return w.durable[bootKey{device, boot}]
 }
 
 // Close stops taking messages, commits everything queued and waits for the writer.

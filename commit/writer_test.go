@@ -53,6 +53,8 @@ func (s *memStore) Devices(context.Context) ([]inlet.Device, error) {
 	return out, nil
 }
 
+func (s *memStore) Boots(context.Context) ([]inlet.Boot, error) { return nil, nil }
+
 func (s *memStore) Close() error { return nil }
 
 func (s *memStore) count() int {

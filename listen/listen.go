@@ -21,6 +21,8 @@ type Sink interface {
 	Submit(ctx context.Context, msgs []inlet.Message) error
 	// TrySubmit queues msgs only if there is room at once.
 	TrySubmit(msgs []inlet.Message) (bool, error)
+	// Durable is the seq a hello from (device, boot) is answered with.
+	Durable(device, boot string) int64
 }
 
 // Config holds the limits shared by both listeners.
@@ -33,8 +35,13 @@ type Config struct {
 	// DrainTimeout is how long, at shutdown, readers keep reading what clients
 	// already sent before their connections are closed.
 	DrainTimeout time.Duration
-	Logger       *slog.Logger
-	Stats        *inlet.Stats
+	// Token, when set, is required in every acknowledged-mode hello.
+	Token string
+	// AckWriteTimeout is how long a write of acks may block before the client is
+	// dropped as not reading.
+	AckWriteTimeout time.Duration
+	Logger          *slog.Logger
+	Stats           *inlet.Stats
 }
 
 func (c *Config) setDefaults() {
@@ -52,6 +59,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 250 * time.Millisecond
+	}
+	if c.AckWriteTimeout <= 0 {
+		c.AckWriteTimeout = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

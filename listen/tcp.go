@@ -35,8 +35,10 @@ type TCP struct {
 	conns      map[*tcpConn]struct{}
 	perIP      map[netip.Addr]int
 	wg         sync.WaitGroup
+	acks       sync.WaitGroup // ack writers of acknowledged connections
 	refused    limiter
 	acceptErrs limiter
+	helloErrs  limiter
 	quit       chan struct{} // closed by Close: ends an accept back-off
 	done       chan struct{} // closed when the accept loop has returned
 }
@@ -64,6 +66,7 @@ func ListenTCP(addr string, sink Sink, cfg Config) (*TCP, error) {
 		perIP:      make(map[netip.Addr]int),
 		refused:    limiter{every: 10 * time.Second},
 		acceptErrs: limiter{every: 10 * time.Second},
+		helloErrs:  limiter{every: 10 * time.Second},
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -149,7 +152,9 @@ func (t *TCP) admit(c net.Conn) {
 	go r.serve()
 }
 
-func (t *TCP) forget(tc *tcpConn) {
+// release closes a connection and frees its place under the limits.
+func (t *TCP) release(tc *tcpConn) {
+	tc.Close()
 	t.mu.Lock()
 	delete(t.conns, tc)
 	if t.perIP[tc.ip]--; t.perIP[tc.ip] <= 0 {
@@ -157,10 +162,10 @@ func (t *TCP) forget(tc *tcpConn) {
 	}
 	t.mu.Unlock()
 	t.cfg.Stats.ConnsOpen.Add(-1)
-	t.wg.Done()
 }
 
 // connReader frames one connection's bytes and hands its messages to the sink.
+// The first line decides the mode: a hello (INLET/1) makes it acknowledged.
 type connReader struct {
 	t      *TCP
 	tc     *tcpConn
@@ -171,25 +176,57 @@ type connReader struct {
 	msgs   []inlet.Message
 	arena  []byte // payload bytes of one read's messages, owned by the sink after submit
 	readN  int
+
+	started bool     // the first line has been seen
+	ac      *ackConn // acknowledged mode: the connection's ack writer
+	hello   wire.Hello
+	refuse  string // a hello to refuse with this reason; the reader then stops
 }
 
 func (r *connReader) emit(line []byte) {
+	if !r.started {
+		r.started = true
+		if wire.IsHello(line) {
+			r.startAcked(line)
+			return
+		}
+	}
+	if r.refuse != "" {
+		return
+	}
+	var seq int64
+	boot, device := "", r.device
+	var acker inlet.Acker
+	if r.ac != nil {
+		var err error
+		seq, line, err = wire.ParseMessage(line)
+		if err != nil {
+			r.t.cfg.Stats.SeqErrors.Add(1)
+			r.ac.reject(0, "bad-seq")
+			return
+		}
+		boot, device, acker = r.hello.Boot, r.hello.Device, r.ac
+	}
 	if r.arena == nil {
 		r.arena = make([]byte, 0, max(r.readN, len(line)))
 	}
 	start := len(r.arena)
 	r.arena = append(r.arena, line...)
 	r.msgs = append(r.msgs, inlet.Message{
-		Device: r.device, Transport: inlet.TCP, Remote: r.remote,
+		Device: device, Transport: inlet.TCP, Remote: r.remote, Boot: boot, Seq: seq, Ack: acker,
 		Payload: r.arena[start:len(r.arena):len(r.arena)],
 	})
 }
 
-// feed frames p and queues its messages; false means the sink refused them.
+// feed frames p and queues its messages; false means the connection must end
+// (the sink refused them, or a hello was refused).
 func (r *connReader) feed(p []byte) bool {
 	r.readN = len(p)
 	if k := r.fr.Feed(p, r.emitFn); k > 0 {
 		r.t.cfg.Stats.TooLong.Add(int64(k))
+	}
+	if r.refuse != "" {
+		return false
 	}
 	return r.submit()
 }
@@ -201,10 +238,17 @@ func (r *connReader) submit() bool {
 	stats := r.t.cfg.Stats
 	stats.MessagesTCP.Add(int64(len(r.msgs)))
 	stats.BytesTCP.Add(int64(len(r.arena)))
+	n := len(r.msgs)
+	if r.ac != nil {
+		r.ac.expect(n)
+	}
 	err := r.t.sink.Submit(r.t.hard, r.msgs)
 	clear(r.msgs)
 	r.msgs, r.arena = r.msgs[:0], nil
 	if err != nil {
+		if r.ac != nil {
+			r.ac.expect(-n) // never to be acknowledged
+		}
 		r.t.cfg.Logger.Warn("tcp: messages not queued at shutdown", "remote", r.remote.String(), "err", err)
 		return false
 	}
@@ -221,9 +265,20 @@ func (r *connReader) finish(clean bool) {
 	if tooLong {
 		r.t.cfg.Stats.TooLong.Add(1)
 	}
-	r.submit()
-	r.tc.Close()
-	r.t.forget(r.tc)
+	if r.refuse == "" {
+		r.submit()
+	}
+	r.t.wg.Done()
+	switch {
+	case r.refuse != "":
+		r.tc.SetWriteDeadline(time.Now().Add(time.Second))
+		r.tc.Write(wire.AppendHelloErr(nil, r.refuse))
+		r.t.release(r.tc)
+	case r.ac != nil:
+		r.ac.readerDone() // the ack writer closes once everything is acknowledged
+	default:
+		r.t.release(r.tc)
+	}
 }
 
 // readInline reads whatever the socket already holds without waiting. It reports

@@ -1,6 +1,7 @@
 package listen
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -15,12 +16,13 @@ import (
 
 // UDP is the plain-mode UDP listener (PROTOCOL.md §1).
 type UDP struct {
-	cfg     Config
-	conn    *net.UDPConn
-	sink    Sink
-	closing atomic.Bool
-	done    chan struct{}
-	full    limiter
+	cfg       Config
+	conn      *net.UDPConn
+	sink      Sink
+	closing   atomic.Bool
+	done      chan struct{}
+	full      limiter
+	helloErrs limiter
 	// RecvBuffer is the socket receive buffer the kernel granted, in bytes.
 	RecvBuffer int
 	dropsSeen  bool // the kernel reports drops (SO_RXQ_OVFL)
@@ -38,7 +40,8 @@ func ListenUDP(addr string, sink Sink, cfg Config) (*UDP, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &UDP{cfg: cfg, conn: conn, sink: sink, done: make(chan struct{}), full: limiter{every: 10 * time.Second}}
+	u := &UDP{cfg: cfg, conn: conn, sink: sink, done: make(chan struct{}), full: limiter{every: 10 * time.Second},
+		helloErrs: limiter{every: 10 * time.Second}}
 	if cfg.UDPBuffer > 0 {
 		u.RecvBuffer = sockopt.SetRecvBuffer(conn, cfg.UDPBuffer)
 	}
@@ -98,6 +101,10 @@ func (u *UDP) Serve() {
 			names[from.Addr()] = device
 		}
 		arena = make([]byte, 0, n)
+		if wire.IsHello(buf[:n]) {
+			u.acked(buf[:n], from)
+			continue
+		}
 		if k := wire.SplitDatagram(buf[:n], u.cfg.MaxMessage, emit); k > 0 {
 			u.cfg.Stats.TooLong.Add(int64(k))
 		}
@@ -120,6 +127,57 @@ func (u *UDP) Serve() {
 		clear(msgs)
 		msgs = msgs[:0]
 	}
+}
+
+// acked handles an acknowledged datagram (PROTOCOL.md §2, Acknowledged UDP): it
+// is queued with an Acker that answers "ACK <seq>" to the sender once durable.
+// A datagram the queue has no room for gets no answer: the device repeats it.
+func (u *UDP) acked(p []byte, from netip.AddrPort) {
+	h, payload, err := wire.ParseDatagram(p)
+	reason := ""
+	switch {
+	case err != nil:
+		reason = "bad-hello"
+	case u.cfg.Token != "" && h.Token != u.cfg.Token:
+		reason = "unauthorized"
+	}
+	if reason != "" {
+		u.cfg.Stats.HelloErrors.Add(1)
+		if ok, n := u.helloErrs.allow(); ok {
+			u.cfg.Logger.Warn("udp: acknowledged datagram refused", "remote", from.String(), "reason", reason, "suppressed", n)
+		}
+		return
+	}
+	if len(payload) > u.cfg.MaxMessage {
+		// Answered, unlike plain mode: otherwise the device would repeat it forever.
+		u.cfg.Stats.TooLong.Add(1)
+		u.conn.WriteToUDPAddrPort(wire.AppendErr(nil, h.Seq, "too-long"), from)
+		return
+	}
+	msg := []inlet.Message{{
+		Device: h.Device, Transport: inlet.UDP, Remote: from, Boot: h.Boot, Seq: h.Seq,
+		Payload: bytes.Clone(payload), Ack: udpAck{conn: u.conn, to: from},
+	}}
+	queued, err := u.sink.TrySubmit(msg)
+	switch {
+	case err != nil:
+	case !queued:
+		u.cfg.Stats.QueueFull.Add(1)
+	default:
+		u.cfg.Stats.MessagesUDP.Add(1)
+		u.cfg.Stats.BytesUDP.Add(int64(len(payload)))
+	}
+}
+
+// udpAck answers one acknowledged datagram.
+type udpAck struct {
+	conn *net.UDPConn
+	to   netip.AddrPort
+}
+
+func (a udpAck) Acked(seq int64) {
+	var b [32]byte
+	a.conn.WriteToUDPAddrPort(wire.AppendAck(b[:0], seq), a.to)
 }
 
 // Close reads what is already in the socket buffer (up to DrainTimeout), then

@@ -24,5 +24,18 @@ CREATE TABLE devices (
     resets       INTEGER NOT NULL,
     last_counter INTEGER,             -- highest counter of the current run, NULL if none
     run_low      INTEGER,             -- lowest counter of the current run
-    run_seen     INTEGER              -- bitmap: bit i set when last_counter-i was received
+    run_seen     INTEGER,             -- bitmap: bit i set when last_counter-i was received
+    last_boot    TEXT                 -- acknowledged mode: the boot of the latest sequence
+) WITHOUT ROWID;
+
+-- Acknowledged mode: one row per (device, boot) sequence.
+CREATE TABLE boots (
+    device       TEXT    NOT NULL,
+    boot         TEXT    NOT NULL,
+    last_seq     INTEGER NOT NULL,    -- highest seq stored
+    missing      TEXT    NOT NULL,    -- JSON array of [from, to] ranges never received, below last_seq
+    messages     INTEGER NOT NULL,
+    first_seen   INTEGER NOT NULL,
+    last_seen    INTEGER NOT NULL,
+    PRIMARY KEY (device, boot)
 ) WITHOUT ROWID;

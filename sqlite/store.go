@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -37,20 +38,28 @@ const (
 	insertPlain = "INSERT INTO messages (received_at, device, transport, remote, payload, fields) VALUES "
 	rowPlain    = "(?,?,?,?,?,?)"
 	colsPlain   = 6
+	// Acknowledged rows: the unique key (device, boot, seq) is the last word on
+	// duplicates, also across server nodes sharing one database.
 	insertAcked = "INSERT INTO messages (received_at, device, transport, remote, boot, seq, payload, fields) VALUES "
+	ackedTail   = " ON CONFLICT DO NOTHING"
 	rowAcked    = "(?,?,?,?,?,?,?,?)"
 	colsAcked   = 8
 )
 
 const (
-	upsertHead = `INSERT INTO devices (device, messages, first_seen, last_seen, gaps, missing, duplicates, resets, last_counter, run_low, run_seen)
+	upsertHead = `INSERT INTO devices (device, messages, first_seen, last_seen, gaps, missing, duplicates, resets, last_counter, run_low, run_seen, last_boot)
 VALUES `
-	upsertRow  = "(?,?,?,?,?,?,?,?,?,?,?)"
-	colsDevice = 11
+	upsertRow  = "(?,?,?,?,?,?,?,?,?,?,?,?)"
+	colsDevice = 12
 	upsertTail = `
 ON CONFLICT (device) DO UPDATE SET messages=excluded.messages, first_seen=excluded.first_seen,
  last_seen=excluded.last_seen, gaps=excluded.gaps, missing=excluded.missing, duplicates=excluded.duplicates,
- resets=excluded.resets, last_counter=excluded.last_counter, run_low=excluded.run_low, run_seen=excluded.run_seen`
+ resets=excluded.resets, last_counter=excluded.last_counter, run_low=excluded.run_low, run_seen=excluded.run_seen,
+ last_boot=excluded.last_boot`
+
+	upsertBoot = `INSERT INTO boots (device, boot, last_seq, missing, messages, first_seen, last_seen) VALUES (?,?,?,?,?,?,?)
+ON CONFLICT (device, boot) DO UPDATE SET last_seq=excluded.last_seq, missing=excluded.missing,
+ messages=excluded.messages, first_seen=excluded.first_seen, last_seen=excluded.last_seen`
 )
 
 // Store is an inlet.Store backed by one SQLite file.
@@ -68,6 +77,7 @@ type writeStmts struct {
 	plainMany, plainOne   driver.StmtExecContext
 	ackedMany, ackedOne   driver.StmtExecContext
 	upsertMany, upsertOne driver.StmtExecContext
+	upsertBoot            driver.StmtExecContext
 	closers               []driver.Stmt
 	args                  []driver.NamedValue
 }
@@ -104,10 +114,13 @@ func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
 	if ws.plainOne, err = prepare(insertPlain + rowPlain); err != nil {
 		return nil, err
 	}
-	if ws.ackedMany, err = prepare(many(insertAcked, rowAcked)); err != nil {
+	if ws.ackedMany, err = prepare(many(insertAcked, rowAcked) + ackedTail); err != nil {
 		return nil, err
 	}
-	if ws.ackedOne, err = prepare(insertAcked + rowAcked); err != nil {
+	if ws.ackedOne, err = prepare(insertAcked + rowAcked + ackedTail); err != nil {
+		return nil, err
+	}
+	if ws.upsertBoot, err = prepare(upsertBoot); err != nil {
 		return nil, err
 	}
 	if ws.upsertMany, err = prepare(many(upsertHead, upsertRow) + upsertTail); err != nil {
@@ -273,6 +286,11 @@ func (ws *writeStmts) commit(ctx context.Context, b *inlet.Batch) (err error) {
 		}
 		devs = devs[k:]
 	}
+	for i := range b.Boots {
+		if err := ws.saveBoot(ctx, &b.Boots[i]); err != nil {
+			return err
+		}
+	}
 	if _, err := ws.conn.ExecContext(ctx, "COMMIT", nil); err != nil {
 		return fmt.Errorf("sqlite: commit batch: %w", err)
 	}
@@ -297,6 +315,11 @@ func (ws *writeStmts) saveDevices(ctx context.Context, st driver.StmtExecContext
 			set(nil)
 			set(nil)
 		}
+		if d.LastBoot != "" {
+			set(d.LastBoot)
+		} else {
+			set(nil)
+		}
 	}
 	_, err := st.ExecContext(ctx, ws.args[:n])
 	ws.release(n)
@@ -304,6 +327,62 @@ func (ws *writeStmts) saveDevices(ctx context.Context, st driver.StmtExecContext
 		return fmt.Errorf("sqlite: save devices: %w", err)
 	}
 	return nil
+}
+
+func (ws *writeStmts) saveBoot(ctx context.Context, b *inlet.Boot) error {
+	missing, err := json.Marshal(rangesJSON(b.Missing))
+	if err != nil {
+		return fmt.Errorf("sqlite: save boot: %w", err)
+	}
+	vals := [...]driver.Value{b.Device, b.Boot, b.Last, string(missing), b.Messages, b.FirstSeen, b.LastSeen}
+	for i, v := range vals {
+		ws.args[i].Value = v
+	}
+	_, err = ws.upsertBoot.ExecContext(ctx, ws.args[:len(vals)])
+	ws.release(len(vals))
+	if err != nil {
+		return fmt.Errorf("sqlite: save boot %s/%s: %w", b.Device, b.Boot, err)
+	}
+	return nil
+}
+
+// rangesJSON is the stored form of missing ranges: [[from, to], ...].
+func rangesJSON(rs []inlet.SeqRange) [][2]int64 {
+	out := make([][2]int64, len(rs))
+	for i, r := range rs {
+		out[i] = [2]int64{r.From, r.To}
+	}
+	return out
+}
+
+// Boots returns the acknowledged-mode state of every (device, boot).
+func (s *Store) Boots(ctx context.Context) ([]inlet.Boot, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT device, boot, last_seq, missing, messages, first_seen, last_seen
+		FROM boots ORDER BY device, first_seen`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: boots: %w", err)
+	}
+	defer rows.Close()
+	var out []inlet.Boot
+	for rows.Next() {
+		var b inlet.Boot
+		var missing string
+		if err := rows.Scan(&b.Device, &b.Boot, &b.Last, &missing, &b.Messages, &b.FirstSeen, &b.LastSeen); err != nil {
+			return nil, fmt.Errorf("sqlite: boots: %w", err)
+		}
+		var rs [][2]int64
+		if err := json.Unmarshal([]byte(missing), &rs); err != nil {
+			return nil, fmt.Errorf("sqlite: boots: %s/%s: missing ranges: %w", b.Device, b.Boot, err)
+		}
+		for _, r := range rs {
+			b.Missing = append(b.Missing, inlet.SeqRange{From: r[0], To: r[1]})
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: boots: %w", err)
+	}
+	return out, nil
 }
 
 // release drops the references the first n arguments hold, keeping their ordinals.
@@ -344,7 +423,7 @@ func (ws *writeStmts) insert(ctx context.Context, st driver.StmtExecContext, msg
 // Devices returns every device's persisted state, ordered by device.
 func (s *Store) Devices(ctx context.Context) ([]inlet.Device, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT device, messages, first_seen, last_seen, gaps, missing, duplicates, resets,
-		last_counter, run_low, run_seen FROM devices ORDER BY device`)
+		last_counter, run_low, run_seen, last_boot FROM devices ORDER BY device`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: devices: %w", err)
 	}
@@ -353,13 +432,15 @@ func (s *Store) Devices(ctx context.Context) ([]inlet.Device, error) {
 	for rows.Next() {
 		var d inlet.Device
 		var last, low, seen sql.NullInt64
+		var lastBoot sql.NullString
 		if err := rows.Scan(&d.ID, &d.Messages, &d.FirstSeen, &d.LastSeen, &d.Gaps, &d.Missing, &d.Duplicates,
-			&d.Resets, &last, &low, &seen); err != nil {
+			&d.Resets, &last, &low, &seen, &lastBoot); err != nil {
 			return nil, fmt.Errorf("sqlite: devices: %w", err)
 		}
 		if last.Valid {
 			d.Run = inlet.CounterRun{Active: true, High: last.Int64, Low: low.Int64, Seen: uint64(seen.Int64)}
 		}
+		d.LastBoot = lastBoot.String
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {

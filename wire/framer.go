@@ -8,12 +8,30 @@ import "bytes"
 // DefaultMaxMessage is the default --max-message.
 const DefaultMaxMessage = 4096
 
+// HeadLen is how many bytes of a too-long message Framer.TooLong is shown: a
+// 19-digit seq and its space fit.
+const HeadLen = 24
+
+// reportTooLong passes the head of a discarded message, a then b, to TooLong.
+func (f *Framer) reportTooLong(a, b []byte) {
+	if f.TooLong == nil {
+		return
+	}
+	var buf [HeadLen]byte
+	n := copy(buf[:], a)
+	n += copy(buf[n:], b)
+	f.TooLong(buf[:n])
+}
+
 // Framer splits a byte stream into messages: the bytes up to each '\n', with one
 // '\r' before it removed, whatever the segment boundaries. Empty messages are
 // skipped. A message longer than Max is discarded through its '\n' and counted.
 // The zero value is not usable: set Max.
 type Framer struct {
 	Max int
+	// TooLong, when set, is called with the first bytes (up to HeadLen) of each
+	// message discarded as too long, so that acknowledged mode can name its seq.
+	TooLong func(head []byte)
 
 	partial    []byte // the unfinished message, up to Max+1 bytes
 	discarding bool   // the unfinished message is over Max and being skipped
@@ -39,6 +57,7 @@ func (f *Framer) Feed(p []byte, emit func(msg []byte)) (tooLong int) {
 		}
 		if len(f.partial) > 0 {
 			if len(f.partial)+len(line) > f.Max+1 {
+				f.reportTooLong(f.partial, line)
 				f.partial = f.partial[:0]
 				tooLong++
 				continue
@@ -51,6 +70,7 @@ func (f *Framer) Feed(p []byte, emit func(msg []byte)) (tooLong int) {
 			line = line[:n-1]
 		}
 		if len(line) > f.Max {
+			f.reportTooLong(line, nil)
 			tooLong++
 			continue
 		}
@@ -68,6 +88,7 @@ func (f *Framer) hold(p []byte) (tooLong int) {
 	}
 	// Max+1 bytes may still end as a valid message: the last may be the '\r'.
 	if len(f.partial)+len(p) > f.Max+1 {
+		f.reportTooLong(f.partial, p)
 		f.partial = f.partial[:0]
 		f.discarding = true
 		return 1
@@ -97,6 +118,7 @@ func (f *Framer) End(clean bool, emit func(msg []byte)) (truncated, tooLong bool
 		tail = tail[:n-1]
 	}
 	if len(tail) > f.Max {
+		f.reportTooLong(tail, nil)
 		return false, true // a tail of Max+1 bytes that did not end in '\r'
 	}
 	if len(tail) > 0 {

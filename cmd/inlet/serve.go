@@ -37,6 +37,7 @@ type Config struct {
 	LogLevel       string
 	LogFormat      string
 	Pprof          bool
+	Token          string
 }
 
 // DefaultConfig holds the documented defaults (docs/cli.md).
@@ -120,6 +121,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.UDPBuffer, "udp-buffer", cfg.UDPBuffer, "UDP socket receive buffer in bytes (absorbs bursts while the writer catches up)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (logs go to stderr)")
+	fs.StringVar(&cfg.Token, "token", os.Getenv("INLET_TOKEN"), "acknowledged mode: require this token in every hello (default: $INLET_TOKEN; empty: no token needed)")
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's profiler at /debug/pprof/ on the HTTP address (for performance work)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -199,6 +201,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxConns:      cfg.MaxConns,
 		MaxConnsPerIP: cfg.MaxConnsPerIP,
 		UDPBuffer:     cfg.UDPBuffer,
+		Token:         cfg.Token,
 		Logger:        m.Logger,
 		Stats:         m.Stats,
 	}
@@ -286,6 +289,9 @@ func (m *Main) Close(ctx context.Context) error {
 	}
 	if m.writer != nil {
 		errs = append(errs, m.writer.Close(ctx))
+	}
+	if m.tcp != nil {
+		errs = append(errs, m.tcp.WaitAcks(ctx)) // the last ACKs, after the final commit
 	}
 	if m.http != nil {
 		errs = append(errs, m.http.Shutdown(ctx))

@@ -1,0 +1,216 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+)
+
+// Acknowledged mode, INLET/1 (PROTOCOL.md §2): the parsers of what a device sends
+// and the encoders of what the server answers.
+
+// HelloPrefix starts the first line of an acknowledged TCP connection and every
+// acknowledged UDP datagram.
+const HelloPrefix = "INLET/1 "
+
+// IsHello reports whether line starts an acknowledged-mode exchange.
+func IsHello(line []byte) bool { return bytes.HasPrefix(line, []byte(HelloPrefix)) }
+
+// Hello is a parsed INLET/1 greeting: a TCP hello line, or a UDP datagram header
+// (which also carries Seq).
+type Hello struct {
+	Device string
+	Boot   string
+	Token  string
+	Seq    int64 // UDP header only
+}
+
+// Errors of the acknowledged mode; their text is the reason on the wire.
+var (
+	ErrBadHello = errors.New("bad-hello")
+	ErrBadSeq   = errors.New("bad-seq")
+)
+
+// Limits of the names in a hello (PROTOCOL.md §2).
+const (
+	MaxDeviceLen = 64
+	MaxBootLen   = 32
+	MaxTokenLen  = 256
+)
+
+// ParseHello parses "INLET/1 id=<device> boot=<boot>[ token=<token>]". The
+// key=value pairs may come in any order; each is required once, except token.
+func ParseHello(line []byte) (Hello, error) {
+	return parseHello(line, false)
+}
+
+// ParseDatagram parses an acknowledged UDP datagram,
+// "INLET/1 id=<device> boot=<boot> seq=<seq>[ token=<token>]\n<payload>". A
+// trailing "\n" (or "\r\n") after the payload is removed; the payload is
+// otherwise returned as sent and may hold further newlines.
+func ParseDatagram(p []byte) (Hello, []byte, error) {
+	head, payload, _ := bytes.Cut(p, []byte{'\n'})
+	if n := len(head); n > 0 && head[n-1] == '\r' {
+		head = head[:n-1]
+	}
+	h, err := parseHello(head, true)
+	if err != nil {
+		return h, nil, err
+	}
+	if n := len(payload); n > 0 && payload[n-1] == '\n' {
+		payload = payload[:n-1]
+		if n := len(payload); n > 0 && payload[n-1] == '\r' {
+			payload = payload[:n-1]
+		}
+	}
+	return h, payload, nil
+}
+
+func parseHello(line []byte, withSeq bool) (Hello, error) {
+	var h Hello
+	rest, ok := bytes.CutPrefix(line, []byte(HelloPrefix))
+	if !ok {
+		return h, ErrBadHello
+	}
+	var haveID, haveBoot, haveSeq, haveToken bool
+	for len(rest) > 0 {
+		var field []byte
+		field, rest, _ = bytes.Cut(rest, []byte{' '})
+		if len(field) == 0 {
+			return h, ErrBadHello // two spaces in a row, or a trailing space
+		}
+		key, val, ok := bytes.Cut(field, []byte{'='})
+		if !ok {
+			return h, ErrBadHello
+		}
+		switch string(key) {
+		case "id":
+			if haveID || !validName(val, MaxDeviceLen, true) {
+				return h, ErrBadHello
+			}
+			h.Device, haveID = string(val), true
+		case "boot":
+			if haveBoot || !validName(val, MaxBootLen, false) {
+				return h, ErrBadHello
+			}
+			h.Boot, haveBoot = string(val), true
+		case "token":
+			if haveToken || len(val) == 0 || len(val) > MaxTokenLen || !printable(val) {
+				return h, ErrBadHello
+			}
+			h.Token, haveToken = string(val), true
+		case "seq":
+			if !withSeq || haveSeq {
+				return h, ErrBadHello
+			}
+			seq, err := ParseSeq(val)
+			if err != nil {
+				return h, ErrBadHello
+			}
+			h.Seq, haveSeq = seq, true
+		default:
+			return h, ErrBadHello
+		}
+	}
+	if !haveID || !haveBoot || withSeq && !haveSeq {
+		return h, ErrBadHello
+	}
+	return h, nil
+}
+
+// validName checks a device id (A-Z a-z 0-9 . _ : -) or a boot id (A-Z a-z 0-9).
+func validName(b []byte, max int, punct bool) bool {
+	if len(b) == 0 || len(b) > max {
+		return false
+	}
+	for _, c := range b {
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case punct && (c == '.' || c == '_' || c == ':' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func printable(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseSeq parses a sequence number: decimal digits only, 1 to 2^63−1.
+func ParseSeq(b []byte) (int64, error) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, ErrBadSeq
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, ErrBadSeq
+		}
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil || n < 1 {
+		return 0, ErrBadSeq
+	}
+	return n, nil
+}
+
+// ParseMessage parses an acknowledged message line "<seq> <payload>". The
+// payload may be empty but the space may not be missing.
+func ParseMessage(line []byte) (int64, []byte, error) {
+	s, payload, ok := bytes.Cut(line, []byte{' '})
+	if !ok {
+		return 0, nil, ErrBadSeq
+	}
+	seq, err := ParseSeq(s)
+	if err != nil {
+		return 0, nil, err
+	}
+	return seq, payload, nil
+}
+
+// SeqPrefix extracts the sequence number from the start of a line that was too
+// long to keep, so that its rejection can name it; ok is false when there is none.
+func SeqPrefix(head []byte) (int64, bool) {
+	s, _, found := bytes.Cut(head, []byte{' '})
+	if !found {
+		return 0, false
+	}
+	seq, err := ParseSeq(s)
+	return seq, err == nil
+}
+
+// AppendOK appends the answer to a good hello: "INLET/1 OK last=<n>\n".
+func AppendOK(dst []byte, last int64) []byte {
+	dst = append(dst, "INLET/1 OK last="...)
+	dst = strconv.AppendInt(dst, last, 10)
+	return append(dst, '\n')
+}
+
+// AppendHelloErr appends the answer to a refused hello: "INLET/1 ERR <reason>\n".
+func AppendHelloErr(dst []byte, reason string) []byte {
+	dst = append(dst, "INLET/1 ERR "...)
+	dst = append(dst, reason...)
+	return append(dst, '\n')
+}
+
+// AppendAck appends "ACK <seq>\n".
+func AppendAck(dst []byte, seq int64) []byte {
+	dst = append(dst, "ACK "...)
+	dst = strconv.AppendInt(dst, seq, 10)
+	return append(dst, '\n')
+}
+
+// AppendErr appends "ERR <seq> <reason>\n".
+func AppendErr(dst []byte, seq int64, reason string) []byte {
+	dst = append(dst, "ERR "...)
+	dst = strconv.AppendInt(dst, seq, 10)
+	dst = append(dst, ' ')
+	dst = append(dst, reason...)
+	return append(dst, '\n')
+}
