@@ -12,6 +12,23 @@ import (
 // lines, mostly): a client that stops reading is dropped at this point.
 const maxPendingOut = 64 << 10
 
+// onTooLong names a discarded over-long line: a hello is refused, an
+// acknowledged message answered "ERR <seq> too-long".
+func (r *connReader) onTooLong(head []byte) {
+	if !r.started {
+		r.started = true
+		if wire.IsHello(head) {
+			r.refuse = "bad-hello"
+			r.t.cfg.Stats.HelloErrors.Add(1)
+		}
+		return
+	}
+	if r.ac != nil {
+		seq, _ := wire.SeqPrefix(head)
+		r.ac.reject(seq, "too-long")
+	}
+}
+
 // startAcked answers a hello line and puts the connection in acknowledged mode
 // (PROTOCOL.md §2), or marks the hello to be refused.
 func (r *connReader) startAcked(line []byte) {
@@ -33,10 +50,6 @@ func (r *connReader) startAcked(line []byte) {
 	}
 	r.hello = h
 	r.t.cfg.Stats.AckedConns.Add(1)
-	r.fr.TooLong = func(head []byte) {
-		seq, _ := wire.SeqPrefix(head)
-		r.ac.reject(seq, "too-long")
-	}
 	r.ac = newAckConn(r.t, r.tc)
 	r.ac.out = wire.AppendOK(r.ac.out, r.t.sink.Durable(h.Device, h.Boot))
 	r.t.acks.Add(1)

@@ -142,6 +142,7 @@ func (t *TCP) admit(c net.Conn) {
 
 	r := &connReader{t: t, tc: tc, remote: ap, device: deviceID(ap.Addr()), fr: wire.Framer{Max: t.cfg.MaxMessage}}
 	r.emitFn = r.emit
+	r.fr.TooLong = r.onTooLong
 	// A connect-per-message device has usually sent its line and FIN before the
 	// accept: read that here, in accept order, without starting a goroutine. This
 	// keeps one device's messages in the order it sent them and saves the
