@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -153,6 +154,21 @@ func TestAckedPipelineDuplicatesGaps(t *testing.T) {
 	}
 	if n := m.Stats.Duplicates.Load(); n != 4 {
 		t.Errorf("duplicates counted %d, want 4", n)
+	}
+
+	// inlet devices shows each boot's sequence state.
+	out, _ := runCmd(t, "devices", "--db", cfg.DB, "--format", "json")
+	var recs []deviceRecord
+	if err := json.Unmarshal([]byte(out), &recs); err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || len(recs[0].Boots) != 2 || recs[0].Boots[0].Boot != "a1" || recs[0].Boots[0].LastSeq != 70 ||
+		recs[0].Boots[0].Durable != 70 || recs[0].Boots[0].Messages != 70 || recs[0].Boots[1].LastSeq != 1 {
+		t.Errorf("devices json: %s", out)
+	}
+	out, _ = runCmd(t, "devices", "--db", cfg.DB)
+	if !strings.Contains(out, "last_seq") || !strings.Contains(out, "a1") {
+		t.Errorf("devices table:\n%s", out)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/inletdev/inlet"
@@ -13,7 +14,9 @@ import (
 
 func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("devices", "List every device with its loss accounting: messages stored, first and last seen,\n"+
-		"and for counter payloads the gaps (separate missing ranges), missing values, duplicates and resets.", stderr)
+		"and for counter payloads the gaps (separate missing ranges), missing values, duplicates and resets.\n"+
+		"Acknowledged-mode devices also get one line per boot: the sequence's last seq, what is durable\n"+
+		"without a hole (the hello's last=), and the missing seq ranges.", stderr)
 	db := fs.String("db", "inlet.db", "SQLite database file")
 	format := fs.String("format", "table", "table or json")
 	if err := parseFlags(fs, args); err != nil {
@@ -31,10 +34,21 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	boots, err := store.Boots(ctx)
+	if err != nil {
+		return err
+	}
+	byDevice := make(map[string][]bootRecord)
+	for i := range boots {
+		b := &boots[i]
+		byDevice[b.Device] = append(byDevice[b.Device], newBootRecord(b))
+	}
 	if *format == "json" {
 		out := make([]deviceRecord, 0, len(devs))
 		for i := range devs {
-			out = append(out, newDeviceRecord(&devs[i]))
+			r := newDeviceRecord(&devs[i])
+			r.Boots = byDevice[r.Device]
+			out = append(out, r)
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -51,7 +65,62 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t\n", r.Device, r.Messages, r.FirstSeen, r.LastSeen,
 			last, r.Gaps, r.Missing, r.Duplicates, r.Resets)
 	}
+	if err := tw.Flush(); err != nil || len(boots) == 0 {
+		return err
+	}
+	// Acknowledged mode: one line per (device, boot) sequence.
+	fmt.Fprintln(stdout)
+	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "device\tboot\tmessages\tlast_seq\tdurable\tmissing\tmissing_ranges\tlast_seen\t")
+	for i := range devs {
+		for _, b := range byDevice[devs[i].ID] {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", b.Device, b.Boot, b.Messages, b.LastSeq, b.Durable,
+				b.MissingCount, formatRanges(b.Missing, 4), b.LastSeen)
+		}
+	}
 	return tw.Flush()
+}
+
+// formatRanges shows up to max ranges as "3-4,9" and how many more there are.
+func formatRanges(rs [][2]int64, max int) string {
+	if len(rs) == 0 {
+		return "-"
+	}
+	var parts []string
+	for i, r := range rs {
+		if i == max {
+			parts = append(parts, fmt.Sprintf("(+%d more)", len(rs)-max))
+			break
+		}
+		if r[0] == r[1] {
+			parts = append(parts, fmt.Sprint(r[0]))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", r[0], r[1]))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// bootRecord is one acknowledged-mode sequence of a device (docs/cli.md).
+type bootRecord struct {
+	Device       string     `json:"-"`
+	Boot         string     `json:"boot"`
+	Messages     int64      `json:"messages"`
+	LastSeq      int64      `json:"last_seq"`
+	Durable      int64      `json:"durable"`
+	MissingCount int64      `json:"missing"`
+	Missing      [][2]int64 `json:"missing_ranges"`
+	FirstSeen    string     `json:"first_seen"`
+	LastSeen     string     `json:"last_seen"`
+}
+
+func newBootRecord(b *inlet.Boot) bootRecord {
+	r := bootRecord{Device: b.Device, Boot: b.Boot, Messages: b.Messages, LastSeq: b.Last, Durable: b.Durable(),
+		MissingCount: b.MissingCount(), Missing: [][2]int64{}, FirstSeen: formatTime(b.FirstSeen), LastSeen: formatTime(b.LastSeen)}
+	for _, m := range b.Missing {
+		r.Missing = append(r.Missing, [2]int64{m.From, m.To})
+	}
+	return r
 }
 
 // deviceRecord is one device in `inlet devices --format json` (docs/cli.md).
@@ -65,6 +134,8 @@ type deviceRecord struct {
 	Missing     int64  `json:"missing"`
 	Duplicates  int64  `json:"duplicates"`
 	Resets      int64  `json:"resets"`
+	// Acknowledged mode: the device's sequences, one per boot.
+	Boots []bootRecord `json:"boots,omitempty"`
 }
 
 func newDeviceRecord(d *inlet.Device) deviceRecord {
