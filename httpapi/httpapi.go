@@ -49,6 +49,10 @@ var (
 	descStoreErrors   = prometheus.NewDesc("inlet_store_errors_total", "Failed commits (each is retried).", nil, nil)
 	descQueueDepth    = prometheus.NewDesc("inlet_queue_messages", "Messages waiting for the writer.", nil, nil)
 	descStoreUp       = prometheus.NewDesc("inlet_store_healthy", "1 when the last commit succeeded.", nil, nil)
+	descDuplicates    = prometheus.NewDesc("inlet_duplicates_total", "Acknowledged resends answered with ACK and not stored again.", nil, nil)
+	descAckedConns    = prometheus.NewDesc("inlet_acked_connections_total", "TCP connections in acknowledged mode (hello answered OK).", nil, nil)
+	descHelloErrors   = prometheus.NewDesc("inlet_hello_errors_total", "Acknowledged-mode hellos refused (bad-hello, unauthorized, busy).", nil, nil)
+	descSeqErrors     = prometheus.NewDesc("inlet_seq_errors_total", "Acknowledged message lines refused as bad-seq.", nil, nil)
 )
 
 // statsCollector exports inlet.Stats as it is at each scrape.
@@ -56,7 +60,8 @@ type statsCollector struct{ s *inlet.Stats }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnsAccepted, descConnsOpen, descMessages, descBytes, descDatagrams,
-		descRejected, descKernelDrops, descCommitted, descBatches, descStoreErrors, descQueueDepth, descStoreUp} {
+		descRejected, descKernelDrops, descCommitted, descBatches, descStoreErrors, descQueueDepth, descStoreUp,
+		descDuplicates, descAckedConns, descHelloErrors, descSeqErrors} {
 		ch <- d
 	}
 }
@@ -84,6 +89,10 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descBatches, s.Batches.Load())
 	counter(descStoreErrors, s.StoreErrors.Load())
 	gauge(descQueueDepth, s.QueueDepth.Load())
+	counter(descDuplicates, s.Duplicates.Load())
+	counter(descAckedConns, s.AckedConns.Load())
+	counter(descHelloErrors, s.HelloErrors.Load())
+	counter(descSeqErrors, s.SeqErrors.Load())
 	var up int64
 	if s.StoreHealthy.Load() {
 		up = 1
