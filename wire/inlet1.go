@@ -73,11 +73,11 @@ func parseHello(line []byte, withSeq bool) (Hello, error) {
 		return h, ErrBadHello
 	}
 	var haveID, haveBoot, haveSeq, haveToken bool
-	for len(rest) > 0 {
+	for more := true; more; {
 		var field []byte
-		field, rest, _ = bytes.Cut(rest, []byte{' '})
+		field, rest, more = bytes.Cut(rest, []byte{' '})
 		if len(field) == 0 {
-			return h, ErrBadHello // two spaces in a row, or a trailing space
+			return h, ErrBadHello // two spaces in a row, a trailing space, or no field
 		}
 		key, val, ok := bytes.Cut(field, []byte{'='})
 		if !ok {

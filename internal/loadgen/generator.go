@@ -2,6 +2,8 @@ package loadgen
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -26,7 +28,16 @@ type Config struct {
 	// SenderCPU pins the OS thread of every UDP sender to this CPU, so that on a
 	// small machine the sender does not take the receiver's CPU; -1 pins nothing.
 	SenderCPU int
+	// Window is, for the ack scenario, the most messages one connection may have
+	// sent and not yet seen acknowledged; 0: DefaultWindow.
+	Window int
 }
+
+// DefaultWindow is the ack scenario's window when Config.Window is 0.
+const DefaultWindow = 64
+
+// MaxWindow bounds Config.Window.
+const MaxWindow = 1 << 16
 
 // Result is what a run sent.
 type Result struct {
@@ -34,6 +45,10 @@ type Result struct {
 	Errors     int64         // failed dials and writes (each retried after a pause)
 	FirstError string        // the first of them, to explain a number that looks wrong
 	Elapsed    time.Duration // from the start until every device stopped
+	// For the acknowledged scenarios (Scenario.Acked): the messages the server
+	// acknowledged, and the latency from sending each to reading its ACK.
+	Acked   int64
+	Latency Latency
 }
 
 // Generator sends one scenario's load to one target.
@@ -44,6 +59,11 @@ type Generator struct {
 	errs     atomic.Int64
 	budget   atomic.Int64 // messages still allowed when cfg.Count > 0
 	firstErr atomic.Pointer[string]
+	acked    atomic.Int64
+	boot     string // acknowledged scenarios: this run's boot id, random hex
+
+	histMu sync.Mutex
+	hist   histogram // every device's latencies, merged as each stops
 }
 
 // New checks cfg and returns a generator for it.
@@ -65,6 +85,11 @@ func New(cfg Config) (*Generator, error) {
 		return nil, errors.New("loadgen: the rate must not be negative")
 	case cfg.SenderCPU >= maxCPUs:
 		return nil, fmt.Errorf("loadgen: CPU %d out of range", cfg.SenderCPU)
+	case cfg.Window < 0 || cfg.Window > MaxWindow:
+		return nil, fmt.Errorf("loadgen: window %d: want 1 to %d", cfg.Window, MaxWindow)
+	}
+	if cfg.Window == 0 {
+		cfg.Window = DefaultWindow
 	}
 	if cfg.Devices == 0 {
 		cfg.Devices = cfg.Scenario.DefaultDevices
@@ -74,8 +99,21 @@ func New(cfg Config) (*Generator, error) {
 	}
 	g := &Generator{cfg: cfg, target: netip.AddrPortFrom(cfg.Target.Addr().Unmap(), cfg.Target.Port())}
 	g.budget.Store(cfg.Count)
+	if cfg.Scenario.Acked {
+		// A fresh boot id per run: every run starts new sequences, also against
+		// a server (--target) whose database holds an earlier run's.
+		var b [8]byte
+		rand.Read(b[:])
+		g.boot = hex.EncodeToString(b[:])
+	}
 	return g, nil
 }
+
+// Boot is the boot id the acknowledged scenarios' devices send in their hello.
+func (g *Generator) Boot() string { return g.boot }
+
+// Acked is the number of messages acknowledged so far; safe to call while Run runs.
+func (g *Generator) Acked() int64 { return g.acked.Load() }
 
 // Devices is the number of devices the run uses.
 func (g *Generator) Devices() int { return g.cfg.Devices }
@@ -99,14 +137,19 @@ func (g *Generator) Run(ctx context.Context) (Result, error) {
 	for i := range g.cfg.Devices {
 		d := &device{
 			g:       g,
+			index:   i,
 			src:     sourceAddr(g.target.Addr(), i),
 			stop:    stop,
 			abort:   ctx,
 			counter: 1,
 			pace:    pacer{rate: g.cfg.Rate, start: start},
 		}
+		if g.cfg.Scenario.Acked {
+			d.hist = new(histogram)
+		}
 		wg.Go(func() {
 			defer d.pace.close()
+			defer g.mergeLatency(d)
 			if err := g.cfg.Scenario.run(d); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
@@ -116,7 +159,8 @@ func (g *Generator) Run(ctx context.Context) (Result, error) {
 		})
 	}
 	wg.Wait()
-	res := Result{Sent: g.sent.Load(), Errors: g.errs.Load(), Elapsed: time.Since(start)}
+	res := Result{Sent: g.sent.Load(), Errors: g.errs.Load(), Elapsed: time.Since(start), Acked: g.acked.Load()}
+	res.Latency = g.hist.summary()
 	if p := g.firstErr.Load(); p != nil {
 		res.FirstError = *p
 	}
@@ -124,6 +168,15 @@ func (g *Generator) Run(ctx context.Context) (Result, error) {
 		return res, err
 	}
 	return res, ctx.Err()
+}
+
+func (g *Generator) mergeLatency(d *device) {
+	if d.hist == nil {
+		return
+	}
+	g.histMu.Lock()
+	g.hist.merge(d.hist)
+	g.histMu.Unlock()
 }
 
 // take reserves up to n messages of the count and returns how many it got.
@@ -207,12 +260,14 @@ func ResolveLoopback(ctx context.Context, addr string) (netip.AddrPort, error) {
 // device is one emulated device: its loop runs in a goroutine of its own.
 type device struct {
 	g       *Generator
+	index   int             // from 0; the acknowledged scenarios' id is bench-<index>
 	src     netip.Addr      // its own loopback address, or none
 	stop    context.Context // the run is over: finish the message in hand
 	abort   context.Context // the caller gave up: return at once
 	counter int64           // the next counter to send, from 1
 	pace    pacer
 	backoff time.Duration
+	hist    *histogram // acknowledged scenarios: this device's ack latencies
 }
 
 // stopped reports whether the run is over. A dial cut short by the end of the
@@ -225,16 +280,21 @@ func (d *device) stopped() bool {
 	return ok && !time.Now().Before(dl)
 }
 
-// failed counts a failed dial or write and pauses, 1 ms doubling to 100 ms, so
+// failed counts a failed dial, write or acknowledgement and pauses, 1 ms doubling to 100 ms, so
 // that a dead server does not turn the generator into a busy loop.
 func (d *device) failed(err error) {
-	d.g.errs.Add(1)
-	if d.g.firstErr.Load() == nil {
-		s := err.Error()
-		d.g.firstErr.CompareAndSwap(nil, &s)
-	}
+	d.g.countError(err)
 	d.backoff = min(max(2*d.backoff, time.Millisecond), 100*time.Millisecond)
 	d.pace.sleep(d.stop, d.backoff)
+}
+
+// countError counts an error without pausing.
+func (g *Generator) countError(err error) {
+	g.errs.Add(1)
+	if g.firstErr.Load() == nil {
+		s := err.Error()
+		g.firstErr.CompareAndSwap(nil, &s)
+	}
 }
 
 // ok ends a series of failures.

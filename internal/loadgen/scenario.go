@@ -20,7 +20,12 @@ type Scenario struct {
 	Transport      string // "tcp" or "udp": which of the server's addresses it sends to
 	DefaultDevices int
 	Summary        string // one line for --help
-	run            func(d *device) error
+	// Acked scenarios speak INLET/1 and count acknowledgements and their latency.
+	Acked bool
+	// Plain names the plain scenario an acknowledged one is compared with: the
+	// same load without acknowledgements (the bare baseline does not speak INLET/1).
+	Plain string
+	run   func(d *device) error
 }
 
 var scenarios = []*Scenario{
@@ -35,6 +40,16 @@ var scenarios = []*Scenario{
 	{
 		Name: "udp", Transport: "udp", DefaultDevices: 1, run: runUDP,
 		Summary: "each device sends the tutorial's 10-byte datagrams: the counter, padded with NUL bytes",
+	},
+	{
+		Name: "ack", Transport: "tcp", DefaultDevices: 64, run: runAck, Acked: true, Plain: "stream",
+		Summary: "acknowledged mode (INLET/1): each device keeps one connection, pipelines \"<seq> <counter>\" lines\n" +
+			"            with at most --window unacknowledged, and times each message until its ACK",
+	},
+	{
+		Name: "ack-cpm", Transport: "tcp", DefaultDevices: 32, run: runAckCPM, Acked: true, Plain: "tutorial",
+		Summary: "acknowledged connect per message: each device connects, writes the hello and one message,\n" +
+			"            reads OK and ACK, closes, over and over; latency is from connecting to the ACK",
 	},
 }
 
