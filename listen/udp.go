@@ -100,11 +100,11 @@ func (u *UDP) Serve() {
 			device = deviceID(from.Addr())
 			names[from.Addr()] = device
 		}
-		arena = make([]byte, 0, n)
 		if wire.IsHello(buf[:n]) {
 			u.acked(buf[:n], from)
 			continue
 		}
+		arena = make([]byte, 0, n)
 		if k := wire.SplitDatagram(buf[:n], u.cfg.MaxMessage, emit); k > 0 {
 			u.cfg.Stats.TooLong.Add(int64(k))
 		}
