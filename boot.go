@@ -56,12 +56,7 @@ func (b *Boot) Observe(seq, at int64) (dup bool, gaps, missing int64) {
 	if seq > b.Last {
 		if seq > b.Last+1 {
 			b.Missing = append(b.Missing, SeqRange{b.Last + 1, seq - 1})
-			gaps, missing = 1, seq-b.Last-1
-			if len(b.Missing) > MaxMissingRanges {
-				b.Missing[1].From = b.Missing[0].From
-				b.Missing = b.Missing[1:]
-				gaps--
-			}
+			gaps, missing = 1-b.bound(), seq-b.Last-1
 		}
 		b.Last = seq
 		b.count(at)
@@ -86,10 +81,22 @@ func (b *Boot) Observe(seq, at int64) (dup bool, gaps, missing int64) {
 		b.Missing = append(b.Missing, SeqRange{})
 		copy(b.Missing[i+2:], b.Missing[i+1:])
 		b.Missing[i+1] = upper
-		gaps = 1
+		gaps = 1 - b.bound()
 	}
 	b.count(at)
 	return false, gaps, -1
+}
+
+// bound merges the two oldest missing ranges if there are more than
+// MaxMissingRanges, after a new gap or a split, and reports how many ranges it
+// removed (0 or 1).
+func (b *Boot) bound() int64 {
+	if len(b.Missing) <= MaxMissingRanges {
+		return 0
+	}
+	b.Missing[1].From = b.Missing[0].From
+	b.Missing = b.Missing[1:]
+	return 1
 }
 
 func (b *Boot) count(at int64) {
