@@ -41,6 +41,8 @@ type benchConfig struct {
 	DB        string
 	SenderCPU int
 	ServerBin string
+	Window    int
+	windowSet bool // --window given, which only the ack scenario takes
 }
 
 func benchFlags(stderr io.Writer) (*benchConfig, *flag.FlagSet) {
@@ -57,19 +59,27 @@ func benchFlags(stderr io.Writer) (*benchConfig, *flag.FlagSet) {
 		"the stored rate, the server's CPU time per message and its peak memory.\n"+
 		"Scenarios:"+sc.String()+"\n"+
 		"With --baseline the same load first goes to a bare receiver that only counts lines and datagrams,\n"+
-		"then to inlet, and the table ends with inlet/baseline ratios. Sends to loopback addresses only.", stderr)
+		"then to inlet, and the table ends with inlet/baseline ratios. Sends to loopback addresses only.\n"+
+		"The acknowledged scenarios (ack, ack-cpm) also report the messages acknowledged, the rate of acks and\n"+
+		"the ack latency (p50/p90/p99/max): for ack from writing a message to reading the ACK that covers it,\n"+
+		"for ack-cpm from starting to connect to reading the ACK. The bare receiver does not speak INLET/1,\n"+
+		"so for them --baseline compares with plain inlet instead: the matching plain scenario (stream for\n"+
+		"ack, tutorial for ack-cpm) first runs against inlet with the same devices, duration, count and rate,\n"+
+		"and the table ends with inlet/plain ratios (acked/s: acked msgs/s over the plain run's stored msgs/s).", stderr)
 	bc := &benchConfig{}
-	fs.StringVar(&bc.Scenario, "scenario", "tutorial", "tutorial, stream or udp")
+	fs.StringVar(&bc.Scenario, "scenario", "tutorial", "tutorial, stream, udp, ack or ack-cpm")
 	fs.IntVar(&bc.Devices, "devices", 0, "emulated devices, each with its own connection or socket and loopback address (0: the scenario's default)")
 	fs.DurationVar(&bc.Duration, "duration", 10*time.Second, "how long to send")
 	fs.Int64Var(&bc.Count, "count", 0, "also stop after this many messages in all (0: no bound)")
 	fs.Float64Var(&bc.Rate, "rate", 0, "messages per second per device (0: as fast as possible)")
-	fs.BoolVar(&bc.Baseline, "baseline", false, "also run the load against a bare receiver that stores nothing, and print inlet/baseline ratios")
+	fs.BoolVar(&bc.Baseline, "baseline", false, "also run the load against a bare receiver that stores nothing, and print inlet/baseline ratios;\n"+
+		"ack, ack-cpm: run the plain scenario (stream, tutorial) against inlet instead, and print inlet/plain ratios")
 	fs.BoolVar(&bc.JSON, "json", false, "print one JSON object with all the numbers instead of the table")
 	fs.StringVar(&bc.Target, "target", "", "send to an inlet serve already running at this TCP or UDP address (loopback only) instead of starting one")
 	fs.StringVar(&bc.DB, "db", "", "database of the started server, kept afterwards (default: a temporary file);\n"+
 		"with --target, the target's database, to count what it stored")
 	fs.IntVar(&bc.SenderCPU, "udp-sender-cpu", -1, "udp: pin the sender threads to this CPU and the started server to the other CPUs (-1: no pinning)")
+	fs.IntVar(&bc.Window, "window", loadgen.DefaultWindow, "ack: most messages one connection may have sent and not yet seen acknowledged")
 	fs.StringVar(&bc.ServerBin, "server-bin", "", "inlet binary to start as server and baseline (default: this one; for tests and comparing builds)")
 	return bc, fs
 }
@@ -79,6 +89,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	fs.Visit(func(f *flag.Flag) { bc.windowSet = bc.windowSet || f.Name == "window" })
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b, err := newBench(ctx, bc, stderr)
@@ -97,8 +108,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		UDPSenderCPU: bc.SenderCPU,
 		Order:        "inlet",
 	}
+	if b.scenario.Name == "ack" {
+		rep.Window = bc.Window
+	}
 	runs := []string{"inlet"}
-	if bc.Baseline {
+	switch {
+	case bc.Baseline && b.plain != nil:
+		runs = []string{"plain", "inlet"}
+		rep.Plain = b.plain.Name
+		rep.Order = "plain inlet (" + b.plain.Name + "), then inlet (" + b.scenario.Name + ")"
+	case bc.Baseline:
 		runs = []string{"baseline", "inlet"}
 		rep.Order = "baseline, then inlet"
 	}
@@ -123,6 +142,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 type bench struct {
 	cfg        *benchConfig
 	scenario   *loadgen.Scenario
+	plain      *loadgen.Scenario // acknowledged scenarios: compared with this one under --baseline
 	devices    int
 	bin        string // the inlet binary to start
 	tmp        string // temporary directory, removed at the end
@@ -156,6 +176,15 @@ func newBench(ctx context.Context, bc *benchConfig, stderr io.Writer) (*bench, e
 		return nil, fmt.Errorf("--udp-sender-cpu %d: want 0 to %d, or -1", bc.SenderCPU, runtime.NumCPU()-1)
 	case bc.SenderCPU >= 0 && runtime.NumCPU() < 2:
 		return nil, errors.New("--udp-sender-cpu needs at least 2 CPUs: one to send, one to receive")
+	case bc.Window < 1 || bc.Window > loadgen.MaxWindow:
+		return nil, fmt.Errorf("--window %d: want 1 to %d", bc.Window, loadgen.MaxWindow)
+	case bc.windowSet && sc.Name != "ack":
+		return nil, fmt.Errorf("--window applies to --scenario ack only")
+	}
+	if sc.Plain != "" {
+		if b.plain, err = loadgen.Lookup(sc.Plain); err != nil {
+			return nil, err
+		}
 	}
 	if b.devices == 0 {
 		b.devices = sc.DefaultDevices
@@ -227,8 +256,13 @@ type target struct {
 }
 
 // runOne sends the load to one receiver and measures it.
+// "plain" is inlet under the plain scenario an acknowledged one is compared with.
 func (b *bench) runOne(ctx context.Context, name string) (runReport, error) {
-	r := runReport{Target: name, Devices: b.devices}
+	sc := b.scenario
+	if name == "plain" {
+		sc = b.plain
+	}
+	r := runReport{Target: name, Scenario: sc.Name, Devices: b.devices}
 	var t *target
 	var err error
 	switch {
@@ -237,7 +271,11 @@ func (b *bench) runOne(ctx context.Context, name string) (runReport, error) {
 	case b.target != "":
 		t, err = b.external(ctx)
 	default:
-		t, err = b.startInlet(ctx)
+		db := b.db
+		if name == "plain" && b.tmp != "" {
+			db = filepath.Join(b.tmp, "plain.db") // the measured run starts from an empty database too
+		}
+		t, err = b.startInlet(ctx, sc, db)
 	}
 	if err != nil {
 		return r, err
@@ -252,13 +290,14 @@ func (b *bench) runOne(ctx context.Context, name string) (runReport, error) {
 		return r, err
 	}
 	gen, err := loadgen.New(loadgen.Config{
-		Scenario:  b.scenario,
+		Scenario:  sc,
 		Target:    addr,
 		Devices:   b.devices,
 		Duration:  b.cfg.Duration,
 		Count:     b.cfg.Count,
 		Rate:      b.cfg.Rate,
 		SenderCPU: b.cfg.SenderCPU,
+		Window:    b.cfg.Window,
 	})
 	if err != nil {
 		return r, err
@@ -304,6 +343,13 @@ func (b *bench) runOne(ctx context.Context, name string) (runReport, error) {
 	r.Sent, r.SendErrors, r.FirstSendError = res.Sent, res.Errors, res.FirstError
 	r.LoadS = res.Elapsed.Seconds()
 	r.SentPerS = perSecond(res.Sent, res.Elapsed)
+	if sc.Acked {
+		// Elapsed runs until the last device read its last ACK.
+		acked, rate := res.Acked, perSecond(res.Acked, res.Elapsed)
+		r.Acked, r.AckedPerS = &acked, &rate
+		l := res.Latency
+		r.Latency = &latencyReport{Samples: l.Samples, P50: ms(l.P50), P90: ms(l.P90), P99: ms(l.P99), Max: ms(l.Max)}
+	}
 
 	busy := res.Elapsed
 	if t.progress != nil {
@@ -352,6 +398,8 @@ func (b *bench) runOne(ctx context.Context, name string) (runReport, error) {
 	return r, nil
 }
 
+func ms(d time.Duration) float64 { return d.Seconds() * 1000 }
+
 func perSecond(n int64, d time.Duration) float64 {
 	if d <= 0 {
 		return 0
@@ -359,24 +407,24 @@ func perSecond(n int64, d time.Duration) float64 {
 	return float64(n) / d.Seconds()
 }
 
-// startInlet starts inlet serve on free loopback ports.
-func (b *bench) startInlet(ctx context.Context) (*target, error) {
-	before, err := rowsBefore(ctx, b.db)
+// startInlet starts inlet serve for scenario sc on free loopback ports, with database db.
+func (b *bench) startInlet(ctx context.Context, sc *loadgen.Scenario, db string) (*target, error) {
+	before, err := rowsBefore(ctx, db)
 	if err != nil {
 		return nil, err
 	}
 	p, err := startChild(ctx, "inlet serve", b.bin, []string{"serve",
-		"--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--db", b.db}, b.serverCPUs)
+		"--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--db", db}, b.serverCPUs)
 	if err != nil {
 		return nil, err
 	}
 	t := &target{proc: p, addr: p.ready.TCP, countWord: "committed"}
-	if b.scenario.Transport == "udp" {
+	if sc.Transport == "udp" {
 		t.addr = p.ready.UDP
 	}
 	if t.addr == "" || p.ready.HTTP == "" {
 		p.kill()
-		return nil, fmt.Errorf("inlet serve: ready line without %s and http addresses", b.scenario.Transport)
+		return nil, fmt.Errorf("inlet serve: ready line without %s and http addresses", sc.Transport)
 	}
 	metricsURL := "http://" + p.ready.HTTP + "/metrics"
 	t.progress = func(ctx context.Context) (int64, int64, error) {
@@ -397,7 +445,7 @@ func (b *bench) startInlet(ctx context.Context) (*target, error) {
 		return nil
 	}
 	t.stored = func(ctx context.Context) (int64, error) {
-		n, err := countRows(ctx, b.db)
+		n, err := countRows(ctx, db)
 		return n - before, err
 	}
 	return t, nil
@@ -514,6 +562,9 @@ func (b *bench) showProgress(ctx context.Context, name string, gen *loadgen.Gene
 		sent := gen.Sent()
 		line := fmt.Sprintf("%-8s %4.0fs  sent %d (%d/s)", name, time.Since(start).Seconds(), sent, sent-prev)
 		prev = sent
+		if name == "inlet" && b.scenario.Acked {
+			line += fmt.Sprintf("  acked %d", gen.Acked())
+		}
 		if t.progress != nil {
 			if s, _, err := t.progress(ctx); err == nil {
 				line += fmt.Sprintf("  %s %d", t.countWord, s)
@@ -815,15 +866,18 @@ type benchReport struct {
 	Count        int64        `json:"count,omitempty"`
 	RatePerDev   float64      `json:"rate_per_device,omitempty"` // 0: as fast as possible
 	UDPSenderCPU int          `json:"udp_sender_cpu"`            // -1: not pinned
+	Window       int          `json:"window,omitempty"`          // ack: the most unacknowledged messages per connection
+	Plain        string       `json:"plain_scenario,omitempty"`  // acknowledged scenarios with --baseline: the plain run's scenario
 	Order        string       `json:"order"`
 	Runs         []runReport  `json:"runs"`
-	Ratio        *ratioReport `json:"ratio,omitempty"` // inlet ÷ baseline, with --baseline
+	Ratio        *ratioReport `json:"ratio,omitempty"` // inlet ÷ baseline (or ÷ plain), with --baseline
 }
 
 // runReport is one receiver's numbers. Pointers are numbers that cannot be known
 // for an inlet started elsewhere (--target).
 type runReport struct {
-	Target          string           `json:"target"` // "inlet" or "baseline"
+	Target          string           `json:"target"`   // "inlet", "baseline", or "plain" (inlet under the plain scenario)
+	Scenario        string           `json:"scenario"` // this run's scenario
 	Addr            string           `json:"addr"`
 	ServerCPUs      string           `json:"server_cpus,omitempty"`
 	Devices         int              `json:"devices"`
@@ -841,11 +895,30 @@ type runReport struct {
 	CPUS            *float64         `json:"cpu_s,omitempty"` // receiver's user+system time over the run
 	CPUMicrosPerMsg *float64         `json:"cpu_us_per_msg,omitempty"`
 	PeakRSSMB       *float64         `json:"peak_rss_mb,omitempty"`
+	// Acknowledged scenarios only: messages acknowledged, per second of load
+	// (the load ends when the last ACK has been read), and the ack latency.
+	Acked     *int64         `json:"acked,omitempty"`
+	AckedPerS *float64       `json:"acked_per_s,omitempty"`
+	Latency   *latencyReport `json:"ack_latency_ms,omitempty"`
+}
+
+// latencyReport is the ack latency in milliseconds: for ack from writing a
+// message to reading the ACK covering it, for ack-cpm from starting to connect
+// to reading the ACK. Read from a histogram with buckets 0.4% wide; max is exact.
+type latencyReport struct {
+	Samples int64   `json:"samples"`
+	P50     float64 `json:"p50"`
+	P90     float64 `json:"p90"`
+	P99     float64 `json:"p99"`
+	Max     float64 `json:"max"`
 }
 
 type ratioReport struct {
+	Against    string   `json:"against"` // "baseline", or "plain" for the acknowledged scenarios
 	StoredPerS *float64 `json:"stored_per_s,omitempty"`
 	CPUPerMsg  *float64 `json:"cpu_us_per_msg,omitempty"`
+	// Against plain: the acknowledged run's acked msgs/s ÷ the plain run's stored msgs/s.
+	AckedPerS *float64 `json:"acked_per_s,omitempty"`
 }
 
 func ratios(runs []runReport) *ratioReport {
@@ -854,17 +927,22 @@ func ratios(runs []runReport) *ratioReport {
 		switch runs[i].Target {
 		case "inlet":
 			in = &runs[i]
-		case "baseline":
+		case "baseline", "plain":
 			base = &runs[i]
 		}
 	}
 	if in == nil || base == nil {
 		return nil
 	}
-	return &ratioReport{
+	r := &ratioReport{
+		Against:    base.Target,
 		StoredPerS: ratio(in.StoredPerS, base.StoredPerS),
 		CPUPerMsg:  ratio(in.CPUMicrosPerMsg, base.CPUMicrosPerMsg),
 	}
+	if base.Target == "plain" {
+		r.AckedPerS = ratio(in.AckedPerS, base.StoredPerS)
+	}
+	return r
 }
 
 // ratio is a ÷ b, or nil when either is unknown.
@@ -898,8 +976,12 @@ func printBench(w io.Writer, rep *benchReport) error {
 	if rep.Devices == 1 {
 		devs = "device"
 	}
-	fmt.Fprintf(w, "inlet bench: %s over %s, %d %s, %gs%s, %s; order: %s\n",
-		rep.Scenario, rep.Transport, rep.Devices, devs, rep.DurationS, bound, pace, rep.Order)
+	window := ""
+	if rep.Window > 0 {
+		window = fmt.Sprintf(", window %d", rep.Window)
+	}
+	fmt.Fprintf(w, "inlet bench: %s over %s, %d %s, %gs%s, %s%s; order: %s\n",
+		rep.Scenario, rep.Transport, rep.Devices, devs, rep.DurationS, bound, pace, window, rep.Order)
 	if rep.UDPSenderCPU >= 0 {
 		fmt.Fprintf(w, "sender pinned to CPU %d", rep.UDPSenderCPU)
 		if len(rep.Runs) > 0 && rep.Runs[0].ServerCPUs != "" {
@@ -908,6 +990,11 @@ func printBench(w io.Writer, rep *benchReport) error {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
+	for _, r := range rep.Runs {
+		if r.Acked != nil {
+			return printAckBench(w, rep)
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\ttarget\tdevices\tsent\tstored\tloss\tmsgs/s\tCPU µs/msg\tpeak RSS MB\tUDP drops\trejected\t")
 	for _, r := range rep.Runs {
@@ -920,7 +1007,7 @@ func printBench(w io.Writer, rep *benchReport) error {
 			optFloat(r.PeakRSSMB, 1), optInt(r.KernelDrops), rejected)
 	}
 	if rep.Ratio != nil {
-		fmt.Fprintf(tw, "%s\tinlet/baseline\t\t\t\t\t%s\t%s\t\t\t\t\n", rep.Scenario,
+		fmt.Fprintf(tw, "%s\tinlet/%s\t\t\t\t\t%s\t%s\t\t\t\t\n", rep.Scenario, rep.Ratio.Against,
 			times(rep.Ratio.StoredPerS), times(rep.Ratio.CPUPerMsg))
 	}
 	if err := tw.Flush(); err != nil {
@@ -929,6 +1016,11 @@ func printBench(w io.Writer, rep *benchReport) error {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "msgs/s: messages stored per second over the load plus the time to store the rest;")
 	fmt.Fprintln(w, "CPU: the receiver process's user+system time from start of load to last message stored.")
+	printRunNotes(w, rep)
+	return nil
+}
+
+func printRunNotes(w io.Writer, rep *benchReport) {
 	for _, r := range rep.Runs {
 		if r.SendErrors > 0 {
 			fmt.Fprintf(w, "%s: %d failed sends (retried), first: %s\n", r.Target, r.SendErrors, r.FirstSendError)
@@ -939,6 +1031,45 @@ func printBench(w io.Writer, rep *benchReport) error {
 			}
 		}
 	}
+}
+
+// printAckBench writes the table of an acknowledged scenario: with the acks and
+// their latency, without the UDP columns.
+func printAckBench(w io.Writer, rep *benchReport) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\ttarget\tdevices\tsent\tacked\tstored\tloss\tmsgs/s\tacked/s\t"+
+		"CPU µs/msg\tpeak RSS MB\trejected\tp50 ms\tp90 ms\tp99 ms\tmax ms\t")
+	for _, r := range rep.Runs {
+		rejected := "-"
+		if r.Rejected != nil {
+			rejected = strconv.FormatInt(r.rejectedTotal(), 10)
+		}
+		lat := []string{"-", "-", "-", "-"}
+		if l := r.Latency; l != nil {
+			lat = []string{sig3(l.P50), sig3(l.P90), sig3(l.P99), sig3(l.Max)}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Target, r.Devices,
+			r.Sent, optInt(r.Acked), optInt(r.Stored), optInt(r.Loss), optFloat(r.StoredPerS, 0),
+			optFloat(r.AckedPerS, 0), optSig(r.CPUMicrosPerMsg), optFloat(r.PeakRSSMB, 1), rejected,
+			strings.Join(lat, "\t"))
+	}
+	if ra := rep.Ratio; ra != nil {
+		fmt.Fprintf(tw, "%s\tinlet/%s\t\t\t\t\t\t%s\t%s\t%s\t\t\t\t\t\t\t\n", rep.Scenario, ra.Against,
+			times(ra.StoredPerS), times(ra.AckedPerS), times(ra.CPUPerMsg))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "msgs/s: messages stored per second over the load plus the time to store the rest;")
+	fmt.Fprintln(w, "acked/s: messages acknowledged per second of load (which ends when the last ACK is read);")
+	fmt.Fprintln(w, "p50..max: ack latency, from writing a message (ack) or starting to connect (ack-cpm) to")
+	fmt.Fprintln(w, "reading the ACK that covers it; CPU: the receiver's user+system time.")
+	if rep.Ratio != nil && rep.Ratio.Against == "plain" {
+		fmt.Fprintf(w, "inlet/plain: %s against inlet under the plain %s scenario; acked/s is set against its msgs/s.\n",
+			rep.Scenario, rep.Plain)
+	}
+	printRunNotes(w, rep)
 	return nil
 }
 

@@ -77,6 +77,76 @@ func TestBenchScenarios(t *testing.T) {
 	}
 }
 
+// checkAcked asserts that an acknowledged run's numbers add up: without errors
+// every message sent is acknowledged and stored, and there is a latency for each.
+func checkAcked(t *testing.T, r runReport) {
+	t.Helper()
+	checkCounts(t, r)
+	if r.Acked == nil || r.AckedPerS == nil || r.Latency == nil {
+		t.Fatalf("%s: no acked count or latency: %+v", r.Target, r)
+	}
+	if *r.Acked <= 0 || *r.AckedPerS <= 0 {
+		t.Errorf("%s: acked %d (%f/s), want some", r.Target, *r.Acked, *r.AckedPerS)
+	}
+	if r.SendErrors == 0 && (*r.Stored != *r.Acked || *r.Acked != r.Sent-*r.Loss || *r.Loss != 0) {
+		t.Errorf("%s: sent %d, acked %d, stored %d, loss %d, no errors: want stored == acked == sent", r.Target,
+			r.Sent, *r.Acked, *r.Stored, *r.Loss)
+	}
+	if *r.Acked > r.Sent {
+		t.Errorf("%s: acked %d of %d sent", r.Target, *r.Acked, r.Sent)
+	}
+	l := r.Latency
+	if l.Samples != *r.Acked {
+		t.Errorf("%s: %d latencies for %d acked", r.Target, l.Samples, *r.Acked)
+	}
+	if l.P50 < 0 || l.P90 < l.P50 || l.P99 < l.P90 || l.Max < l.P99 {
+		t.Errorf("%s: latency percentiles out of order: %+v", r.Target, *l)
+	}
+	t.Logf("%s %s: acked %d, latency ms %+v", r.Target, r.Scenario, *r.Acked, *l)
+}
+
+func TestBenchAckScenarios(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers and sends load for a second each")
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"ack", []string{"--scenario", "ack", "--devices", "8", "--duration", "1s"}},
+		{"ack with a small window at a rate", []string{"--scenario", "ack", "--devices", "4", "--window", "4", "--duration", "1s", "--rate", "200"}},
+		{"ack-cpm", []string{"--scenario", "ack-cpm", "--devices", "4", "--duration", "1s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := benchJSON(t, tc.args...)
+			if len(rep.Runs) != 1 || rep.Runs[0].Target != "inlet" || rep.Ratio != nil {
+				t.Fatalf("runs %+v, want one inlet run", rep.Runs)
+			}
+			checkAcked(t, rep.Runs[0])
+		})
+	}
+}
+
+// For an acknowledged scenario --baseline compares with plain inlet.
+func TestBenchAckPlainBaseline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers")
+	}
+	rep := benchJSON(t, "--scenario", "ack", "--devices", "4", "--duration", "1s", "--baseline")
+	if len(rep.Runs) != 2 || rep.Runs[0].Target != "plain" || rep.Runs[0].Scenario != "stream" ||
+		rep.Runs[1].Target != "inlet" || rep.Runs[1].Scenario != "ack" || rep.Plain != "stream" {
+		t.Fatalf("runs %+v, want plain stream then inlet ack", rep.Runs)
+	}
+	checkCounts(t, rep.Runs[0])
+	if rep.Runs[0].Acked != nil {
+		t.Errorf("the plain run counted acks: %+v", rep.Runs[0])
+	}
+	checkAcked(t, rep.Runs[1])
+	if rep.Ratio == nil || rep.Ratio.Against != "plain" || rep.Ratio.AckedPerS == nil {
+		t.Errorf("ratio %+v, want acked/plain", rep.Ratio)
+	}
+}
+
 // --count bounds the messages sent in all.
 func TestBenchCount(t *testing.T) {
 	if testing.Short() {
@@ -147,6 +217,8 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--scenario", "nope"}, "unknown scenario"},
 		{[]string{"--duration", "0"}, "--duration"},
 		{[]string{"--scenario", "stream", "--udp-sender-cpu", "0"}, "--udp-sender-cpu"},
+		{[]string{"--scenario", "ack", "--window", "0"}, "--window"},
+		{[]string{"--scenario", "stream", "--window", "8"}, "--window applies"},
 		{[]string{"stray"}, "unexpected argument"},
 	} {
 		var stdout, stderr bytes.Buffer

@@ -4,9 +4,12 @@
 // The generator emulates devices that send the tutorial's counters ("1\r\n",
 // "2\r\n", ...) over TCP or UDP, as fast as they can or at a fixed rate, each
 // from a loopback address of its own so that the server sees one device per
-// emulated device. The baseline receiver reads the same traffic and only counts
-// it: set against it, inlet's numbers show what storing every message costs
-// over merely reading the bytes. The package also reads a process's CPU time and
+// emulated device. The acknowledged scenarios (ack, ack-cpm) speak INLET/1
+// instead: each device sends a hello with its own id and the run's boot id,
+// then "<seq> <counter>" lines, and the generator counts the ACKs and times
+// each message from sending to its ACK. The baseline receiver reads the plain
+// traffic and only counts it: set against it, inlet's numbers show what
+// storing every message costs over merely reading the bytes. The package also reads a process's CPU time and
 // peak memory from /proc and pins threads to CPUs, so that a benchmark on a small
 // machine can keep the sender from starving the receiver.
 //

@@ -1,0 +1,243 @@
+package loadgen_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/inletdev/inlet/internal/loadgen"
+)
+
+// fakeAck is a small INLET/1 server: it answers a hello "OK last=0", then
+// acknowledges, after each read, the highest seq read (refusing every errEvery-th
+// seq with ERR instead). It checks what inlet would not: that the hello is the
+// generator's, that each device's seqs run 1, 2, 3... and that no connection
+// has more than window messages unacknowledged.
+type fakeAck struct {
+	t        *testing.T
+	ln       net.Listener
+	window   int64
+	errEvery int64
+
+	mu       sync.Mutex
+	conns    int
+	lines    int64
+	errs     int64
+	boots    map[string]bool
+	next     map[string]int64 // device to the next seq expected
+	problems []string
+	wg       sync.WaitGroup
+}
+
+var helloRE = regexp.MustCompile(`^INLET/1 id=(bench-[0-9]+) boot=([0-9a-f]{16})$`)
+
+func newFakeAck(t *testing.T, window, errEvery int64) *fakeAck {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeAck{t: t, ln: ln, window: window, errEvery: errEvery, boots: map[string]bool{}, next: map[string]int64{}}
+	f.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.wg.Go(func() { f.serve(c) })
+		}
+	})
+	t.Cleanup(func() { ln.Close(); f.wg.Wait() })
+	return f
+}
+
+func (f *fakeAck) problem(format string, args ...any) {
+	f.mu.Lock()
+	f.problems = append(f.problems, fmt.Sprintf(format, args...))
+	f.mu.Unlock()
+}
+
+func (f *fakeAck) serve(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	hello, err := r.ReadString('\n')
+	if err != nil {
+		return
+	}
+	m := helloRE.FindStringSubmatch(strings.TrimSuffix(hello, "\n"))
+	if m == nil {
+		f.problem("hello %q", hello)
+		return
+	}
+	dev := m[1]
+	f.mu.Lock()
+	f.conns++
+	f.boots[m[2]] = true
+	if f.next[dev] == 0 {
+		f.next[dev] = 1
+	}
+	f.mu.Unlock()
+	if _, err := c.Write([]byte("INLET/1 OK last=0\n")); err != nil {
+		return
+	}
+	var acked, last int64 // per connection
+	var out []byte
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		seqS, payload, _ := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+		seq, _ := strconv.ParseInt(seqS, 10, 64)
+		f.mu.Lock()
+		f.lines++
+		if seq != f.next[dev] || payload != seqS {
+			f.problems = append(f.problems, fmt.Sprintf("%s: line %q, want seq %d", dev, line, f.next[dev]))
+		}
+		f.next[dev] = seq + 1
+		if acked == 0 {
+			acked = seq - 1 // the connection's first message
+		}
+		if seq-acked > f.window {
+			f.problems = append(f.problems, fmt.Sprintf("%s: seq %d sent with only %d acknowledged, window %d", dev, seq, acked, f.window))
+		}
+		refuse := f.errEvery > 0 && seq%f.errEvery == 0
+		if refuse {
+			f.errs++
+		}
+		f.mu.Unlock()
+		if refuse {
+			out = fmt.Appendf(out, "ERR %d too-long\n", seq)
+		} else {
+			last = seq
+		}
+		if r.Buffered() == 0 {
+			if last > 0 {
+				out = fmt.Appendf(out, "ACK %d\n", last)
+				last = 0
+			}
+			acked = seq
+			if _, err := c.Write(out); err != nil {
+				return
+			}
+			out = out[:0]
+		}
+	}
+}
+
+func TestAckScenarios(t *testing.T) {
+	for _, tc := range []struct {
+		scenario string
+		devices  int
+		window   int
+		count    int64
+		rate     float64
+		errEvery int64
+	}{
+		{"ack", 4, 8, 20000, 0, 0},
+		{"ack", 3, 1, 300, 0, 0},
+		{"ack", 2, 16, 400, 1000, 0}, // paced: a write per due batch
+		{"ack", 4, 8, 2000, 0, 7},    // ERR lines, also for a device's last message
+		{"ack-cpm", 4, 0, 200, 0, 0},
+		{"ack-cpm", 2, 0, 40, 0, 5},
+	} {
+		name := fmt.Sprintf("%s/window=%d/rate=%g/err=%d", tc.scenario, tc.window, tc.rate, tc.errEvery)
+		t.Run(name, func(t *testing.T) {
+			window := int64(tc.window)
+			if window == 0 {
+				window = 1
+			}
+			f := newFakeAck(t, window, tc.errEvery)
+			g, err := loadgen.New(loadgen.Config{
+				Scenario: mustScenario(t, tc.scenario), Target: netip.MustParseAddrPort(f.ln.Addr().String()),
+				Devices: tc.devices, Duration: time.Minute, Count: tc.count, Rate: tc.rate, SenderCPU: -1, Window: tc.window,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := g.Run(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			for _, p := range f.problems {
+				t.Error(p)
+			}
+			if res.Sent != tc.count || f.lines != tc.count {
+				t.Errorf("sent %d, server read %d, want %d", res.Sent, f.lines, tc.count)
+			}
+			if res.Acked != tc.count-f.errs || res.Errors != f.errs {
+				t.Errorf("acked %d with %d errors (%s); server refused %d of %d", res.Acked, res.Errors, res.FirstError, f.errs, tc.count)
+			}
+			if tc.errEvery > 0 && (f.errs == 0 || !strings.Contains(res.FirstError, "too-long")) {
+				t.Errorf("refused %d, first error %q", f.errs, res.FirstError)
+			}
+			if res.Latency.Samples != res.Acked || res.Latency.P50 < 0 || res.Latency.P99 < res.Latency.P50 || res.Latency.Max < res.Latency.P99 {
+				t.Errorf("latency %+v for %d acked", res.Latency, res.Acked)
+			}
+			if len(f.boots) != 1 || !f.boots[g.Boot()] {
+				t.Errorf("boots %v, want the run's one, %s", f.boots, g.Boot())
+			}
+			wantConns := tc.devices
+			if tc.scenario == "ack-cpm" {
+				wantConns = int(tc.count)
+			}
+			if f.conns != wantConns {
+				t.Errorf("%d connections, want %d", f.conns, wantConns)
+			}
+		})
+	}
+}
+
+// A server that answers nonsense and then goes away: the run still ends at its
+// duration, and says what went wrong.
+func TestAckUnanswered(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ln.Close()
+	wg.Go(func() {
+		c, err := ln.Accept()
+		ln.Close() // reconnects are refused
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		r.ReadString('\n')
+		c.Write([]byte("INLET/1 OK last=0\n"))
+		r.ReadString('\n')
+		c.Write([]byte("ACK 1\n"))
+		r.ReadString('\n')
+		c.Write([]byte("nonsense\n")) // the generator hangs up on this
+		for {
+			if _, err := r.ReadString('\n'); err != nil {
+				return
+			}
+		}
+	})
+	g, err := loadgen.New(loadgen.Config{
+		Scenario: mustScenario(t, "ack"), Target: netip.MustParseAddrPort(ln.Addr().String()),
+		Devices: 1, Duration: time.Second, Count: 3, Window: 1, SenderCPU: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := g.Run(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Acked != 1 || res.Errors == 0 || !strings.Contains(res.FirstError, "nonsense") {
+		t.Errorf("acked %d, %d errors, first %q", res.Acked, res.Errors, res.FirstError)
+	}
+}
