@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 const (
@@ -612,13 +613,14 @@ func (o *outbox) take(boot string, after int64, n int) ([]*entry, int) {
 }
 
 // remove drops es (messages of boot, in seq order) as acknowledged or rejected,
-// and returns how many were still live.
-func (o *outbox) remove(boot string, es []*entry) int {
+// and returns how many were still live, which it also adds to count before
+// anyone waiting in Flush can look.
+func (o *outbox) remove(boot string, es []*entry, count *atomic.Int64) int {
 	o.mu.Lock()
 	q := o.byBoot[boot]
 	n := 0
 	if q != nil {
-		n = o.removeLocked(q, es)
+		n = o.removeLocked(q, es, count)
 	}
 	compact := o.needCompact()
 	o.mu.Unlock()
@@ -629,8 +631,8 @@ func (o *outbox) remove(boot string, es []*entry) int {
 }
 
 // removeThrough drops every message of boot with seq at most n: the server has
-// them already. It returns how many it dropped.
-func (o *outbox) removeThrough(boot string, n int64) int {
+// them already. It returns how many it dropped, and adds that to count.
+func (o *outbox) removeThrough(boot string, n int64, count *atomic.Int64) int {
 	o.mu.Lock()
 	q := o.byBoot[boot]
 	removed := 0
@@ -644,7 +646,7 @@ func (o *outbox) removeThrough(boot string, n int64) int {
 				es = append(es, e)
 			}
 		}
-		removed = o.removeLocked(q, es)
+		removed = o.removeLocked(q, es, count)
 	}
 	compact := o.needCompact()
 	o.mu.Unlock()
@@ -656,7 +658,7 @@ func (o *outbox) removeThrough(boot string, n int64) int {
 
 // removeLocked marks es done and logs them as 'A' records, one per run of
 // messages with no live message of the boot between them.
-func (o *outbox) removeLocked(q *bootQueue, es []*entry) int {
+func (o *outbox) removeLocked(q *bootQueue, es []*entry, count *atomic.Int64) int {
 	var live []*entry
 	for _, e := range es {
 		if !e.done {
@@ -689,6 +691,7 @@ func (o *outbox) removeLocked(q *bootQueue, es []*entry) int {
 		}
 	}
 	o.trim(q)
+	count.Add(int64(len(live)))
 	o.broadcast()
 	return len(live)
 }

@@ -34,8 +34,10 @@ var (
 	// ErrTooLong is returned by Send for a payload that would make
 	// "<seq> <payload>" longer than Config.MaxMessage.
 	ErrTooLong = errors.New("client: message too long")
-	// ErrBadPayload is returned by Send for a payload the protocol cannot carry:
-	// empty, or over TCP containing '\n' or ending in '\r'.
+	// ErrBadPayload is returned by Send for a payload the protocol cannot carry
+	// unchanged: empty (plain mode skips empty lines, so an empty reading is no
+	// reading), over TCP containing '\n' or ending in '\r', over UDP ending in
+	// '\n'.
 	ErrBadPayload = errors.New("client: bad payload")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("client: sender closed")
@@ -81,14 +83,14 @@ type Config struct {
 
 // Stats counts what a Sender did since New.
 type Stats struct {
-	Queued     int64 // messages accepted by Send
-	Loaded     int64 // unacknowledged messages found in the outbox by New
-	Sent       int64 // messages transmitted at least once
-	Acked      int64 // messages the server confirmed as stored (ACK, or last= in its hello)
-	Retried    int64 // retransmissions of messages sent before
-	Errors     int64 // messages the server rejected (ERR) and that were dropped
-	Reconnects int64 // connection attempts after a failed one
-	Pending    int64 // messages in the outbox not yet acknowledged
+	Queued     int64  // messages accepted by Send
+	Loaded     int64  // unacknowledged messages found in the outbox by New
+	Sent       int64  // messages transmitted at least once
+	Acked      int64  // messages the server confirmed as stored (ACK, or last= in its hello)
+	Retried    int64  // retransmissions of messages sent before
+	Errors     int64  // messages the server rejected (ERR) and that were dropped
+	Reconnects int64  // TCP connection attempts after a failed one
+	Pending    int64  // messages in the outbox not yet acknowledged
 	LastError  string // the latest connection failure; empty after a successful hello
 }
 
@@ -111,9 +113,9 @@ type Sender struct {
 
 	queued, loaded, sent, acked, retried, errs, reconnects atomic.Int64
 
-	mu        sync.Mutex
-	lastError string
-	logged    time.Time // rate limit for failure logs
+	mu         sync.Mutex
+	lastError  string
+	logged     time.Time // rate limit for failure logs
 	suppressed int
 }
 
@@ -210,12 +212,18 @@ func (s *Sender) Boot() string { return s.boot }
 // Send puts payload in the outbox under the next seq, which it returns, and
 // leaves delivery to the background. With an Outbox directory it returns only
 // once the message is on disk (fsync). It never waits for the network: when the
-// outbox is full it returns ErrOutboxFull at once.
+// outbox is full it returns ErrOutboxFull at once. If an fsync of the outbox
+// fails, what is on disk is unknown: that Send and every later one fail, while
+// the messages already accepted are still delivered.
 func (s *Sender) Send(payload []byte) (int64, error) {
 	if len(payload) == 0 {
 		return 0, fmt.Errorf("%w: empty", ErrBadPayload)
 	}
-	if !s.udp {
+	if s.udp {
+		if payload[len(payload)-1] == '\n' {
+			return 0, fmt.Errorf("%w: ends in a newline, which the server would strip", ErrBadPayload)
+		}
+	} else {
 		if bytes.IndexByte(payload, '\n') >= 0 {
 			return 0, fmt.Errorf("%w: contains a newline, which ends a message over TCP", ErrBadPayload)
 		}
@@ -327,7 +335,6 @@ func (s *Sender) run() {
 		}
 		if greeted {
 			failures = 0
-			s.setLastError("")
 		}
 		if err == nil {
 			continue
@@ -389,8 +396,7 @@ func (s *Sender) failed(err error, wait time.Duration) {
 	s.logged, s.suppressed = now, 0
 }
 
-// rejected logs a message the server refused.
+// rejected logs a message the server refused (already counted in errs).
 func (s *Sender) rejected(boot string, seq int64, reason string) {
-	s.errs.Add(1)
 	s.log.Warn("inlet client: server rejected a message; dropped", "boot", boot, "seq", seq, "reason", reason)
 }

@@ -20,6 +20,7 @@ Usage:
   inlet export   [flags]   write stored messages as NDJSON or CSV
   inlet devices  [flags]   per-device counts: messages, gaps, missing, duplicates, resets
   inlet bench    [flags]   load-test a server on loopback: sent, stored, loss, rate, CPU per message
+  inlet send     [flags]   act as devices: the tutorial sketch, streams, UDP, or --ack (INLET/1)
   inlet version            print the version
 
 Run 'inlet <command> -h' for a command's flags.
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runDevices(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = runBench(ctx, args[1:], stdout, stderr)
+	case "send":
+		err = runSend(ctx, args[1:], stdout, stderr)
 	case "bench-baseline": // started by inlet bench --baseline; not in the usage
 		err = runBenchBaseline(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
