@@ -52,6 +52,9 @@ func (r *connReader) startAcked(line []byte) {
 	r.t.cfg.Stats.AckedConns.Add(1)
 	r.ac = newAckConn(r.t, r.tc)
 	r.ac.out = wire.AppendOK(r.ac.out, r.t.sink.Durable(h.Device, h.Boot))
+	r.t.mu.Lock()
+	r.t.ackConns[r.ac] = struct{}{}
+	r.t.mu.Unlock()
 	r.t.acks.Add(1)
 	go r.ac.run()
 	r.ac.signal()
@@ -133,6 +136,11 @@ func (a *ackConn) abort() {
 
 func (a *ackConn) run() {
 	defer a.t.acks.Done()
+	defer func() {
+		a.t.mu.Lock()
+		delete(a.t.ackConns, a)
+		a.t.mu.Unlock()
+	}()
 	var buf []byte
 	closed := false
 	for range a.wake {
@@ -183,8 +191,11 @@ func (t *TCP) WaitAcks(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		t.mu.Lock()
+		for a := range t.ackConns {
+			a.abort() // wakes an idle ack writer: it closes its connection and ends
+		}
 		for c := range t.conns {
-			c.Close() // ends every ack writer's pending write
+			c.Close() // ends a pending write
 		}
 		t.mu.Unlock()
 		<-done

@@ -36,6 +36,7 @@ type TCP struct {
 	perIP      map[netip.Addr]int
 	wg         sync.WaitGroup
 	acks       sync.WaitGroup // ack writers of acknowledged connections
+	ackConns   map[*ackConn]struct{}
 	refused    limiter
 	acceptErrs limiter
 	helloErrs  limiter
@@ -64,6 +65,7 @@ func ListenTCP(addr string, sink Sink, cfg Config) (*TCP, error) {
 		sink:       sink,
 		conns:      make(map[*tcpConn]struct{}),
 		perIP:      make(map[netip.Addr]int),
+		ackConns:   make(map[*ackConn]struct{}),
 		refused:    limiter{every: 10 * time.Second},
 		acceptErrs: limiter{every: 10 * time.Second},
 		helloErrs:  limiter{every: 10 * time.Second},

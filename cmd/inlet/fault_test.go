@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -121,5 +122,38 @@ func TestDiskFull(t *testing.T) {
 		if want := fmt.Sprintf("%d %s", i+1, pad); string(msg.Payload) != want {
 			t.Fatalf("row %d: %.20q…, want %.20q…", i, msg.Payload, want)
 		}
+	}
+}
+
+// Shutdown while the store cannot commit and acknowledged clients wait for acks:
+// Close gives up when its context ends, names what was not stored, and never hangs.
+func TestShutdownWithFailingStoreAndAckedClients(t *testing.T) {
+	dir := mountSmallDisk(t, "1m")
+	cfg := testConfig(t)
+	cfg.DB = filepath.Join(dir, "inlet.db")
+	m := MustRun(t, cfg)
+	a, ok := dialAck(t, m.tcpAddr(), "INLET/1 id=stuck boot=b1\n")
+	if ok != "INLET/1 OK last=0" {
+		t.Fatal(ok)
+	}
+	pad := strings.Repeat("p", 200)
+	go func() {
+		for n := 1; ; n++ {
+			a.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if _, err := fmt.Fprintf(a.c, "%d %s\n", n, pad); err != nil {
+				return
+			}
+		}
+	}()
+	waitFor(t, "a failing commit", 20*time.Second, func() bool { return m.Stats.StoreErrors.Load() > 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	err := m.Close(ctx)
+	if err == nil || !strings.Contains(err.Error(), "not stored") {
+		t.Errorf("close with a full disk: %v, want an error naming unstored messages", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("close took %s with a 1s context", d)
 	}
 }
