@@ -238,10 +238,7 @@ func (r *connReader) submit() bool {
 	if len(r.msgs) == 0 {
 		return true
 	}
-	stats := r.t.cfg.Stats
-	stats.MessagesTCP.Add(int64(len(r.msgs)))
-	stats.BytesTCP.Add(int64(len(r.arena)))
-	n := len(r.msgs)
+	n, bytes := len(r.msgs), len(r.arena)
 	if r.ac != nil {
 		r.ac.expect(n)
 	}
@@ -252,9 +249,11 @@ func (r *connReader) submit() bool {
 		if r.ac != nil {
 			r.ac.expect(-n) // never to be acknowledged
 		}
-		r.t.cfg.Logger.Warn("tcp: messages not queued at shutdown", "remote", r.remote.String(), "err", err)
+		r.t.cfg.Logger.Warn("tcp: messages not queued at shutdown", "remote", r.remote.String(), "messages", n, "err", err)
 		return false
 	}
+	r.t.cfg.Stats.MessagesTCP.Add(int64(n))
+	r.t.cfg.Stats.BytesTCP.Add(int64(bytes))
 	return true
 }
 
