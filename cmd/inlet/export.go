@@ -109,7 +109,11 @@ type record struct {
 	Fields        json.RawMessage `json:"fields,omitempty"`
 }
 
-func formatTime(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
+// timeFormat is RFC 3339 in UTC with all nine digits of nanoseconds, so that
+// times sort as text and every row has the same width.
+const timeFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+func formatTime(ns int64) string { return time.Unix(0, ns).UTC().Format(timeFormat) }
 
 func exportRecord(m *inlet.Stored) record {
 	r := record{
