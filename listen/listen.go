@@ -96,3 +96,23 @@ func (l *limiter) allow() (bool, int) {
 	l.suppressed++
 	return false, 0
 }
+
+// compact copies the payloads of msgs into an arena of their exact size when the
+// one they point into is mostly other bytes (a read that held one short message
+// and a long discarded one, say). The queue bounds payload bytes; without this a
+// 1-byte message could keep a whole 64 KiB read buffer alive in it.
+func compact(msgs []inlet.Message, arena []byte) {
+	var n int
+	for i := range msgs {
+		n += len(msgs[i].Payload)
+	}
+	if cap(arena) <= 2*n+256 {
+		return
+	}
+	exact := make([]byte, 0, n)
+	for i := range msgs {
+		start := len(exact)
+		exact = append(exact, msgs[i].Payload...)
+		msgs[i].Payload = exact[start:len(exact):len(exact)]
+	}
+}

@@ -238,6 +238,7 @@ func (r *connReader) submit() bool {
 	if len(r.msgs) == 0 {
 		return true
 	}
+	compact(r.msgs, r.arena)
 	n, bytes := len(r.msgs), len(r.arena)
 	if r.ac != nil {
 		r.ac.expect(n)
@@ -370,17 +371,26 @@ func (t *TCP) Close(ctx context.Context) error {
 		c.SetReadDeadline(drain)
 	}
 	t.mu.Unlock()
-	<-t.done
+	// The accept loop may itself be blocked queueing an inline read while the
+	// store is failing: ctx bounds that wait too.
+	var err error
+	select {
+	case <-t.done:
+	case <-ctx.Done():
+		t.hardStop()
+		<-t.done
+		err = ctx.Err()
+	}
 	t.ln.Close()
 	waited := make(chan struct{})
 	go func() { t.wg.Wait(); close(waited) }()
 	select {
 	case <-waited:
-		t.hardStop()
-		return nil
 	case <-ctx.Done():
 		t.hardStop()
 		<-waited
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	t.hardStop()
+	return err
 }

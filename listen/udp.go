@@ -1,7 +1,6 @@
 package listen
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -111,6 +110,7 @@ func (u *UDP) Serve() {
 		if len(msgs) == 0 {
 			continue
 		}
+		compact(msgs, arena)
 		queued, err := u.sink.TrySubmit(msgs)
 		switch {
 		case err != nil:
@@ -156,7 +156,7 @@ func (u *UDP) acked(p []byte, from netip.AddrPort) {
 	}
 	msg := []inlet.Message{{
 		Device: h.Device, Transport: inlet.UDP, Remote: from, Boot: h.Boot, Seq: h.Seq,
-		Payload: bytes.Clone(payload), Ack: udpAck{conn: u.conn, to: from},
+		Payload: append([]byte{}, payload...), Ack: udpAck{conn: u.conn, to: from}, // never nil: the column is NOT NULL
 	}}
 	queued, err := u.sink.TrySubmit(msg)
 	switch {
@@ -180,8 +180,8 @@ func (a udpAck) Acked(seq int64) {
 	a.conn.WriteToUDPAddrPort(wire.AppendAck(b[:0], seq), a.to)
 }
 
-// Close reads what is already in the socket buffer (up to DrainTimeout), then
-// closes the socket and waits for the reader.
+// Close stops reading after what is already in the socket buffer (up to
+// DrainTimeout) and waits for the reader; Release closes the socket.
 func (u *UDP) Close(ctx context.Context) error {
 	if u.closing.Swap(true) {
 		<-u.done
@@ -191,8 +191,13 @@ func (u *UDP) Close(ctx context.Context) error {
 	select {
 	case <-u.done:
 	case <-ctx.Done():
+		u.conn.Close()
+		<-u.done
 	}
-	u.conn.Close()
-	<-u.done
 	return nil
 }
+
+// Release closes the socket. Call it after the commit writer has closed: until
+// then the socket stays open so that acknowledged datagrams read before the
+// shutdown still get their ACK after the final commit.
+func (u *UDP) Release() error { return u.conn.Close() }

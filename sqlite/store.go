@@ -405,7 +405,11 @@ func (ws *writeStmts) insert(ctx context.Context, st driver.StmtExecContext, msg
 			set(m.Boot)
 			set(m.Seq)
 		}
-		set(m.Payload)
+		if m.Payload == nil {
+			set([]byte{}) // a nil slice would bind as NULL, and the column is NOT NULL
+		} else {
+			set(m.Payload)
+		}
 		if m.Fields != nil {
 			set(string(m.Fields)) // TEXT, so json_extract reads it as JSON, not JSONB
 		} else {

@@ -302,12 +302,18 @@ func TestAckedUDP(t *testing.T) {
 	if got := read(); got != "ERR 6 too-long\n" {
 		t.Errorf("too long answered %q", got)
 	}
+	// A header without a newline: an empty reading, stored and acknowledged; it
+	// must not wedge the store (payload is NOT NULL).
+	fmt.Fprintf(c, "INLET/1 id=sleepy boot=c0ffee seq=7")
+	if got := read(); got != "ACK 7\n" {
+		t.Fatalf("header-only datagram answered %q", got)
+	}
 	MustClose(t, m)
 	ms := messages(t, cfg.DB, inlet.Query{Device: "sleepy"})
-	if got := payloads(ms); !slices.Equal(got, []string{"temp=1.5", "temp=2.5", "temp=5.5"}) {
+	if got := payloads(ms); !slices.Equal(got, []string{"temp=1.5", "temp=2.5", "temp=5.5", ""}) {
 		t.Errorf("stored %q", got)
 	}
-	if dev := devices(t, cfg.DB)["sleepy"]; dev.Gaps != 1 || dev.Missing != 2 || dev.Duplicates != 1 {
-		t.Errorf("device %+v: want the gap 3..4 and one duplicate", dev)
+	if dev := devices(t, cfg.DB)["sleepy"]; dev.Gaps != 2 || dev.Missing != 3 || dev.Duplicates != 1 {
+		t.Errorf("device %+v: want the gaps 3..4 and 6 (refused as too long), and one duplicate", dev)
 	}
 }

@@ -146,6 +146,11 @@ func TestShutdownWithFailingStoreAndAckedClients(t *testing.T) {
 		}
 	}()
 	waitFor(t, "a failing commit", 20*time.Second, func() bool { return m.Stats.StoreErrors.Load() > 0 })
+	// Fill the commit queue, then let a connect-per-message device arrive: its
+	// line is read by the accept loop itself, which then waits for queue space.
+	waitFor(t, "a full queue", 30*time.Second, func() bool { return m.Stats.QueueDepth.Load() >= 4*8192-64 })
+	go sendOnce("127.0.0.41", m.tcpAddr(), "stuck-in-accept\n")
+	time.Sleep(200 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	start := time.Now()

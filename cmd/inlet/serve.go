@@ -293,6 +293,9 @@ func (m *Main) Close(ctx context.Context) error {
 	if m.tcp != nil {
 		errs = append(errs, m.tcp.WaitAcks(ctx)) // the last ACKs, after the final commit
 	}
+	if m.udp != nil {
+		m.udp.Release() // after the final commit, whose UDP ACKs needed the socket
+	}
 	if m.http != nil {
 		errs = append(errs, m.http.Shutdown(ctx))
 	} else if m.httpLn != nil {
