@@ -115,8 +115,9 @@ func (t *TCP) admit(c net.Conn) {
 		c.Close()
 		return
 	}
-	ap := ra.AddrPort()
-	ip := ap.Addr().Unmap()
+	// A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d: store them as IPv4.
+	ap := netip.AddrPortFrom(ra.AddrPort().Addr().Unmap(), ra.AddrPort().Port())
+	ip := ap.Addr()
 	tc := &tcpConn{Conn: c, ip: ip}
 	t.mu.Lock()
 	over := ""

@@ -372,3 +372,21 @@ func TestIPv6(t *testing.T) {
 		t.Errorf("device %+v", d)
 	}
 }
+
+// On a dual-stack listener (the default ":3000") an IPv4 device is stored as
+// IPv4, in both device and remote.
+func TestDualStackStoresIPv4(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.TCP, cfg.UDP = "[::]:0", ""
+	m := MustRun(t, cfg)
+	_, port, _ := net.SplitHostPort(m.tcpAddr())
+	if err := sendOnce("127.0.0.1", net.JoinHostPort("127.0.0.1", port), "9\n"); err != nil {
+		t.Skipf("no dual-stack listener here: %v", err)
+	}
+	waitCommitted(t, m, 1)
+	MustClose(t, m)
+	ms := messages(t, cfg.DB, inlet.Query{})
+	if len(ms) != 1 || ms[0].Device != "127.0.0.1" || !strings.HasPrefix(ms[0].Remote.String(), "127.0.0.1:") {
+		t.Fatalf("rows %+v", ms)
+	}
+}
