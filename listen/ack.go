@@ -151,8 +151,8 @@ func (a *ackConn) run() {
 			buf = wire.AppendAck(buf, a.ack)
 			a.ack = 0
 		}
-		failed := a.failed
-		finished := a.done && a.outstanding <= 0
+		failed, readerDone := a.failed, a.done
+		finished := readerDone && a.outstanding <= 0
 		a.mu.Unlock()
 		if failed && !closed {
 			// Closing ends the reader too; keep running until it has finished.
@@ -167,17 +167,11 @@ func (a *ackConn) run() {
 				continue
 			}
 		}
-		if finished || (failed && a.readerFinished()) {
+		if finished || (failed && readerDone) {
 			a.t.release(a.tc)
 			return
 		}
 	}
-}
-
-func (a *ackConn) readerFinished() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.done
 }
 
 // WaitAcks waits, after the commit writer has closed, for every acknowledged
