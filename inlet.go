@@ -99,4 +99,21 @@ type Query struct {
 	Until   int64 // unix nanoseconds, exclusive
 	AfterID int64
 	Limit   int
+	// Last, with Limit, selects the newest Limit matching messages instead of
+	// the oldest; they are still delivered in id order.
+	Last bool
+}
+
+// Reader reads what a store has committed. Its methods are safe to call while a
+// writer commits, and see only committed transactions.
+type Reader interface {
+	// Messages calls fn for each message matching q, in id order, streaming.
+	// fn must not keep the *Stored or its slices after returning.
+	Messages(ctx context.Context, q Query, fn func(*Stored) error) error
+	Devices(ctx context.Context) ([]Device, error)
+	Boots(ctx context.Context) ([]Boot, error)
+	// LastID returns the highest message id stored, 0 when there is none.
+	LastID(ctx context.Context) (int64, error)
+	// Latest returns the newest message of every device.
+	Latest(ctx context.Context) ([]Stored, error)
 }

@@ -1,6 +1,10 @@
 package inlet
 
-import "sync/atomic"
+import (
+	"math"
+	"sync/atomic"
+	"time"
+)
 
 // Stats are the server's counters, shared by the listeners, the writer and the
 // HTTP layer that exports them. Every field only ever grows, except the gauges
@@ -31,6 +35,66 @@ type Stats struct {
 	StoreErrors  atomic.Int64 // failed commits (each retried)
 	QueueDepth   atomic.Int64 // gauge: messages waiting for the writer
 	StoreHealthy atomic.Bool  // gauge: the last commit succeeded
+
+	BatchSize     Histogram // messages per committed transaction (BatchSizeBuckets)
+	CommitSeconds Histogram // time to write and sync one transaction (LatencyBuckets)
+	AckSeconds    Histogram // acknowledged mode: queue entry to ACK handed over (LatencyBuckets)
+
+	StreamSubscribers atomic.Int64 // gauge: open live-stream subscribers
+	StreamDropped     atomic.Int64 // live-stream subscribers dropped for falling behind
+}
+
+// ObserveCommit records one committed transaction of n messages that took d.
+func (s *Stats) ObserveCommit(n int, d time.Duration) {
+	s.BatchSize.Observe(BatchSizeBuckets, float64(n))
+	s.CommitSeconds.Observe(LatencyBuckets, d.Seconds())
+}
+
+// Bucket upper bounds of the histograms in Stats.
+var (
+	BatchSizeBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384}
+	LatencyBuckets   = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+)
+
+// maxBuckets bounds the bucket lists a Histogram can count.
+const maxBuckets = 24
+
+// Histogram counts observations into buckets without locks. Its zero value is
+// ready; every Observe of one histogram must pass the same bounds (at most 24,
+// ascending), which are the upper bounds of the buckets, Prometheus-style.
+type Histogram struct {
+	counts  [maxBuckets + 1]atomic.Uint64 // per bucket, not cumulative; the last is +Inf
+	sumBits atomic.Uint64                 // float64 bits of the sum of observations
+}
+
+// Observe adds v.
+func (h *Histogram) Observe(bounds []float64, v float64) {
+	i := 0
+	for i < len(bounds) && v > bounds[i] {
+		i++
+	}
+	if i == len(bounds) {
+		i = maxBuckets
+	}
+	h.counts[i].Add(1)
+	for {
+		old := h.sumBits.Load()
+		if h.sumBits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
+			return
+		}
+	}
+}
+
+// Snapshot returns the cumulative count at each bound, the total count and the
+// sum, as Prometheus exports them. Concurrent Observes may be half included.
+func (h *Histogram) Snapshot(bounds []float64) (cumulative []uint64, count uint64, sum float64) {
+	cumulative = make([]uint64, len(bounds))
+	for i := range bounds {
+		count += h.counts[i].Load()
+		cumulative[i] = count
+	}
+	count += h.counts[maxBuckets].Load()
+	return cumulative, count, math.Float64frombits(h.sumBits.Load())
 }
 
 // Rejected returns the counter for a reason.

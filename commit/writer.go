@@ -87,6 +87,7 @@ type bootKey struct{ device, boot string }
 type ack struct {
 	to  inlet.Acker
 	seq int64
+	at  int64 // when the message entered the queue, for the ack latency
 }
 
 // New starts a writer over store, loading the device state it continues from.
@@ -322,7 +323,7 @@ func (w *Writer) commit(msgs []inlet.Message) error {
 		}
 		touched[m.Device] = d
 		if m.Ack != nil {
-			acks = append(acks, ack{m.Ack, m.Seq})
+			acks = append(acks, ack{m.Ack, m.Seq, m.ReceivedAt})
 		}
 		if m.Seq != 0 {
 			k := bootKey{m.Device, m.Boot}
@@ -365,8 +366,11 @@ func (w *Writer) commit(msgs []inlet.Message) error {
 	backoff := 10 * time.Millisecond
 	var lastLog time.Time
 	var failed int
+	var took time.Duration
 	for {
+		start := time.Now()
 		err := w.store.Commit(w.ctx, b)
+		took = time.Since(start)
 		if err == nil {
 			break
 		}
@@ -392,6 +396,7 @@ func (w *Writer) commit(msgs []inlet.Message) error {
 	w.cfg.Stats.StoreHealthy.Store(true)
 	w.cfg.Stats.Committed.Add(int64(len(msgs)))
 	w.cfg.Stats.Batches.Add(1)
+	w.cfg.Stats.ObserveCommit(len(msgs), took)
 	if len(b.Boots) > 0 {
 		w.durMu.Lock()
 		for i := range b.Boots {
@@ -400,8 +405,12 @@ func (w *Writer) commit(msgs []inlet.Message) error {
 		}
 		w.durMu.Unlock()
 	}
-	for _, a := range acks {
-		a.to.Acked(a.seq)
+	if len(acks) > 0 {
+		now := time.Now().UnixNano()
+		for _, a := range acks {
+			a.to.Acked(a.seq)
+			w.cfg.Stats.AckSeconds.Observe(inlet.LatencyBuckets, float64(now-a.at)/1e9)
+		}
 	}
 	if w.cfg.OnCommit != nil {
 		w.cfg.OnCommit(b)

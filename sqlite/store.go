@@ -515,10 +515,14 @@ func (s *Store) Messages(ctx context.Context, q inlet.Query, fn func(*inlet.Stor
 		where = append(where, "received_at < ?")
 		args = append(args, q.Until)
 	}
-	query := "SELECT id, received_at, device, transport, remote, boot, seq, payload, fields FROM messages WHERE " +
-		strings.Join(where, " AND ") + " ORDER BY id"
-	if q.Limit > 0 {
-		query += fmt.Sprintf(" LIMIT %d", q.Limit)
+	query := "SELECT " + messageColumns + " FROM messages WHERE " + strings.Join(where, " AND ")
+	switch {
+	case q.Limit > 0 && q.Last:
+		query = fmt.Sprintf("SELECT * FROM (%s ORDER BY id DESC LIMIT %d) ORDER BY id", query, q.Limit)
+	case q.Limit > 0:
+		query += fmt.Sprintf(" ORDER BY id LIMIT %d", q.Limit)
+	default:
+		query += " ORDER BY id"
 	}
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -527,23 +531,8 @@ func (s *Store) Messages(ctx context.Context, q inlet.Query, fn func(*inlet.Stor
 	defer rows.Close()
 	var m inlet.Stored
 	for rows.Next() {
-		var transport, remote string
-		var boot, fields sql.NullString
-		var seq sql.NullInt64
-		m = inlet.Stored{}
-		if err := rows.Scan(&m.ID, &m.ReceivedAt, &m.Device, &transport, &remote, &boot, &seq, &m.Payload, &fields); err != nil {
+		if err := scanMessage(rows, &m); err != nil {
 			return fmt.Errorf("sqlite: messages: %w", err)
-		}
-		switch transport {
-		case "tcp":
-			m.Transport = inlet.TCP
-		case "udp":
-			m.Transport = inlet.UDP
-		}
-		m.Remote, _ = netip.ParseAddrPort(remote)
-		m.Boot, m.Seq = boot.String, seq.Int64
-		if fields.Valid {
-			m.Fields = []byte(fields.String)
 		}
 		if err := fn(&m); err != nil {
 			return err
@@ -553,6 +542,62 @@ func (s *Store) Messages(ctx context.Context, q inlet.Query, fn func(*inlet.Stor
 		return fmt.Errorf("sqlite: messages: %w", err)
 	}
 	return nil
+}
+
+const messageColumns = "id, received_at, device, transport, remote, boot, seq, payload, fields"
+
+// scanMessage reads one row of messageColumns into m.
+func scanMessage(rows *sql.Rows, m *inlet.Stored) error {
+	var transport, remote string
+	var boot, fields sql.NullString
+	var seq sql.NullInt64
+	*m = inlet.Stored{}
+	if err := rows.Scan(&m.ID, &m.ReceivedAt, &m.Device, &transport, &remote, &boot, &seq, &m.Payload, &fields); err != nil {
+		return err
+	}
+	switch transport {
+	case "tcp":
+		m.Transport = inlet.TCP
+	case "udp":
+		m.Transport = inlet.UDP
+	}
+	m.Remote, _ = netip.ParseAddrPort(remote)
+	m.Boot, m.Seq = boot.String, seq.Int64
+	if fields.Valid {
+		m.Fields = []byte(fields.String)
+	}
+	return nil
+}
+
+// LastID returns the highest message id, 0 in an empty database.
+func (s *Store) LastID(ctx context.Context) (int64, error) {
+	var id sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, "SELECT max(id) FROM messages").Scan(&id); err != nil {
+		return 0, fmt.Errorf("sqlite: last id: %w", err)
+	}
+	return id.Int64, nil
+}
+
+// Latest returns the newest message of every device, one index lookup each.
+func (s *Store) Latest(ctx context.Context) ([]inlet.Stored, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+messageColumns+` FROM messages WHERE id IN
+		(SELECT (SELECT max(id) FROM messages m WHERE m.device = d.device) FROM devices d) ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: latest: %w", err)
+	}
+	defer rows.Close()
+	var out []inlet.Stored
+	for rows.Next() {
+		var m inlet.Stored
+		if err := scanMessage(rows, &m); err != nil {
+			return nil, fmt.Errorf("sqlite: latest: %w", err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: latest: %w", err)
+	}
+	return out, nil
 }
 
 // Close closes the database; it is safe to call twice.
@@ -574,3 +619,5 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
+
+var _ inlet.Reader = (*Store)(nil)

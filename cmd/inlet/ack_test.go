@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/record"
 )
 
 // ackClient is a raw INLET/1 client over a real socket, for protocol tests.
@@ -158,7 +159,7 @@ func TestAckedPipelineDuplicatesGaps(t *testing.T) {
 
 	// inlet devices shows each boot's sequence state.
 	out, _ := runCmd(t, "devices", "--db", cfg.DB, "--format", "json")
-	var recs []deviceRecord
+	var recs []record.Device
 	if err := json.Unmarshal([]byte(out), &recs); err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/record"
 	"github.com/inletdev/inlet/sqlite"
 )
 
@@ -38,15 +38,15 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	byDevice := make(map[string][]bootRecord)
+	byDevice := make(map[string][]record.Boot)
 	for i := range boots {
 		b := &boots[i]
-		byDevice[b.Device] = append(byDevice[b.Device], newBootRecord(b))
+		byDevice[b.Device] = append(byDevice[b.Device], record.NewBoot(b))
 	}
 	if *format == "json" {
-		out := make([]deviceRecord, 0, len(devs))
+		out := make([]record.Device, 0, len(devs))
 		for i := range devs {
-			r := newDeviceRecord(&devs[i])
+			r := record.NewDevice(&devs[i])
 			r.Boots = byDevice[r.Device]
 			out = append(out, r)
 		}
@@ -57,7 +57,7 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "device\tmessages\tfirst_seen\tlast_seen\tlast_counter\tgaps\tmissing\tduplicates\tresets\t")
 	for i := range devs {
-		r := newDeviceRecord(&devs[i])
+		r := record.NewDevice(&devs[i])
 		last := "-"
 		if r.LastCounter != nil {
 			last = fmt.Sprint(*r.LastCounter)
@@ -99,53 +99,4 @@ func formatRanges(rs [][2]int64, max int) string {
 		}
 	}
 	return strings.Join(parts, ",")
-}
-
-// bootRecord is one acknowledged-mode sequence of a device (docs/cli.md).
-type bootRecord struct {
-	Device       string     `json:"-"`
-	Boot         string     `json:"boot"`
-	Messages     int64      `json:"messages"`
-	LastSeq      int64      `json:"last_seq"`
-	Durable      int64      `json:"durable"`
-	MissingCount int64      `json:"missing"`
-	Missing      [][2]int64 `json:"missing_ranges"`
-	FirstSeen    string     `json:"first_seen"`
-	LastSeen     string     `json:"last_seen"`
-}
-
-func newBootRecord(b *inlet.Boot) bootRecord {
-	r := bootRecord{Device: b.Device, Boot: b.Boot, Messages: b.Messages, LastSeq: b.Last, Durable: b.Durable(),
-		MissingCount: b.MissingCount(), Missing: [][2]int64{}, FirstSeen: formatTime(b.FirstSeen), LastSeen: formatTime(b.LastSeen)}
-	for _, m := range b.Missing {
-		r.Missing = append(r.Missing, [2]int64{m.From, m.To})
-	}
-	return r
-}
-
-// deviceRecord is one device in `inlet devices --format json` (docs/cli.md).
-type deviceRecord struct {
-	Device      string `json:"device"`
-	Messages    int64  `json:"messages"`
-	FirstSeen   string `json:"first_seen"`
-	LastSeen    string `json:"last_seen"`
-	LastCounter *int64 `json:"last_counter"`
-	Gaps        int64  `json:"gaps"`
-	Missing     int64  `json:"missing"`
-	Duplicates  int64  `json:"duplicates"`
-	Resets      int64  `json:"resets"`
-	// Acknowledged mode: the device's sequences, one per boot.
-	Boots []bootRecord `json:"boots,omitempty"`
-}
-
-func newDeviceRecord(d *inlet.Device) deviceRecord {
-	r := deviceRecord{
-		Device: d.ID, Messages: d.Messages,
-		FirstSeen: formatTime(d.FirstSeen), LastSeen: formatTime(d.LastSeen),
-		Gaps: d.Gaps, Missing: d.Missing, Duplicates: d.Duplicates, Resets: d.Resets,
-	}
-	if v, ok := d.LastCounter(); ok {
-		r.LastCounter = &v
-	}
-	return r
 }

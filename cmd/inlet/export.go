@@ -3,17 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/record"
 	"github.com/inletdev/inlet/sqlite"
 )
 
@@ -34,10 +31,10 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	now := time.Now()
 	q := inlet.Query{Device: *device, Limit: *limit}
 	var err error
-	if q.Since, err = parseTime(*since, now); err != nil {
+	if q.Since, err = record.ParseTime(*since, now); err != nil {
 		return fmt.Errorf("--since: %w", err)
 	}
-	if q.Until, err = parseTime(*until, now); err != nil {
+	if q.Until, err = record.ParseTime(*until, now); err != nil {
 		return fmt.Errorf("--until: %w", err)
 	}
 	if *format != "ndjson" && *format != "csv" {
@@ -53,15 +50,15 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var flush func() error
 	if *format == "csv" {
 		cw := csv.NewWriter(bw)
-		if err := cw.Write(csvHeader); err != nil {
+		if err := cw.Write(record.CSVHeader); err != nil {
 			return err
 		}
-		write = func(m *inlet.Stored) error { return cw.Write(csvRecord(m)) }
+		write = func(m *inlet.Stored) error { return cw.Write(record.CSV(m)) }
 		flush = func() error { cw.Flush(); return cw.Error() }
 	} else {
 		enc := json.NewEncoder(bw)
 		enc.SetEscapeHTML(false)
-		write = func(m *inlet.Stored) error { return enc.Encode(exportRecord(m)) }
+		write = func(m *inlet.Stored) error { return enc.Encode(record.FromStored(m)) }
 		flush = func() error { return nil }
 	}
 	err = store.Messages(ctx, q, write)
@@ -72,87 +69,4 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		err = ferr
 	}
 	return err
-}
-
-// parseTime reads a --since/--until value; "" is no bound (0).
-func parseTime(s string, now time.Time) (int64, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UnixNano(), nil
-	}
-	if t, err := time.Parse("2006-01-02", s); err == nil {
-		return t.UnixNano(), nil
-	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.Unix(n, 0).UnixNano(), nil
-	}
-	if d, err := time.ParseDuration(strings.TrimPrefix(s, "-")); err == nil && d > 0 {
-		return now.Add(-d).UnixNano(), nil
-	}
-	return 0, fmt.Errorf("%q is not a time: use RFC 3339, a date, unix seconds or a duration like 15m", s)
-}
-
-// record is one exported message (docs/export.md).
-type record struct {
-	ID            int64           `json:"id"`
-	ReceivedAt    string          `json:"received_at"`
-	Device        string          `json:"device"`
-	Transport     string          `json:"transport"`
-	Remote        string          `json:"remote"`
-	Boot          *string         `json:"boot"`
-	Seq           *int64          `json:"seq"`
-	Payload       *string         `json:"payload,omitempty"`
-	PayloadBase64 *string         `json:"payload_base64,omitempty"`
-	Fields        json.RawMessage `json:"fields,omitempty"`
-}
-
-// timeFormat is RFC 3339 in UTC with all nine digits of nanoseconds, so that
-// times sort as text and every row has the same width.
-const timeFormat = "2006-01-02T15:04:05.000000000Z07:00"
-
-func formatTime(ns int64) string { return time.Unix(0, ns).UTC().Format(timeFormat) }
-
-func exportRecord(m *inlet.Stored) record {
-	r := record{
-		ID:         m.ID,
-		ReceivedAt: formatTime(m.ReceivedAt),
-		Device:     m.Device,
-		Transport:  m.Transport.String(),
-		Remote:     m.Remote.String(),
-		Fields:     m.Fields,
-	}
-	if m.Boot != "" {
-		r.Boot = &m.Boot
-	}
-	if m.Seq != 0 {
-		r.Seq = &m.Seq
-	}
-	if utf8.Valid(m.Payload) {
-		p := string(m.Payload)
-		r.Payload = &p
-	} else {
-		p := base64.StdEncoding.EncodeToString(m.Payload)
-		r.PayloadBase64 = &p
-	}
-	return r
-}
-
-var csvHeader = []string{"id", "received_at", "device", "transport", "remote", "boot", "seq", "payload", "payload_base64", "fields"}
-
-func csvRecord(m *inlet.Stored) []string {
-	r := exportRecord(m)
-	var seq, payload, b64 string
-	if r.Seq != nil {
-		seq = strconv.FormatInt(*r.Seq, 10)
-	}
-	if r.Payload != nil {
-		payload = *r.Payload
-	}
-	if r.PayloadBase64 != nil {
-		b64 = *r.PayloadBase64
-	}
-	return []string{strconv.FormatInt(r.ID, 10), r.ReceivedAt, r.Device, r.Transport, r.Remote, m.Boot, seq, payload, b64, string(m.Fields)}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/inletdev/inlet/record"
 )
 
 // runCmd runs an inlet subcommand in-process and returns its stdout.
@@ -109,7 +111,7 @@ func TestExportAndDevices(t *testing.T) {
 
 	// Devices, as JSON and as a table.
 	out, _ = runCmd(t, "devices", "--db", cfg.DB, "--format", "json")
-	var devs []deviceRecord
+	var devs []record.Device
 	if err := json.Unmarshal([]byte(out), &devs); err != nil {
 		t.Fatalf("devices json: %v\n%s", err, out)
 	}

@@ -1,0 +1,180 @@
+// Package record owns inlet's user-facing text encodings of stored data: the
+// message record of the NDJSON and CSV exports (also the data of every live-stream
+// event and HTTP answer), the device and boot records of `inlet devices` and
+// /api/devices, and the time formats users type and read. The CLI and the HTTP
+// API both encode through it, so a message looks the same wherever it is read.
+// docs/cli.md and docs/http.md document these formats; they are contracts.
+package record
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/inletdev/inlet"
+)
+
+// TimeFormat is RFC 3339 in UTC with all nine digits of nanoseconds, so that
+// times sort as text and every row has the same width.
+const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+// Time formats unix nanoseconds as TimeFormat.
+func Time(ns int64) string { return time.Unix(0, ns).UTC().Format(TimeFormat) }
+
+// ParseTime reads a since/until value: RFC 3339, a date (UTC), unix seconds, or a
+// duration meaning that long before now. "" is no bound (0).
+func ParseTime(s string, now time.Time) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UnixNano(), nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t.UnixNano(), nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0).UnixNano(), nil
+	}
+	if d, err := time.ParseDuration(strings.TrimPrefix(s, "-")); err == nil && d > 0 {
+		return now.Add(-d).UnixNano(), nil
+	}
+	return 0, fmt.Errorf("%q is not a time: use RFC 3339, a date, unix seconds or a duration like 15m", s)
+}
+
+// Message is one stored message as exported (NDJSON, stream events, API).
+type Message struct {
+	ID            int64           `json:"id"`
+	ReceivedAt    string          `json:"received_at"`
+	Device        string          `json:"device"`
+	Transport     string          `json:"transport"`
+	Remote        string          `json:"remote"`
+	Boot          *string         `json:"boot"`
+	Seq           *int64          `json:"seq"`
+	Payload       *string         `json:"payload,omitempty"`
+	PayloadBase64 *string         `json:"payload_base64,omitempty"`
+	Fields        json.RawMessage `json:"fields,omitempty"`
+}
+
+// FromStored converts m; the result does not share memory with m.
+func FromStored(m *inlet.Stored) Message {
+	r := Message{
+		ID:         m.ID,
+		ReceivedAt: Time(m.ReceivedAt),
+		Device:     m.Device,
+		Transport:  m.Transport.String(),
+		Remote:     m.Remote.String(),
+	}
+	if len(m.Fields) > 0 {
+		r.Fields = json.RawMessage(string(m.Fields))
+	}
+	if m.Boot != "" {
+		b := m.Boot
+		r.Boot = &b
+	}
+	if m.Seq != 0 {
+		s := m.Seq
+		r.Seq = &s
+	}
+	if utf8.Valid(m.Payload) {
+		p := string(m.Payload)
+		r.Payload = &p
+	} else {
+		p := base64.StdEncoding.EncodeToString(m.Payload)
+		r.PayloadBase64 = &p
+	}
+	return r
+}
+
+// AppendJSON appends m's record as one line of JSON, without the newline.
+func AppendJSON(dst []byte, m *inlet.Stored) []byte {
+	b, err := json.Marshal(FromStored(m))
+	if err != nil {
+		// Every member is a string, a number or validated JSON text from the
+		// store; a failure here is a bug, not bad input.
+		panic("record: encode message: " + err.Error())
+	}
+	return append(dst, b...)
+}
+
+// CSVHeader is the first line of a CSV export.
+var CSVHeader = []string{"id", "received_at", "device", "transport", "remote", "boot", "seq", "payload", "payload_base64", "fields"}
+
+// CSV returns m's CSV record, in CSVHeader's columns.
+func CSV(m *inlet.Stored) []string {
+	r := FromStored(m)
+	var seq, payload, b64 string
+	if r.Seq != nil {
+		seq = strconv.FormatInt(*r.Seq, 10)
+	}
+	if r.Payload != nil {
+		payload = *r.Payload
+	}
+	if r.PayloadBase64 != nil {
+		b64 = *r.PayloadBase64
+	}
+	return []string{strconv.FormatInt(r.ID, 10), r.ReceivedAt, r.Device, r.Transport, r.Remote, m.Boot, seq, payload, b64, string(m.Fields)}
+}
+
+// Boot is one acknowledged-mode sequence of a device.
+type Boot struct {
+	Device       string     `json:"-"`
+	Boot         string     `json:"boot"`
+	Messages     int64      `json:"messages"`
+	LastSeq      int64      `json:"last_seq"`
+	Durable      int64      `json:"durable"`
+	MissingCount int64      `json:"missing"`
+	Missing      [][2]int64 `json:"missing_ranges"`
+	FirstSeen    string     `json:"first_seen"`
+	LastSeen     string     `json:"last_seen"`
+}
+
+// NewBoot converts b.
+func NewBoot(b *inlet.Boot) Boot {
+	r := Boot{Device: b.Device, Boot: b.Boot, Messages: b.Messages, LastSeq: b.Last, Durable: b.Durable(),
+		MissingCount: b.MissingCount(), Missing: [][2]int64{}, FirstSeen: Time(b.FirstSeen), LastSeen: Time(b.LastSeen)}
+	for _, m := range b.Missing {
+		r.Missing = append(r.Missing, [2]int64{m.From, m.To})
+	}
+	return r
+}
+
+// Device is one device as `inlet devices --format json` lists it.
+type Device struct {
+	Device      string `json:"device"`
+	Messages    int64  `json:"messages"`
+	FirstSeen   string `json:"first_seen"`
+	LastSeen    string `json:"last_seen"`
+	LastCounter *int64 `json:"last_counter"`
+	Gaps        int64  `json:"gaps"`
+	Missing     int64  `json:"missing"`
+	Duplicates  int64  `json:"duplicates"`
+	Resets      int64  `json:"resets"`
+	// Acknowledged mode: the device's sequences, one per boot.
+	Boots []Boot `json:"boots,omitempty"`
+}
+
+// NewDevice converts d (without its boots).
+func NewDevice(d *inlet.Device) Device {
+	r := Device{
+		Device: d.ID, Messages: d.Messages,
+		FirstSeen: Time(d.FirstSeen), LastSeen: Time(d.LastSeen),
+		Gaps: d.Gaps, Missing: d.Missing, Duplicates: d.Duplicates, Resets: d.Resets,
+	}
+	if v, ok := d.LastCounter(); ok {
+		r.LastCounter = &v
+	}
+	return r
+}
+
+// Clean reports that nothing was lost, duplicated or reset: the dashboard's
+// green badge. (Missing counts both counter values and acknowledged seqs never
+// received, less those that arrived late.)
+func (d *Device) Clean() bool {
+	return d.Missing == 0 && d.Gaps == 0 && d.Duplicates == 0 && d.Resets == 0
+}
