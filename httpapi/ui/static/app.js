@@ -1,0 +1,866 @@
+// inlet dashboard. Plain ES2020, no build step. Everything it shows comes from
+// the JSON API in docs/http.md. Device-provided strings (names, payloads) only
+// ever reach the page through textContent or attributes, never as HTML.
+'use strict';
+
+(() => {
+  const POLL_MS = 1000;
+  const MAX_POINTS = 20000; // kept on the chart, oldest dropped first
+  const RAW_ROWS = 50;
+  const REDRAW_MS = 200; // live points are drawn at most 5 times a second
+  const RANGES = { '5m': 300, '1h': 3600, '24h': 86400, all: 0 };
+  const DEFAULT_RANGE = '1h';
+  const COLORS = ['#2563eb', '#16a34a', '#9333ea', '#0891b2', '#ea580c', '#db2777', '#65a30d', '#4f46e5'];
+
+  const $ = (sel, root = document) => root.querySelector(sel);
+
+  function el(tag, props, ...children) {
+    const e = document.createElement(tag);
+    if (props) {
+      for (const [k, v] of Object.entries(props)) {
+        if (k === 'class') e.className = v;
+        else if (k === 'text') e.textContent = v;
+        else if (k.startsWith('data-') || k === 'title' || k === 'href' || k === 'role' || k === 'tabindex') e.setAttribute(k, v);
+        else e[k] = v;
+      }
+    }
+    for (const c of children) if (c != null) e.append(c);
+    return e;
+  }
+
+  // --- connection state and fetch ---------------------------------------------
+
+  let redirecting = false;
+  const failures = new Set(); // which pollers are failing now
+
+  function setFailing(who, failing) {
+    if (failing) failures.add(who);
+    else failures.delete(who);
+    $('#conn-status').hidden = failures.size === 0;
+  }
+
+  function toLogin() {
+    if (redirecting) return;
+    redirecting = true;
+    location.href = '/login?next=' + encodeURIComponent(location.pathname + location.search + location.hash);
+  }
+
+  class HTTPError extends Error {}
+
+  async function api(path) {
+    const r = await fetch(path, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+    if (r.status === 401) {
+      toLogin();
+      throw new HTTPError('unauthorized');
+    }
+    if (!r.ok) {
+      let msg = r.status + ' ' + r.statusText;
+      try { msg = (await r.json()).error || msg; } catch (_) { /* not JSON */ }
+      throw new HTTPError(msg);
+    }
+    return r.json();
+  }
+
+  // poll runs fn every interval, after the previous run finished, whatever it threw.
+  function poll(name, fn, interval) {
+    const tick = async () => {
+      if (redirecting) return;
+      try {
+        await fn();
+        setFailing(name, false);
+      } catch (err) {
+        setFailing(name, true);
+        if (!(err instanceof HTTPError) && !(err instanceof TypeError)) console.error(name, err);
+      }
+      setTimeout(tick, interval);
+    };
+    tick();
+  }
+
+  // --- formatting ----------------------------------------------------------------
+
+  const nf = new Intl.NumberFormat();
+  const nf1 = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+  const nf2 = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
+
+  function fmtNum(n) {
+    if (n == null || Number.isNaN(n)) return '–';
+    return nf.format(n);
+  }
+
+  function fmtRate(r) {
+    if (r == null) return '–';
+    if (r >= 100) return nf.format(Math.round(r));
+    if (r >= 10) return nf1.format(r);
+    return nf2.format(r);
+  }
+
+  function fmtAge(s) {
+    if (s == null || !Number.isFinite(s)) return '–';
+    if (s < 1) return 'just now';
+    if (s < 60) return Math.floor(s) + ' s ago';
+    if (s < 3600) return Math.floor(s / 60) + ' min ago';
+    if (s < 86400) return Math.floor(s / 3600) + ' h ago';
+    return Math.floor(s / 86400) + ' d ago';
+  }
+
+  // printable shows control characters as visible symbols (␀, ␊, …) so that a
+  // payload with NULs or line breaks stays one readable line.
+  function printable(s) {
+    return String(s).replace(/[\u0000-\u001f\u007f]/g, (c) => {
+      const code = c.charCodeAt(0);
+      return code === 0x7f ? '\u2421' : String.fromCharCode(0x2400 + code);
+    });
+  }
+
+  function truncate(s, n) {
+    return s.length > n ? s.slice(0, n - 1) + '…' : s;
+  }
+
+  function hexOfBase64(b64, max) {
+    try {
+      const bin = atob(b64);
+      let out = '';
+      for (let i = 0; i < Math.min(bin.length, max); i++) out += bin.charCodeAt(i).toString(16).padStart(2, '0') + ' ';
+      return out.trim() + (bin.length > max ? ' …' : '');
+    } catch (_) {
+      return '';
+    }
+  }
+
+  function fmtTime(iso) {
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return iso || '';
+    const p = (n, w = 2) => String(n).padStart(w, '0');
+    const now = new Date();
+    const t = p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds()) + '.' + p(d.getMilliseconds(), 3);
+    if (d.toDateString() === now.toDateString()) return t;
+    return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' ' + t;
+  }
+
+  function fmtDateTime(iso) {
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? (iso || '–') : d.toLocaleString();
+  }
+
+  function plural(n, one, many) {
+    return fmtNum(n) + ' ' + (n === 1 ? one : many);
+  }
+
+  // lossBadges describes a device's loss accounting as badges: green "0 lost"
+  // when clean, otherwise red facts.
+  function lossBadges(d) {
+    const out = [];
+    if (d.clean) {
+      out.push(el('span', { class: 'badge ok', text: '0 lost' }));
+      return out;
+    }
+    if (d.lost > 0) out.push(el('span', { class: 'badge bad', text: fmtNum(d.lost) + ' lost' }));
+    if (d.resets > 0) out.push(el('span', { class: 'badge bad', text: plural(d.resets, 'reset', 'resets') }));
+    if (d.duplicates > 0) out.push(el('span', { class: 'badge bad', text: plural(d.duplicates, 'duplicate', 'duplicates') }));
+    if (out.length === 0) {
+      if (d.gaps > 0) out.push(el('span', { class: 'badge bad', text: plural(d.gaps, 'gap', 'gaps') }));
+      else out.push(el('span', { class: 'badge bad', text: 'not clean' }));
+    }
+    return out;
+  }
+
+  function lastValueText(d) {
+    if (d.last_payload != null) return printable(d.last_payload);
+    if (d.last_fields && typeof d.last_fields === 'object') {
+      return Object.entries(d.last_fields).map(([k, v]) => k + '=' + v).join(',');
+    }
+    return null;
+  }
+
+  // --- overview strip --------------------------------------------------------------
+
+  let serverOffsetMs = 0; // server clock minus ours, from /api/overview's now
+  const serverNow = () => Date.now() + serverOffsetMs;
+
+  function sparkline(svg, values) {
+    const line = svg.querySelector('polyline');
+    if (!Array.isArray(values) || values.length < 2) {
+      line.setAttribute('points', '');
+      return;
+    }
+    const nums = values.map((v) => (typeof v === 'number' && Number.isFinite(v) ? v : 0));
+    const max = Math.max(1, ...nums);
+    const step = 60 / (nums.length - 1);
+    line.setAttribute('points', nums.map((v, i) => (i * step).toFixed(2) + ',' + (19 - (v / max) * 18).toFixed(2)).join(' '));
+  }
+
+  function sumValues(o) {
+    if (o == null) return null;
+    if (typeof o === 'number') return o;
+    return Object.values(o).reduce((a, v) => a + (Number(v) || 0), 0);
+  }
+
+  async function refreshOverview() {
+    const o = await api('/api/overview');
+    const now = Date.parse(o.now);
+    if (Number.isFinite(now)) serverOffsetMs = now - Date.now();
+    const ov = $('#overview');
+    $('[data-k=rate]', ov).textContent = fmtRate(o.messages_per_second);
+    sparkline($('#ov-rate .spark'), o.rate_history);
+    $('[data-k=conns]', ov).textContent = fmtNum(sumValues(o.connections_open));
+    $('[data-k=devices]', ov).textContent = fmtNum(o.devices);
+
+    const rej = $('[data-k=rejected]', ov);
+    const reasons = Object.entries(o.rejected || {}).filter(([, n]) => n > 0);
+    if (o.udp_kernel_drops > 0) reasons.push(['kernel drops', o.udp_kernel_drops]);
+    if (reasons.length === 0) {
+      rej.replaceChildren(el('span', { class: 'muted', text: 'none' }));
+    } else {
+      rej.replaceChildren(...reasons.map(([k, n]) =>
+        el('span', { class: 'rej' }, k.replace(/_/g, ' ') + ' ', el('b', { text: fmtNum(n) }))));
+    }
+
+    const store = $('[data-k=store]', ov);
+    const healthy = o.store && o.store.healthy;
+    const errors = (o.store && o.store.errors) || 0;
+    store.className = 'pill ' + (healthy ? 'ok' : 'bad');
+    store.textContent = healthy ? 'store ok' : 'store failing (' + plural(errors, 'error', 'errors') + ')';
+    store.title = healthy && errors > 0 ? plural(errors, 'failed commit', 'failed commits') + ' since start, all retried' : '';
+    $('#ov-store').dataset.healthy = healthy ? 'true' : 'false';
+
+    if (o.version) $('#version').textContent = o.version;
+  }
+
+  // --- devices ---------------------------------------------------------------------
+
+  const devices = new Map(); // name -> latest record from /api/devices
+  let devicesFetchedAt = 0; // performance.now() of that answer
+  const rows = new Map(); // name -> { tr, cells, messages }
+
+  function deviceHash(name, range) {
+    return '#/device/' + encodeURIComponent(name) + (range && range !== DEFAULT_RANGE ? '?range=' + range : '');
+  }
+
+  function makeRow(name) {
+    const link = el('a', { href: deviceHash(name), text: name });
+    const cells = {
+      dev: el('td', { class: 'dev' }, link),
+      last: el('td', { class: 'last-value' }),
+      messages: el('td', { class: 'messages r' }),
+      rate: el('td', { class: 'rate r hide-phone' }),
+      age: el('td', { class: 'age r' }),
+      loss: el('td', { class: 'loss' }),
+    };
+    const tr = el('tr', { 'data-device': name }, ...Object.values(cells));
+    tr.addEventListener('click', (ev) => {
+      if (ev.target.closest('a')) return; // the link navigates by itself
+      location.hash = deviceHash(name);
+    });
+    return { tr, cells, messages: null };
+  }
+
+  function renderDevices(list) {
+    const tbody = $('#devices tbody');
+    const seen = new Set();
+    let prev = null;
+    for (const d of list) {
+      const name = String(d.device);
+      seen.add(name);
+      let row = rows.get(name);
+      if (!row) {
+        row = makeRow(name);
+        rows.set(name, row);
+      }
+      const c = row.cells;
+      const lv = lastValueText(d);
+      if (lv == null) {
+        c.last.replaceChildren(el('span', { class: 'nil', text: d.messages > 0 ? 'binary' : '–' }));
+        c.last.title = '';
+      } else {
+        c.last.textContent = truncate(lv, 120);
+        c.last.title = truncate(lv, 2000);
+      }
+      c.messages.textContent = fmtNum(d.messages);
+      c.rate.textContent = fmtRate(d.rate_per_minute);
+      c.age.title = d.last_seen ? fmtDateTime(d.last_seen) : '';
+      c.loss.replaceChildren(...lossBadges(d));
+      if (row.messages != null && d.messages > row.messages) {
+        row.tr.classList.remove('flash');
+        void row.tr.offsetWidth; // restart the animation
+        row.tr.classList.add('flash');
+      }
+      row.messages = d.messages;
+      // Keep the server's order, moving rows only when it changed.
+      const want = prev ? prev.nextSibling : tbody.firstChild;
+      if (want !== row.tr) tbody.insertBefore(row.tr, want);
+      prev = row.tr;
+    }
+    for (const [name, row] of rows) {
+      if (!seen.has(name)) {
+        row.tr.remove();
+        rows.delete(name);
+      }
+    }
+    const empty = list.length === 0;
+    $('#empty').hidden = !empty;
+    $('#home').classList.toggle('is-empty', empty);
+    tickAges();
+  }
+
+  // tickAges updates "last seen" every second between polls, from the server's
+  // age_seconds plus the time since that answer.
+  function tickAges() {
+    const since = (performance.now() - devicesFetchedAt) / 1000;
+    for (const [name, row] of rows) {
+      const d = devices.get(name);
+      if (!d) continue;
+      const age = d.age_seconds == null ? null : d.age_seconds + since;
+      row.cells.age.textContent = fmtAge(age);
+      row.cells.age.classList.toggle('fresh', age != null && age < 60);
+    }
+  }
+
+  async function refreshDevices() {
+    const list = await api('/api/devices');
+    devicesFetchedAt = performance.now();
+    devices.clear();
+    for (const d of list || []) devices.set(String(d.device), d);
+    renderDevices(list || []);
+    if (page) page.renderFacts();
+  }
+
+  // --- device page -----------------------------------------------------------------
+
+  let page = null; // the open DevicePage, if any
+
+  function cssVar(name) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  }
+
+  function lowerBound(arr, x) {
+    let lo = 0;
+    let hi = arr.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (arr[mid] < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  function markerText(m) {
+    if (m.kind === 'gap') {
+      const n = m.missing || 0;
+      let s = plural(n, 'reading', 'readings') + ' missing';
+      if (m.from != null && m.to != null) s += m.from === m.to ? ' (' + m.from + ')' : ' (' + m.from + '–' + m.to + ')';
+      return s;
+    }
+    if (m.kind === 'reset') return 'counter reset' + (m.from != null ? ' (' + m.from + ' → ' + m.to + ')' : '');
+    if (m.kind === 'duplicate') return 'duplicate' + (m.from != null ? ' (' + m.from + ')' : '');
+    return String(m.kind || 'marker');
+  }
+
+  class DevicePage {
+    constructor(name, range) {
+      this.name = name;
+      this.range = range;
+      this.closed = false;
+      this.fields = [];
+      this.t = [];
+      this.cols = {}; // field -> values aligned with t
+      this.markers = [];
+      this.lastId = 0; // newest message id applied
+      this.lastCounter = null; // for client-side gap detection on live points
+      this.chart = null;
+      this.es = null;
+      this.redrawTimer = null;
+      this.rawIds = new Set();
+      this.rawMax = 0;
+      this.retryTimer = null;
+      this.gen = 0;
+
+      $('#dev-name').textContent = name;
+      document.title = name + ' · inlet';
+      for (const b of document.querySelectorAll('#range button')) {
+        b.setAttribute('aria-pressed', String(b.dataset.range === range));
+      }
+      const csv = $('#csv');
+      let q = '/api/messages?device=' + encodeURIComponent(name);
+      if (RANGES[range]) q += '&since=' + range;
+      csv.href = q + '&format=csv';
+      const safe = name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '') || 'device';
+      const day = new Date().toISOString().slice(0, 10);
+      csv.setAttribute('download', 'inlet-' + safe + '-' + (range === 'all' ? 'all' : 'last-' + range) + '-' + day + '.csv');
+
+      $('#raw tbody').replaceChildren();
+      $('#marker-legend').hidden = true;
+      $('#marker-tip').hidden = true;
+      this.setLive('connecting…', '');
+      const chartEl = $('#chart');
+      chartEl.replaceChildren();
+      chartEl.dataset.points = '0';
+      chartEl.dataset.lastValue = '';
+      this.resizeObs = new ResizeObserver(() => this.resize());
+      this.resizeObs.observe(chartEl);
+      this.renderFacts();
+      this.load();
+    }
+
+    close() {
+      this.closed = true;
+      if (this.es) this.es.close();
+      this.es = null;
+      clearTimeout(this.redrawTimer);
+      clearTimeout(this.retryTimer);
+      this.resizeObs.disconnect();
+      if (this.chart) this.chart.destroy();
+      this.chart = null;
+    }
+
+    setLive(text, cls) {
+      const live = $('#live');
+      live.textContent = text;
+      live.className = 'live small ' + (cls || 'muted');
+    }
+
+    // load reads the raw messages and the series, then follows the stream from the
+    // newest id read; on failure it tries again.
+    async load() {
+      const gen = ++this.gen;
+      const enc = encodeURIComponent(this.name);
+      try {
+        const raw = await api('/api/messages?device=' + enc + '&limit=' + RAW_ROWS + '&last=1');
+        if (this.closed || gen !== this.gen) return;
+        let q = '/api/series?device=' + enc;
+        if (RANGES[this.range]) q += '&since=' + this.range;
+        const s = await api(q);
+        if (this.closed || gen !== this.gen) return;
+        setFailing('device', false);
+        this.applyRaw(raw || []);
+        this.applySeries(s);
+        this.follow();
+      } catch (err) {
+        if (this.closed || redirecting) return;
+        setFailing('device', true);
+        this.setLive('retrying…', 'off');
+        this.retryTimer = setTimeout(() => this.load(), 2000);
+      }
+    }
+
+    applyRaw(list) {
+      const tbody = $('#raw tbody');
+      tbody.replaceChildren();
+      this.rawIds.clear();
+      // Oldest first in the answer; the table shows the newest on top.
+      for (const m of list) this.addRaw(m, false);
+    }
+
+    addRaw(m, live) {
+      if (m.id != null) {
+        if (this.rawIds.has(m.id)) return;
+        this.rawIds.add(m.id);
+        this.rawMax = Math.max(this.rawMax, m.id);
+      }
+      const tbody = $('#raw tbody');
+      let payload;
+      if (m.payload != null) {
+        const p = printable(m.payload);
+        payload = el('td', { class: 'payload', text: truncate(p, 200), title: truncate(p, 2000) });
+      } else if (m.payload_base64 != null) {
+        payload = el('td', { class: 'payload' }, el('span', { class: 'nil', text: 'binary ' }), hexOfBase64(m.payload_base64, 24));
+      } else {
+        payload = el('td', { class: 'payload' }, el('span', { class: 'nil', text: 'empty' }));
+      }
+      const seq = m.seq != null ? (m.boot != null ? m.boot + ':' : '') + m.seq : '–';
+      const tr = el('tr', { 'data-id': String(m.id) },
+        el('td', { class: 't', text: fmtTime(m.received_at), title: m.received_at || '' }),
+        payload,
+        el('td', { text: m.transport || '' }),
+        el('td', { class: 'muted', text: m.remote || '' }),
+        el('td', { class: 'r', text: String(seq) }));
+      if (live) tr.className = 'new';
+      tbody.prepend(tr);
+      while (tbody.rows.length > RAW_ROWS) tbody.lastElementChild.remove();
+    }
+
+    applySeries(s) {
+      this.fields = Array.isArray(s.fields) ? s.fields.slice() : [];
+      this.t = Array.isArray(s.t) ? s.t.slice() : [];
+      this.cols = {};
+      for (const f of this.fields) {
+        const col = s.series && Array.isArray(s.series[f]) ? s.series[f].slice() : [];
+        while (col.length < this.t.length) col.push(null);
+        this.cols[f] = col;
+      }
+      this.markers = Array.isArray(s.markers) ? s.markers.slice() : [];
+      this.lastId = Math.max(Number(s.last_id) || 0, this.rawMax);
+      // Counter jumps on live points are detected from the last exact value.
+      this.lastCounter = null;
+      if (!s.bucketed && this.cols.value) {
+        for (let i = this.t.length - 1; i >= 0; i--) {
+          const v = this.cols.value[i];
+          if (v != null) {
+            if (Number.isInteger(v)) this.lastCounter = v;
+            break;
+          }
+        }
+      }
+      this.trim();
+      this.rebuild();
+    }
+
+    follow() {
+      if (this.es) this.es.close();
+      let url = '/api/stream?device=' + encodeURIComponent(this.name);
+      if (this.lastId > 0) url += '&after_id=' + this.lastId;
+      const es = new EventSource(url, { withCredentials: false });
+      this.es = es;
+      es.onopen = () => this.setLive('live', 'on');
+      es.onmessage = (ev) => {
+        let m;
+        try { m = JSON.parse(ev.data); } catch (_) { return; }
+        this.onMessage(m);
+      };
+      es.onerror = () => {
+        if (this.closed) return;
+        if (es.readyState === EventSource.CLOSED) {
+          // The browser gave up (an HTTP error, perhaps 401): check the API, then
+          // resume from the last id we have.
+          this.setLive('reconnecting…', 'off');
+          es.close();
+          clearTimeout(this.retryTimer);
+          this.retryTimer = setTimeout(async () => {
+            try { await api('/api/overview'); } catch (_) { /* shown by the poller */ }
+            if (!this.closed && !redirecting) this.follow();
+          }, 2000);
+        } else {
+          this.setLive('reconnecting…', 'off'); // the browser retries by itself
+        }
+      };
+    }
+
+    onMessage(m) {
+      if (m == null || typeof m !== 'object') return;
+      if (m.id != null && m.id <= this.lastId) return; // already shown
+      if (m.id != null) this.lastId = m.id;
+      if (m.device != null && String(m.device) !== this.name) return;
+      this.addRaw(m, true);
+      const f = m.fields;
+      if (f == null || typeof f !== 'object') return;
+      const nums = Object.entries(f).filter(([, v]) => typeof v === 'number' && Number.isFinite(v));
+      if (nums.length === 0) return;
+      const t = Date.parse(m.received_at) / 1000;
+      if (!Number.isFinite(t)) return;
+
+      let newField = false;
+      for (const [k] of nums) {
+        if (!(k in this.cols)) {
+          this.fields.push(k);
+          this.cols[k] = new Array(this.t.length).fill(null);
+          newField = true;
+        }
+      }
+      // Points arrive in id order, which is time order; keep t sorted anyway.
+      let i = this.t.length;
+      if (i > 0 && t < this.t[i - 1]) i = lowerBound(this.t, t);
+      this.t.splice(i, 0, t);
+      for (const k of this.fields) {
+        const v = typeof f[k] === 'number' && Number.isFinite(f[k]) ? f[k] : null;
+        this.cols[k].splice(i, 0, v);
+      }
+      // A counter payload that jumps forward by more than 1 lost readings.
+      const v = f.value;
+      if (typeof v === 'number' && Number.isInteger(v)) {
+        const prev = this.lastCounter;
+        if (prev != null) {
+          if (v > prev + 1) this.markers.push({ t, kind: 'gap', missing: v - prev - 1, from: prev + 1, to: v - 1, live: true });
+          else if (v === prev) this.markers.push({ t, kind: 'duplicate', from: v, live: true });
+          else if (v < prev) this.markers.push({ t, kind: 'reset', from: prev, to: v, live: true });
+        }
+        this.lastCounter = v;
+      }
+      if (newField) {
+        this.trim();
+        this.rebuild();
+      } else {
+        this.scheduleRedraw();
+      }
+    }
+
+    // trim drops points older than the picked range and beyond the cap.
+    trim() {
+      let drop = Math.max(0, this.t.length - MAX_POINTS);
+      const span = RANGES[this.range];
+      if (span) {
+        const cutoff = serverNow() / 1000 - span;
+        drop = Math.max(drop, lowerBound(this.t, cutoff));
+      }
+      if (drop > 0) {
+        this.t.splice(0, drop);
+        for (const k of this.fields) this.cols[k].splice(0, drop);
+      }
+      if (span || drop > 0) {
+        const first = this.t.length ? this.t[0] : (span ? serverNow() / 1000 - span : Infinity);
+        this.markers = this.markers.filter((m) => m.t >= first);
+      }
+    }
+
+    data() {
+      return [this.t, ...this.fields.map((k) => this.cols[k])];
+    }
+
+    scheduleRedraw() {
+      if (this.redrawTimer) return;
+      this.redrawTimer = setTimeout(() => {
+        this.redrawTimer = null;
+        if (this.closed) return;
+        this.trim();
+        if (this.chart) this.chart.setData(this.data());
+        this.afterDraw();
+      }, REDRAW_MS);
+    }
+
+    // afterDraw records the chart's state on #chart for tests and scripts.
+    afterDraw() {
+      const chartEl = $('#chart');
+      const n = this.t.length;
+      chartEl.dataset.points = String(n);
+      let last = '';
+      if (n > 0 && this.fields.length > 0) {
+        const v = this.cols[this.fields[0]][n - 1];
+        last = v == null ? '' : String(v);
+      }
+      chartEl.dataset.lastValue = last;
+      const empty = n === 0 || this.fields.length === 0;
+      $('#chart-empty').hidden = !empty;
+      this.renderMarkerLegend();
+    }
+
+    renderMarkerLegend() {
+      const lg = $('#marker-legend');
+      const gaps = this.markers.filter((m) => m.kind === 'gap');
+      const other = this.markers.filter((m) => m.kind !== 'gap');
+      if (this.markers.length === 0) {
+        lg.hidden = true;
+        return;
+      }
+      const parts = [];
+      if (gaps.length) {
+        const missing = gaps.reduce((a, m) => a + (m.missing || 0), 0);
+        parts.push(el('span', null, el('span', { class: 'key' }),
+          plural(gaps.length, 'gap', 'gaps') + ', ' + plural(missing, 'reading', 'readings') + ' missing'));
+      }
+      const resets = other.filter((m) => m.kind === 'reset').length;
+      const dups = other.filter((m) => m.kind === 'duplicate').length;
+      if (resets) parts.push(el('span', null, el('span', { class: 'key reset' }), plural(resets, 'reset', 'resets')));
+      if (dups) parts.push(el('span', null, el('span', { class: 'key reset' }), plural(dups, 'duplicate', 'duplicates')));
+      parts.push(el('span', { class: 'muted', text: 'in this range; point at a line for details' }));
+      lg.replaceChildren(...parts);
+      lg.hidden = false;
+    }
+
+    size() {
+      const w = Math.max(200, $('#chart').clientWidth);
+      const h = window.innerWidth < 560 ? 220 : Math.min(360, Math.max(240, Math.round(window.innerHeight * 0.38)));
+      return { width: w, height: h };
+    }
+
+    resize() {
+      if (!this.chart) return;
+      const s = this.size();
+      if (s.width !== this.chart.width || s.height !== this.chart.height) this.chart.setSize(s);
+    }
+
+    rebuild() {
+      if (this.chart) {
+        this.chart.destroy();
+        this.chart = null;
+      }
+      const chartEl = $('#chart');
+      chartEl.replaceChildren();
+      if (this.fields.length === 0 || typeof uPlot === 'undefined') {
+        this.afterDraw();
+        return;
+      }
+      const axis = cssVar('--muted') || '#667085';
+      const grid = cssVar('--line') || '#e4e7ec';
+      const bad = cssVar('--bad') || '#c0262d';
+      const warn = cssVar('--warn') || '#b45309';
+      const self = this;
+      const axisOpts = { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
+      const opts = {
+        ...this.size(),
+        cursor: { drag: { x: true, y: false } },
+        legend: { live: true },
+        scales: { x: { time: true } },
+        axes: [{ ...axisOpts }, { ...axisOpts, size: 56 }],
+        series: [
+          { label: 'time', value: (u, v) => (v == null ? '–' : new Date(v * 1000).toLocaleString()) },
+          ...this.fields.map((f, i) => ({
+            label: f,
+            stroke: COLORS[i % COLORS.length],
+            width: 1.5,
+            spanGaps: false,
+            points: { show: (u, si, i0, i1) => i1 - i0 < 120 },
+            value: (u, v) => (v == null ? '–' : nf2.format(v)),
+          })),
+        ],
+        hooks: {
+          draw: [(u) => self.drawMarkers(u, bad, warn)],
+          setCursor: [(u) => self.markerTip(u)],
+        },
+      };
+      this.chart = new uPlot(opts, this.data(), chartEl);
+      this.afterDraw();
+    }
+
+    drawMarkers(u, bad, warn) {
+      if (this.markers.length === 0) return;
+      const { ctx } = u;
+      const { left, top, width, height } = u.bbox;
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(left, top, width, height);
+      ctx.clip();
+      const px = devicePixelRatio || 1;
+      for (const m of this.markers) {
+        const x = Math.round(u.valToPos(m.t, 'x', true));
+        if (x < left - 1 || x > left + width + 1) continue;
+        const color = m.kind === 'gap' ? bad : warn;
+        if (m.kind === 'gap') {
+          // Shade from the reading before the loss to the one after it.
+          const i = lowerBound(this.t, m.t);
+          if (i > 0) {
+            const x0 = Math.max(left, Math.round(u.valToPos(this.t[i - 1], 'x', true)));
+            if (x - x0 > 1) {
+              ctx.globalAlpha = 0.12;
+              ctx.fillStyle = color;
+              ctx.fillRect(x0, top, x - x0, height);
+            }
+          }
+        }
+        ctx.globalAlpha = 0.9;
+        ctx.strokeStyle = color;
+        ctx.lineWidth = 1.5 * px;
+        ctx.setLineDash(m.kind === 'gap' ? [] : [4 * px, 3 * px]);
+        ctx.beginPath();
+        ctx.moveTo(x + 0.5, top);
+        ctx.lineTo(x + 0.5, top + height);
+        ctx.stroke();
+      }
+      ctx.restore();
+    }
+
+    markerTip(u) {
+      const tip = $('#marker-tip');
+      const left = u.cursor.left;
+      if (left == null || left < 0 || this.markers.length === 0) {
+        tip.hidden = true;
+        return;
+      }
+      let best = null;
+      let bestDist = 7; // css px
+      for (const m of this.markers) {
+        const d = Math.abs(u.valToPos(m.t, 'x') - left);
+        if (d < bestDist) {
+          bestDist = d;
+          best = m;
+        }
+      }
+      if (!best) {
+        tip.hidden = true;
+        return;
+      }
+      tip.textContent = markerText(best) + ' · ' + fmtTime(new Date(best.t * 1000).toISOString());
+      const over = u.over.getBoundingClientRect();
+      const panel = tip.parentElement.getBoundingClientRect();
+      const x = over.left - panel.left + u.valToPos(best.t, 'x');
+      tip.style.left = Math.min(Math.max(x, 90), panel.width - 90) + 'px';
+      tip.style.top = (over.top - panel.top + 4) + 'px';
+      tip.hidden = false;
+    }
+
+    renderFacts() {
+      const d = devices.get(this.name);
+      const dl = $('#facts');
+      const badge = $('#dev-badge');
+      if (!d) {
+        dl.replaceChildren(el('dt', { text: 'status' }), el('dd', { class: 'muted', text: devices.size ? 'not in /api/devices' : 'loading…' }));
+        badge.replaceChildren();
+        $('#boots-wrap').hidden = true;
+        return;
+      }
+      badge.replaceChildren(...lossBadges(d));
+      const rows = [
+        ['messages', fmtNum(d.messages)],
+        ['lost', fmtNum(d.lost), d.lost > 0 ? 'bad' : 'ok'],
+        ['gaps', fmtNum(d.gaps), d.gaps > 0 ? 'bad' : ''],
+        ['missing', fmtNum(d.missing), d.missing > 0 ? 'bad' : ''],
+        ['duplicates', fmtNum(d.duplicates), d.duplicates > 0 ? 'bad' : ''],
+        ['resets', fmtNum(d.resets), d.resets > 0 ? 'bad' : ''],
+        ['last counter', d.last_counter == null ? '–' : fmtNum(d.last_counter)],
+        ['per minute', fmtRate(d.rate_per_minute)],
+        ['first seen', fmtDateTime(d.first_seen)],
+        ['last seen', fmtDateTime(d.last_seen)],
+      ];
+      dl.replaceChildren(...rows.flatMap(([k, v, cls]) => [el('dt', { text: k }), el('dd', { class: cls || '', text: v })]));
+      const boots = Array.isArray(d.boots) ? d.boots : [];
+      $('#boots-wrap').hidden = boots.length === 0;
+      $('#boots tbody').replaceChildren(...boots.map((b) => {
+        const ranges = (b.missing_ranges || []).map((r) => (r[0] === r[1] ? String(r[0]) : r[0] + '–' + r[1])).join(', ');
+        return el('tr', null,
+          el('td', { text: String(b.boot), title: b.first_seen ? 'first seen ' + fmtDateTime(b.first_seen) : '' }),
+          el('td', { class: 'r', text: fmtNum(b.messages) }),
+          el('td', { class: 'r', text: fmtNum(b.last_seq) }),
+          el('td', { class: 'r', text: fmtNum(b.durable) }),
+          el('td', { class: 'r' + (b.missing > 0 ? ' bad' : ''), text: fmtNum(b.missing) }),
+          el('td', { text: ranges || '–' }));
+      }));
+    }
+  }
+
+  // --- routing -----------------------------------------------------------------------
+
+  function parseRoute() {
+    const h = location.hash || '';
+    const m = /^#\/device\/([^?]*)(?:\?(.*))?$/.exec(h);
+    if (!m) return { view: 'home' };
+    let name;
+    try { name = decodeURIComponent(m[1]); } catch (_) { return { view: 'home' }; }
+    const params = new URLSearchParams(m[2] || '');
+    let range = params.get('range') || DEFAULT_RANGE;
+    if (!(range in RANGES)) range = DEFAULT_RANGE;
+    return { view: 'device', name, range };
+  }
+
+  function route() {
+    const r = parseRoute();
+    if (r.view === 'device') {
+      if (page && page.name === r.name && page.range === r.range) return;
+      if (page) page.close();
+      $('#home').hidden = true;
+      $('#device-page').hidden = false;
+      page = new DevicePage(r.name, r.range);
+      window.scrollTo(0, 0);
+    } else {
+      if (page) page.close();
+      page = null;
+      setFailing('device', false);
+      $('#device-page').hidden = true;
+      $('#home').hidden = false;
+      document.title = 'inlet';
+    }
+  }
+
+  function init() {
+    for (const b of document.querySelectorAll('#range button')) {
+      b.addEventListener('click', () => {
+        if (page) location.hash = deviceHash(page.name, b.dataset.range);
+      });
+    }
+    window.addEventListener('hashchange', route);
+    route();
+    poll('overview', refreshOverview, POLL_MS);
+    poll('devices', refreshDevices, POLL_MS);
+    setInterval(tickAges, 1000);
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  else init();
+})();
