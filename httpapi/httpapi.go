@@ -1,101 +1,159 @@
-// Package httpapi owns inlet's HTTP surface: health and readiness probes and the
-// Prometheus metrics. It reads the shared inlet.Stats; it never writes to the
-// store or the sockets.
+// Package httpapi owns inlet's HTTP surface: the JSON API over stored messages
+// and devices, the server-sent event stream of committed messages, the embedded
+// dashboard, the token and sign-in check in front of them, Prometheus metrics and
+// the health probes. It reads the store (inlet.Reader), the live figures
+// (live.Hub) and the shared inlet.Stats; it never writes to the store or the
+// device sockets. docs/http.md is its contract.
 package httpapi
 
 import (
+	"encoding/json"
+	"io/fs"
+	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/live"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Ready reports whether the server can take data: listeners bound and the store
-// accepting commits.
-type Ready func() bool
+// Config is what the HTTP surface serves from.
+type Config struct {
+	Stats  *inlet.Stats
+	Ready  func() bool   // listeners bound and the store accepting commits
+	Reader inlet.Reader  // the store, for the API and streams; nil serves probes and metrics only
+	Hub    *live.Hub     // live figures and commit signals; required with Reader
+	UI     fs.FS         // the dashboard's files (index.html, login.html, assets); nil: no dashboard
+	Token  string        // when set, required by everything but the probes and the sign-in
+	Logger *slog.Logger
+	// Version is reported by /api/overview.
+	Version string
+	// MaxStreams bounds concurrent /api/stream subscribers (default 256).
+	MaxStreams int
+	// StreamWriteTimeout is how long a stream write may block before the
+	// subscriber is dropped (default 10 s).
+	StreamWriteTimeout time.Duration
+	// Stop, when closed, ends every open stream (http.Server.Shutdown waits for
+	// handlers, and a stream never ends by itself).
+	Stop <-chan struct{}
+	// Extra, when set, is served for paths nothing else matches (after the token
+	// check): the server mounts its profiler here.
+	Extra http.Handler
+}
 
-// Handler serves /healthz, /readyz and /metrics.
-func Handler(stats *inlet.Stats, ready Ready) http.Handler {
+// Handler returns the HTTP surface. Requests are cancelled when ctx ends.
+func Handler(cfg Config) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = 256
+	}
+	if cfg.StreamWriteTimeout <= 0 {
+		cfg.StreamWriteTimeout = 10 * time.Second
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func() bool { return true }
+	}
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "inlet_http_requests_total", Help: "HTTP requests answered, by status code.",
+	}, []string{"code"})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(&statsCollector{s: stats})
+	reg.MustRegister(&statsCollector{s: cfg.Stats}, requests)
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !ready() {
+		if !cfg.Ready() {
 			http.Error(w, "not ready: store is failing commits", http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	return mux
+	if cfg.Reader != nil {
+		a := &api{cfg: cfg, streams: make(chan struct{}, cfg.MaxStreams)}
+		mux.HandleFunc("GET /api/devices", a.devices)
+		mux.HandleFunc("GET /api/overview", a.overview)
+		mux.HandleFunc("GET /api/messages", a.messages)
+		mux.HandleFunc("GET /api/series", a.series)
+		mux.HandleFunc("GET /api/stream", a.stream)
+	}
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path+" (see docs/http.md)")
+	})
+	au := newAuth(cfg.Token, cfg.UI)
+	if cfg.UI != nil {
+		serveUI(mux, cfg.UI, au)
+	}
+	if cfg.Extra != nil {
+		mux.Handle("/debug/", cfg.Extra)
+	}
+	var h http.Handler = au.require(mux)
+	return countCodes(h, requests)
 }
 
-var (
-	descConnsAccepted = prometheus.NewDesc("inlet_connections_accepted_total", "TCP connections accepted and served.", []string{"transport"}, nil)
-	descConnsOpen     = prometheus.NewDesc("inlet_connections_open", "TCP connections open now.", []string{"transport"}, nil)
-	descMessages      = prometheus.NewDesc("inlet_messages_received_total", "Messages framed and queued for commit.", []string{"transport"}, nil)
-	descBytes         = prometheus.NewDesc("inlet_payload_bytes_received_total", "Payload bytes of the messages received.", []string{"transport"}, nil)
-	descDatagrams     = prometheus.NewDesc("inlet_udp_datagrams_total", "UDP datagrams received.", nil, nil)
-	descRejected      = prometheus.NewDesc("inlet_rejected_total", "Input rejected or cut, by reason (too_long, truncated, refused, queue_full).", []string{"reason"}, nil)
-	descKernelDrops   = prometheus.NewDesc("inlet_udp_kernel_drops_total", "Datagrams the kernel dropped because the socket receive buffer was full.", nil, nil)
-	descCommitted     = prometheus.NewDesc("inlet_messages_committed_total", "Messages durably stored.", nil, nil)
-	descBatches       = prometheus.NewDesc("inlet_batches_committed_total", "Transactions committed.", nil, nil)
-	descStoreErrors   = prometheus.NewDesc("inlet_store_errors_total", "Failed commits (each is retried).", nil, nil)
-	descQueueDepth    = prometheus.NewDesc("inlet_queue_messages", "Messages waiting for the writer.", nil, nil)
-	descStoreUp       = prometheus.NewDesc("inlet_store_healthy", "1 when the last commit succeeded.", nil, nil)
-	descDuplicates    = prometheus.NewDesc("inlet_duplicates_total", "Acknowledged resends answered with ACK and not stored again.", nil, nil)
-	descAckedConns    = prometheus.NewDesc("inlet_acked_connections_total", "TCP connections in acknowledged mode (hello answered OK).", nil, nil)
-	descHelloErrors   = prometheus.NewDesc("inlet_hello_errors_total", "Acknowledged-mode hellos refused (bad-hello, unauthorized, busy).", nil, nil)
-	descSeqErrors     = prometheus.NewDesc("inlet_seq_errors_total", "Acknowledged message lines refused as bad-seq.", nil, nil)
-)
+// writeJSON answers v as JSON.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
 
-// statsCollector exports inlet.Stats as it is at each scrape.
-type statsCollector struct{ s *inlet.Stats }
+// writeError answers {"error": msg}.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
 
-func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnsAccepted, descConnsOpen, descMessages, descBytes, descDatagrams,
-		descRejected, descKernelDrops, descCommitted, descBatches, descStoreErrors, descQueueDepth, descStoreUp,
-		descDuplicates, descAckedConns, descHelloErrors, descSeqErrors} {
-		ch <- d
+// statusWriter records the status code of a response. It unwraps, so
+// http.ResponseController still reaches the connection (flush, deadlines).
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(p)
+}
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
 	}
 }
 
-func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.s
-	counter := func(d *prometheus.Desc, v int64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
-	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
-	}
-	counter(descConnsAccepted, s.ConnsAccepted.Load(), "tcp")
-	gauge(descConnsOpen, s.ConnsOpen.Load(), "tcp")
-	counter(descMessages, s.MessagesTCP.Load(), "tcp")
-	counter(descMessages, s.MessagesUDP.Load(), "udp")
-	counter(descBytes, s.BytesTCP.Load(), "tcp")
-	counter(descBytes, s.BytesUDP.Load(), "udp")
-	counter(descDatagrams, s.Datagrams.Load())
-	for _, r := range inlet.Reasons {
-		counter(descRejected, s.Rejected(r).Load(), string(r))
-	}
-	counter(descKernelDrops, s.UDPKernelDrops.Load())
-	counter(descCommitted, s.Committed.Load())
-	counter(descBatches, s.Batches.Load())
-	counter(descStoreErrors, s.StoreErrors.Load())
-	gauge(descQueueDepth, s.QueueDepth.Load())
-	counter(descDuplicates, s.Duplicates.Load())
-	counter(descAckedConns, s.AckedConns.Load())
-	counter(descHelloErrors, s.HelloErrors.Load())
-	counter(descSeqErrors, s.SeqErrors.Load())
-	var up int64
-	if s.StoreHealthy.Load() {
-		up = 1
-	}
-	gauge(descStoreUp, up)
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func countCodes(h http.Handler, c *prometheus.CounterVec) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			code := sw.code
+			if code == 0 {
+				code = http.StatusOK
+			}
+			c.WithLabelValues(strconv.Itoa(code)).Inc()
+		}()
+		h.ServeHTTP(sw, r)
+	})
 }

@@ -10,15 +10,19 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/inletdev/inlet"
 	"github.com/inletdev/inlet/commit"
 	"github.com/inletdev/inlet/httpapi"
+	"github.com/inletdev/inlet/httpapi/ui"
 	"github.com/inletdev/inlet/listen"
+	"github.com/inletdev/inlet/live"
 	"github.com/inletdev/inlet/sqlite"
 )
 
@@ -38,6 +42,7 @@ type Config struct {
 	LogFormat      string
 	Pprof          bool
 	Token          string
+	HTTPToken      string
 }
 
 // DefaultConfig holds the documented defaults (docs/cli.md).
@@ -84,7 +89,28 @@ func (c *Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
 	}
+	if c.HTTP != "" && c.HTTPToken == "" && !isLoopback(c.HTTP) {
+		return fmt.Errorf("--http %s is not a loopback address: set --http-token (or INLET_HTTP_TOKEN) "+
+			"so the dashboard and API are not open to everyone on the network, or bind --http 127.0.0.1:PORT", c.HTTP)
+	}
 	return nil
+}
+
+// isLoopback reports whether a listen address binds only the loopback
+// interface. An empty host (":8080") binds every interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		host = host[:i]
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -111,7 +137,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"Stops cleanly on SIGINT/SIGTERM (everything already received is stored); a second signal exits at once.", stderr)
 	fs.StringVar(&cfg.TCP, "tcp", cfg.TCP, "TCP listen address; empty disables TCP, port 0 picks a free port")
 	fs.StringVar(&cfg.UDP, "udp", cfg.UDP, "UDP listen address; empty disables UDP, port 0 picks a free port")
-	fs.StringVar(&cfg.HTTP, "http", cfg.HTTP, "HTTP address for /metrics, /healthz, /readyz; empty disables HTTP")
+	fs.StringVar(&cfg.HTTP, "http", cfg.HTTP, "HTTP address of the dashboard, the API, /metrics and the probes; empty disables HTTP.\n"+
+		"A non-loopback address needs --http-token")
+	fs.StringVar(&cfg.HTTPToken, "http-token", os.Getenv("INLET_HTTP_TOKEN"), "require this token for the dashboard, the API and /metrics (Bearer header or sign-in);\n"+
+		"/healthz and /readyz stay open (default: $INLET_HTTP_TOKEN)")
 	fs.StringVar(&cfg.DB, "db", cfg.DB, "SQLite database file (created if missing)")
 	fs.IntVar(&cfg.MaxMessage, "max-message", cfg.MaxMessage, "longest message in bytes; longer ones are discarded and counted as too_long")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close a TCP connection that sends nothing for this long")
@@ -161,13 +190,15 @@ type Main struct {
 	Logger *slog.Logger
 	Stats  *inlet.Stats
 
-	store  *sqlite.Store
-	writer *commit.Writer
-	tcp    *listen.TCP
-	udp    *listen.UDP
-	http   *http.Server
-	httpLn net.Listener
-	closed bool
+	store   *sqlite.Store
+	hub     *live.Hub
+	stopHub context.CancelFunc
+	writer  *commit.Writer
+	tcp     *listen.TCP
+	udp     *listen.UDP
+	http    *http.Server
+	httpLn  net.Listener
+	closed  bool
 }
 
 // NewMain returns a server for cfg; Run starts it.
@@ -187,10 +218,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.store, err = sqlite.Open(ctx, cfg.DB, sqlite.Options{}); err != nil {
 		return err
 	}
+	if m.hub, err = live.New(ctx, m.store); err != nil {
+		return err
+	}
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	m.stopHub = stopHub
+	go m.hub.Run(hubCtx)
 	m.writer, err = commit.New(ctx, m.store, commit.Config{
 		Interval: cfg.CommitInterval,
 		Logger:   m.Logger,
 		Stats:    m.Stats,
+		OnCommit: m.hub.OnCommit,
 	})
 	if err != nil {
 		return err
@@ -225,21 +263,33 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if m.httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
 			return fmt.Errorf("listen http %s: %w", cfg.HTTP, err)
 		}
-		var h http.Handler = httpapi.Handler(m.Stats, m.Stats.StoreHealthy.Load)
+		stopStreams := make(chan struct{})
+		hc := httpapi.Config{
+			Stats:   m.Stats,
+			Ready:   m.Stats.StoreHealthy.Load,
+			Reader:  m.store,
+			Hub:     m.hub,
+			UI:      ui.Files,
+			Token:   cfg.HTTPToken,
+			Logger:  m.Logger,
+			Version: version(),
+			Stop:    stopStreams,
+		}
 		if cfg.Pprof {
 			mux := http.NewServeMux()
-			mux.Handle("/", h)
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-			h = mux
+			hc.Extra = mux
 		}
 		m.http = &http.Server{
-			Handler:           h,
+			Handler:           httpapi.Handler(hc),
 			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 		}
+		m.http.RegisterOnShutdown(func() { close(stopStreams) }) // streams never go idle by themselves
 		go m.http.Serve(m.httpLn)
 	}
 	ri := m.ReadyInfo()
@@ -300,6 +350,9 @@ func (m *Main) Close(ctx context.Context) error {
 		errs = append(errs, m.http.Shutdown(ctx))
 	} else if m.httpLn != nil {
 		m.httpLn.Close()
+	}
+	if m.stopHub != nil {
+		m.stopHub()
 	}
 	if m.store != nil {
 		errs = append(errs, m.store.Close())

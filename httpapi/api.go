@@ -1,0 +1,268 @@
+package httpapi
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/record"
+)
+
+type api struct {
+	cfg     Config
+	streams chan struct{} // a slot per open stream
+}
+
+// deviceJSON is a device of /api/devices: the `inlet devices` record plus live figures.
+type deviceJSON struct {
+	record.Device
+	Boots         []record.Boot   `json:"boots"` // always an array here, even when empty
+	Lost          int64           `json:"lost"`
+	Clean         bool            `json:"clean"`
+	LastPayload   *string         `json:"last_payload"`
+	LastFields    json.RawMessage `json:"last_fields"`
+	RatePerMinute int64           `json:"rate_per_minute"`
+	AgeSeconds    float64         `json:"age_seconds"`
+}
+
+func (a *api) devices(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	devs, err := a.cfg.Reader.Devices(ctx)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	boots, err := a.cfg.Reader.Boots(ctx)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	byDevice := make(map[string][]record.Boot)
+	for i := range boots {
+		byDevice[boots[i].Device] = append(byDevice[boots[i].Device], record.NewBoot(&boots[i]))
+	}
+	live := a.cfg.Hub.Devices()
+	now := time.Now().UnixNano()
+	out := make([]deviceJSON, 0, len(devs))
+	for i := range devs {
+		d := deviceJSON{Device: record.NewDevice(&devs[i])}
+		d.Boots = byDevice[d.Device.Device]
+		if d.Boots == nil {
+			d.Boots = []record.Boot{}
+		}
+		d.Lost = devs[i].Missing
+		d.Clean = d.Device.Clean()
+		d.AgeSeconds = float64(max(0, now-devs[i].LastSeen)) / 1e9
+		if l, ok := live[devs[i].ID]; ok {
+			if utf8.Valid(l.LastPayload) {
+				p := string(l.LastPayload)
+				d.LastPayload = &p
+			}
+			if len(l.LastFields) > 0 {
+				d.LastFields = l.LastFields
+			}
+			d.RatePerMinute = l.RatePerMinute
+		}
+		if d.LastFields == nil {
+			d.LastFields = json.RawMessage("null")
+		}
+		out = append(out, d)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type overviewJSON struct {
+	Now                 string           `json:"now"`
+	Started             string           `json:"started"`
+	Version             string           `json:"version"`
+	MessagesPerSecond   float64          `json:"messages_per_second"`
+	RateHistory         []int64          `json:"rate_history"`
+	Committed           int64            `json:"committed"`
+	Received            map[string]int64 `json:"received"`
+	ConnectionsOpen     map[string]int64 `json:"connections_open"`
+	ConnectionsAccepted map[string]int64 `json:"connections_accepted"`
+	Rejected            map[string]int64 `json:"rejected"`
+	UDPKernelDrops      int64            `json:"udp_kernel_drops"`
+	Duplicates          int64            `json:"duplicates"`
+	Queue               int64            `json:"queue"`
+	Devices             int              `json:"devices"`
+	Store               storeJSON        `json:"store"`
+}
+
+type storeJSON struct {
+	Healthy bool  `json:"healthy"`
+	Errors  int64 `json:"errors"`
+}
+
+func (a *api) overview(w http.ResponseWriter, r *http.Request) {
+	s := a.cfg.Stats
+	rate, hist := a.cfg.Hub.Rate()
+	o := overviewJSON{
+		Now:                 record.Time(time.Now().UnixNano()),
+		Started:             record.Time(a.cfg.Hub.Started().UnixNano()),
+		Version:             a.cfg.Version,
+		MessagesPerSecond:   rate,
+		RateHistory:         hist,
+		Committed:           s.Committed.Load(),
+		Received:            map[string]int64{"tcp": s.MessagesTCP.Load(), "udp": s.MessagesUDP.Load()},
+		ConnectionsOpen:     map[string]int64{"tcp": s.ConnsOpen.Load()},
+		ConnectionsAccepted: map[string]int64{"tcp": s.ConnsAccepted.Load()},
+		Rejected:            make(map[string]int64, len(inlet.Reasons)),
+		UDPKernelDrops:      s.UDPKernelDrops.Load(),
+		Duplicates:          s.Duplicates.Load(),
+		Queue:               s.QueueDepth.Load(),
+		Devices:             len(a.cfg.Hub.Devices()),
+		Store:               storeJSON{Healthy: s.StoreHealthy.Load(), Errors: s.StoreErrors.Load()},
+	}
+	for _, reason := range inlet.Reasons {
+		o.Rejected[string(reason)] = s.Rejected(reason).Load()
+	}
+	writeJSON(w, http.StatusOK, o)
+}
+
+// fail answers a store error that happened before anything was written.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	a.cfg.Logger.Error("http: store read failed", "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusInternalServerError, "store: "+err.Error())
+}
+
+// query reads the message filters shared by /api/messages and /api/series.
+func parseQuery(r *http.Request) (inlet.Query, error) {
+	v := r.URL.Query()
+	now := time.Now()
+	q := inlet.Query{Device: v.Get("device")}
+	var err error
+	if q.Since, err = record.ParseTime(v.Get("since"), now); err != nil {
+		return q, fmt.Errorf("since: %w", err)
+	}
+	if q.Until, err = record.ParseTime(v.Get("until"), now); err != nil {
+		return q, fmt.Errorf("until: %w", err)
+	}
+	if s := v.Get("after_id"); s != "" {
+		if q.AfterID, err = strconv.ParseInt(s, 10, 64); err != nil || q.AfterID < 0 {
+			return q, fmt.Errorf("after_id %q: want a message id (an integer ≥ 0)", s)
+		}
+	}
+	return q, nil
+}
+
+func (a *api) messages(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	v := r.URL.Query()
+	format := v.Get("format")
+	switch format {
+	case "":
+		format = "json"
+	case "json", "ndjson", "csv":
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want json, ndjson or csv", format))
+		return
+	}
+	if format == "json" {
+		q.Limit = 1000
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want a count (0: no limit)", s))
+			return
+		}
+		q.Limit = n
+	}
+	switch s := v.Get("last"); s {
+	case "", "0", "false":
+	case "1", "true":
+		q.Last = true
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("last %q: want 1 or 0", s))
+		return
+	}
+
+	// Nothing is written until the first row (or the end), so a store error
+	// that happens at once is still answered with a proper status.
+	bw := bufio.NewWriterSize(w, 32<<10)
+	started := false
+	start := func() {
+		if started {
+			return
+		}
+		started = true
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		switch format {
+		case "json":
+			h.Set("Content-Type", "application/json")
+			bw.WriteString("[")
+		case "ndjson":
+			h.Set("Content-Type", "application/x-ndjson")
+		case "csv":
+			h.Set("Content-Type", "text/csv; charset=utf-8")
+			h.Set("Content-Disposition", `attachment; filename="inlet-messages.csv"`)
+		}
+	}
+	var cw *csv.Writer
+	if format == "csv" {
+		cw = csv.NewWriter(bw)
+	}
+	var line []byte
+	n := 0
+	err = a.cfg.Reader.Messages(r.Context(), q, func(m *inlet.Stored) error {
+		start()
+		if n == 0 && cw != nil {
+			cw.Write(record.CSVHeader)
+		}
+		switch format {
+		case "csv":
+			cw.Write(record.CSV(m))
+			n++
+			cw.Flush()
+			return cw.Error()
+		case "json":
+			line = line[:0]
+			if n > 0 {
+				line = append(line, ",\n"...)
+			}
+			line = record.AppendJSON(line, m)
+		default:
+			line = append(record.AppendJSON(line[:0], m), '\n')
+		}
+		n++
+		_, err := bw.Write(line)
+		return err
+	})
+	if err != nil && !started {
+		if r.Context().Err() == nil {
+			a.fail(w, r, err)
+		}
+		return
+	}
+	if err != nil {
+		// The status is sent; cut the response so the client sees it incomplete.
+		a.cfg.Logger.Error("http: message export cut short", "path", r.URL.Path, "rows", n, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	start()
+	switch format {
+	case "json":
+		bw.WriteString("]\n")
+	case "csv":
+		if n == 0 {
+			cw.Write(record.CSVHeader)
+		}
+		cw.Flush()
+	}
+	bw.Flush()
+}
+
+var errStop = errors.New("stop")

@@ -1,0 +1,153 @@
+package httpapi
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// cookieName is the dashboard's session cookie (docs/http.md).
+const cookieName = "inlet_session"
+
+// auth checks the HTTP token. The session cookie holds an HMAC of a fixed text
+// keyed by the token: it proves the token was typed without storing it in the
+// browser, needs no server-side session table, and stops working when the token
+// changes.
+type auth struct {
+	token   string
+	session string
+	ui      fs.FS
+
+	failMu sync.Mutex // serialises failed sign-ins, which each wait, to slow guessing
+}
+
+func newAuth(token string, ui fs.FS) *auth {
+	a := &auth{token: token, ui: ui}
+	if token != "" {
+		m := hmac.New(sha256.New, []byte(token))
+		m.Write([]byte("inlet dashboard session v1"))
+		a.session = hex.EncodeToString(m.Sum(nil))
+	}
+	return a
+}
+
+func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+
+// allowed reports whether r carries the token or a valid session cookie.
+func (a *auth) allowed(r *http.Request) bool {
+	if a.token == "" {
+		return true
+	}
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") && equal(strings.TrimSpace(tok), a.token) {
+			return true
+		}
+	}
+	if c, err := r.Cookie(cookieName); err == nil && equal(c.Value, a.session) {
+		return true
+	}
+	return false
+}
+
+// open lists what needs no token: the probes, the sign-in and the dashboard's
+// static files (code and styles, no data).
+func open(path string) bool {
+	return path == "/healthz" || path == "/readyz" || path == "/login" || strings.HasPrefix(path, "/assets/")
+}
+
+func (a *auth) require(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if open(r.URL.Path) || a.allowed(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if a.ui != nil && (r.URL.Path == "/" || r.URL.Path == "/index.html") {
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="inlet"`)
+		writeError(w, http.StatusUnauthorized, "unauthorized: send Authorization: Bearer <token> (the --http-token), or sign in at /login")
+	})
+}
+
+// safeNext keeps a post-sign-in redirect on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}
+
+func (a *auth) login(w http.ResponseWriter, r *http.Request) {
+	if a.token == "" {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	if r.Method == http.MethodGet {
+		serveFile(w, r, a.ui, "login.html")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	if err := r.ParseForm(); err != nil {
+		writeError(w, http.StatusBadRequest, "sign-in: "+err.Error())
+		return
+	}
+	next := safeNext(r.PostForm.Get("next"))
+	if !equal(r.PostForm.Get("token"), a.token) {
+		a.failMu.Lock()
+		time.Sleep(250 * time.Millisecond)
+		a.failMu.Unlock()
+		http.Redirect(w, r, "/login?error=1&next="+url.QueryEscape(next), http.StatusSeeOther)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: a.session, Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (a *auth) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// csp allows the dashboard its own files only: device payloads are shown as
+// text, and even a bug that put one into markup could not run a script.
+const csp = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
+	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+func serveUI(mux *http.ServeMux, ui fs.FS, a *auth) {
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { serveFile(w, r, ui, "index.html") })
+	mux.HandleFunc("GET /login", a.login)
+	mux.HandleFunc("POST /login", a.login)
+	mux.HandleFunc("POST /logout", a.logout)
+	files := http.FileServerFS(ui)
+	mux.Handle("GET /assets/", http.StripPrefix("/assets", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		files.ServeHTTP(w, r)
+	})))
+}
+
+func serveFile(w http.ResponseWriter, r *http.Request, ui fs.FS, name string) {
+	b, err := fs.ReadFile(ui, name)
+	if err != nil {
+		http.Error(w, "dashboard file missing: "+name, http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	w.Write(b)
+}
