@@ -65,11 +65,16 @@ func benchFlags(stderr io.Writer) (*benchConfig, *flag.FlagSet) {
 		"for ack-cpm from starting to connect to reading the ACK. The bare receiver does not speak INLET/1,\n"+
 		"so for them --baseline compares with plain inlet instead: the matching plain scenario (stream for\n"+
 		"ack, tutorial for ack-cpm) first runs against inlet with the same devices, duration, count and rate,\n"+
-		"and the table ends with inlet/plain ratios (acked/s: acked msgs/s over the plain run's stored msgs/s).", stderr)
+		"and the table ends with inlet/plain ratios (acked/s: acked msgs/s over the plain run's stored msgs/s).\n"+
+		"The idle scenarios (idle, idle-ack) open every device's connection, hold them all open and quiet for\n"+
+		"--duration, and report the server's resident memory per connection (VmRSS with all of them idle, less\n"+
+		"VmRSS before the first, over the connections), then send one more message on each (idle-ack: and wait\n"+
+		"for its ACK) to show every one is still served. The open files limit is raised to the hard limit, which\n"+
+		"the started server inherits; --devices 10000 needs about 10,300 (ulimit -Hn).", stderr)
 	bc := &benchConfig{}
-	fs.StringVar(&bc.Scenario, "scenario", "tutorial", "tutorial, stream, udp, ack or ack-cpm")
+	fs.StringVar(&bc.Scenario, "scenario", "tutorial", "tutorial, stream, udp, ack, ack-cpm, idle or idle-ack")
 	fs.IntVar(&bc.Devices, "devices", 0, "emulated devices, each with its own connection or socket and loopback address (0: the scenario's default)")
-	fs.DurationVar(&bc.Duration, "duration", 10*time.Second, "how long to send")
+	fs.DurationVar(&bc.Duration, "duration", 10*time.Second, "how long to send; idle, idle-ack: how long to hold the connections open and quiet")
 	fs.Int64Var(&bc.Count, "count", 0, "also stop after this many messages in all (0: no bound)")
 	fs.Float64Var(&bc.Rate, "rate", 0, "messages per second per device (0: as fast as possible)")
 	fs.BoolVar(&bc.Baseline, "baseline", false, "also run the load against a bare receiver that stores nothing, and print inlet/baseline ratios;\n"+
@@ -180,6 +185,8 @@ func newBench(ctx context.Context, bc *benchConfig, stderr io.Writer) (*bench, e
 		return nil, fmt.Errorf("--window %d: want 1 to %d", bc.Window, loadgen.MaxWindow)
 	case bc.windowSet && sc.Name != "ack":
 		return nil, fmt.Errorf("--window applies to --scenario ack only")
+	case sc.Idle && (bc.Count > 0 || bc.Rate > 0):
+		return nil, fmt.Errorf("--count and --rate do not apply to --scenario %s: each device sends two messages", sc.Name)
 	}
 	if sc.Plain != "" {
 		if b.plain, err = loadgen.Lookup(sc.Plain); err != nil {
@@ -188,6 +195,11 @@ func newBench(ctx context.Context, bc *benchConfig, stderr io.Writer) (*bench, e
 	}
 	if b.devices == 0 {
 		b.devices = sc.DefaultDevices
+	}
+	// One file per connection here, and as many in a server started here (it
+	// inherits the limit), plus what each needs besides.
+	if _, _, err := loadgen.RaiseOpenFiles(uint64(b.devices) + openFilesSpare); err != nil {
+		return nil, fmt.Errorf("--devices %d: %w", b.devices, err)
 	}
 	if bc.Target != "" {
 		ap, err := loadgen.ResolveLoopback(ctx, bc.Target)
@@ -240,6 +252,10 @@ func (b *bench) close() {
 	}
 }
 
+// openFilesSpare is what a process needs open besides one file per device:
+// listeners, the database and its WAL, HTTP connections, the runtime's own.
+const openFilesSpare = 256
+
 // target is what one run sends to: inlet serve or the baseline started here, or
 // an inlet already running (--target).
 type target struct {
@@ -253,6 +269,9 @@ type target struct {
 	final func(ctx context.Context, r *runReport) error
 	// stored counts what was stored, once the receiver has stopped.
 	stored func(ctx context.Context) (int64, error)
+	// gauges reads the server's goroutines and open TCP connections; nil when
+	// it cannot be known (the baseline, --target).
+	gauges func(ctx context.Context) (goroutines, conns int64, err error)
 }
 
 // runOne sends the load to one receiver and measures it.
@@ -289,7 +308,14 @@ func (b *bench) runOne(ctx context.Context, name string) (runReport, error) {
 	if err != nil {
 		return r, err
 	}
-	gen, err := loadgen.New(loadgen.Config{
+	var before loadgen.ProcStat
+	if t.proc != nil {
+		if before, err = loadgen.ReadProc(t.proc.pid); err != nil {
+			return r, fmt.Errorf("%s: %w", t.proc.name, err)
+		}
+	}
+	var gen *loadgen.Generator
+	cfg := loadgen.Config{
 		Scenario:  sc,
 		Target:    addr,
 		Devices:   b.devices,
@@ -298,15 +324,24 @@ func (b *bench) runOne(ctx context.Context, name string) (runReport, error) {
 		Rate:      b.cfg.Rate,
 		SenderCPU: b.cfg.SenderCPU,
 		Window:    b.cfg.Window,
-	})
+	}
+	if sc.Idle {
+		ir := &idleReport{HoldS: b.cfg.Duration.Seconds()}
+		r.Idle = ir
+		if t.gauges != nil {
+			g, _, err := t.gauges(ctx)
+			if err != nil {
+				return r, err
+			}
+			ir.GoroutinesBefore = &g
+		}
+		cfg.OnIdle = func(ctx context.Context, st loadgen.IdleStats) error {
+			return b.measureIdle(ctx, t, gen, before, st, ir)
+		}
+	}
+	gen, err = loadgen.New(cfg)
 	if err != nil {
 		return r, err
-	}
-	var before loadgen.ProcStat
-	if t.proc != nil {
-		if before, err = loadgen.ReadProc(t.proc.pid); err != nil {
-			return r, fmt.Errorf("%s: %w", t.proc.name, err)
-		}
 	}
 
 	// The load stops early when the receiver dies; progress lines stop with the load.
@@ -407,14 +442,78 @@ func perSecond(n int64, d time.Duration) float64 {
 	return float64(n) / d.Seconds()
 }
 
+// measureIdle runs when every connection of an idle scenario is open and has
+// been held quiet: once the receiver has stored (or counted) everything sent, it
+// reads the receiver's resident memory and, for inlet, its goroutines and open
+// connections.
+func (b *bench) measureIdle(ctx context.Context, t *target, gen *loadgen.Generator, before loadgen.ProcStat,
+	st loadgen.IdleStats, ir *idleReport) error {
+	ir.Conns, ir.Failed = st.Open, st.Failed
+	if t.progress != nil {
+		sent := gen.Sent()
+		deadline := time.Now().Add(idleSettle)
+		for {
+			s, _, err := t.progress(ctx)
+			if err != nil {
+				return fmt.Errorf("idle: %w", err)
+			}
+			if s >= sent {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("idle: %d of the %d first messages stored after %s", s, sent, idleSettle)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(drainPoll):
+			}
+		}
+	}
+	if t.proc != nil {
+		ps, err := loadgen.ReadProc(t.proc.pid)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.proc.name, err)
+		}
+		rssBefore, rssIdle := float64(before.RSS)/(1<<20), float64(ps.RSS)/(1<<20)
+		ir.RSSBeforeMB, ir.RSSIdleMB = &rssBefore, &rssIdle
+		if st.Open > 0 {
+			kb := float64(ps.RSS-before.RSS) / 1024 / float64(st.Open)
+			ir.KBPerConn = &kb
+		}
+	}
+	if t.gauges != nil {
+		g, c, err := t.gauges(ctx)
+		if err != nil {
+			return fmt.Errorf("idle: %w", err)
+		}
+		ir.GoroutinesIdle, ir.ServerConns = &g, &c
+		if ir.GoroutinesBefore != nil && st.Open > 0 {
+			per := float64(g-*ir.GoroutinesBefore) / float64(st.Open)
+			ir.GoroutinesPerConn = &per
+		}
+	}
+	return nil
+}
+
+// idleSettle bounds the wait, in the idle scenarios, for the first messages to
+// be stored before the server is measured.
+const idleSettle = 30 * time.Second
+
 // startInlet starts inlet serve for scenario sc on free loopback ports, with database db.
 func (b *bench) startInlet(ctx context.Context, sc *loadgen.Scenario, db string) (*target, error) {
 	before, err := rowsBefore(ctx, db)
 	if err != nil {
 		return nil, err
 	}
-	p, err := startChild(ctx, "inlet serve", b.bin, []string{"serve",
-		"--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--db", db}, b.serverCPUs)
+	args := []string{"serve", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--db", db}
+	if sc.Idle {
+		// The held connections must outlive the hold; --max-conns (10,000 by
+		// default) must take every device.
+		args = append(args, "--idle-timeout", (b.cfg.Duration + 2*time.Minute).String(),
+			"--max-conns", strconv.Itoa(max(10000, b.devices+16)))
+	}
+	p, err := startChild(ctx, "inlet serve", b.bin, args, b.serverCPUs)
 	if err != nil {
 		return nil, err
 	}
@@ -433,6 +532,13 @@ func (b *bench) startInlet(ctx context.Context, sc *loadgen.Scenario, db string)
 			return 0, 0, err
 		}
 		return m.Sum("inlet_messages_committed_total"), m.Sum("inlet_messages_received_total"), nil
+	}
+	t.gauges = func(ctx context.Context) (int64, int64, error) {
+		m, err := b.scrape(ctx, metricsURL)
+		if err != nil {
+			return 0, 0, err
+		}
+		return m.Sum("go_goroutines"), m.Sum("inlet_connections_open"), nil
 	}
 	t.final = func(ctx context.Context, r *runReport) error {
 		m, err := b.scrape(ctx, metricsURL)
@@ -900,6 +1006,24 @@ type runReport struct {
 	Acked     *int64         `json:"acked,omitempty"`
 	AckedPerS *float64       `json:"acked_per_s,omitempty"`
 	Latency   *latencyReport `json:"ack_latency_ms,omitempty"`
+	// Idle scenarios only: the held connections and what they cost the server.
+	Idle *idleReport `json:"idle,omitempty"`
+}
+
+// idleReport is what the idle scenarios measure with every connection open and
+// quiet. Pointers are unknown for a server not started here (--target), and
+// goroutines for the baseline.
+type idleReport struct {
+	Conns             int      `json:"conns"`                     // connections open, each with its first message sent (and acknowledged)
+	Failed            int      `json:"failed"`                    // devices that could not open theirs
+	HoldS             float64  `json:"hold_s"`                    // how long they were held quiet before the measurement
+	RSSBeforeMB       *float64 `json:"rss_before_mb,omitempty"`   // receiver's VmRSS before the first connection
+	RSSIdleMB         *float64 `json:"rss_idle_mb,omitempty"`     // and with every connection open and idle
+	KBPerConn         *float64 `json:"rss_kb_per_conn,omitempty"` // (idle − before) ÷ conns, KiB
+	ServerConns       *int64   `json:"server_conns,omitempty"`    // inlet_connections_open at that moment
+	GoroutinesBefore  *int64   `json:"goroutines_before,omitempty"`
+	GoroutinesIdle    *int64   `json:"goroutines_idle,omitempty"`
+	GoroutinesPerConn *float64 `json:"goroutines_per_conn,omitempty"`
 }
 
 // latencyReport is the ack latency in milliseconds: for ack from writing a
@@ -919,6 +1043,8 @@ type ratioReport struct {
 	CPUPerMsg  *float64 `json:"cpu_us_per_msg,omitempty"`
 	// Against plain: the acknowledged run's acked msgs/s ÷ the plain run's stored msgs/s.
 	AckedPerS *float64 `json:"acked_per_s,omitempty"`
+	// Idle scenarios: resident memory per held connection.
+	KBPerConn *float64 `json:"rss_kb_per_conn,omitempty"`
 }
 
 func ratios(runs []runReport) *ratioReport {
@@ -941,6 +1067,9 @@ func ratios(runs []runReport) *ratioReport {
 	}
 	if base.Target == "plain" {
 		r.AckedPerS = ratio(in.AckedPerS, base.StoredPerS)
+	}
+	if in.Idle != nil && base.Idle != nil {
+		r.KBPerConn = ratio(in.Idle.KBPerConn, base.Idle.KBPerConn)
 	}
 	return r
 }
@@ -990,6 +1119,11 @@ func printBench(w io.Writer, rep *benchReport) error {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
+	for _, r := range rep.Runs {
+		if r.Idle != nil {
+			return printIdleBench(w, rep)
+		}
+	}
 	for _, r := range rep.Runs {
 		if r.Acked != nil {
 			return printAckBench(w, rep)
@@ -1069,6 +1203,40 @@ func printAckBench(w io.Writer, rep *benchReport) error {
 		fmt.Fprintf(w, "inlet/plain: %s against inlet under the plain %s scenario; acked/s is set against its msgs/s.\n",
 			rep.Scenario, rep.Plain)
 	}
+	printRunNotes(w, rep)
+	return nil
+}
+
+// printIdleBench writes the table of an idle scenario: the held connections and
+// what they cost the receiver.
+func printIdleBench(w io.Writer, rep *benchReport) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\ttarget\tdevices\theld\tfailed\tsent\tacked\tstored\tloss\t"+
+		"RSS before MB\tRSS idle MB\tKB/conn\tgoroutines/conn\tp99 ms\t")
+	for _, r := range rep.Runs {
+		ir := r.Idle
+		if ir == nil {
+			ir = &idleReport{}
+		}
+		p99 := "-"
+		if r.Latency != nil {
+			p99 = sig3(r.Latency.P99)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Target, r.Devices,
+			ir.Conns, ir.Failed, r.Sent, optInt(r.Acked), optInt(r.Stored), optInt(r.Loss),
+			optFloat(ir.RSSBeforeMB, 1), optFloat(ir.RSSIdleMB, 1), optFloat(ir.KBPerConn, 2),
+			optFloat(ir.GoroutinesPerConn, 2), p99)
+	}
+	if ra := rep.Ratio; ra != nil {
+		fmt.Fprintf(tw, "%s\tinlet/%s\t\t\t\t\t\t\t\t\t\t%s\t\t\t\n", rep.Scenario, ra.Against, times(ra.KBPerConn))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "held: connections open, each with one message sent (idle-ack: and acknowledged), then held quiet;")
+	fmt.Fprintln(w, "KB/conn: the receiver's VmRSS with all of them idle, less VmRSS before the first, per connection;")
+	fmt.Fprintln(w, "after the hold each sent one more message (idle-ack: and read its ACK); stored counts both.")
 	printRunNotes(w, rep)
 	return nil
 }

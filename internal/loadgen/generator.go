@@ -31,6 +31,10 @@ type Config struct {
 	// Window is, for the ack scenario, the most messages one connection may have
 	// sent and not yet seen acknowledged; 0: DefaultWindow.
 	Window int
+	// OnIdle, for the idle scenarios, is called once every connection is open and
+	// has been held quiet for Duration, before the last messages are sent; the
+	// caller measures the server there. An error ends the run.
+	OnIdle func(ctx context.Context, st IdleStats) error
 }
 
 // DefaultWindow is the ack scenario's window when Config.Window is 0.
@@ -87,6 +91,8 @@ func New(cfg Config) (*Generator, error) {
 		return nil, fmt.Errorf("loadgen: CPU %d out of range", cfg.SenderCPU)
 	case cfg.Window < 0 || cfg.Window > MaxWindow:
 		return nil, fmt.Errorf("loadgen: window %d: want 1 to %d", cfg.Window, MaxWindow)
+	case cfg.Scenario.Idle && (cfg.Count > 0 || cfg.Rate > 0):
+		return nil, fmt.Errorf("loadgen: %s sends two messages per device: no count or rate", cfg.Scenario.Name)
 	}
 	if cfg.Window == 0 {
 		cfg.Window = DefaultWindow
@@ -126,6 +132,9 @@ func (g *Generator) Sent() int64 { return g.sent.Load() }
 // cleanly). When ctx ends first, Run abandons the load at once and returns the
 // context's error. A generator runs once.
 func (g *Generator) Run(ctx context.Context) (Result, error) {
+	if g.cfg.Scenario.Idle {
+		return g.runIdle(ctx)
+	}
 	stop, cancel := context.WithTimeout(ctx, g.cfg.Duration)
 	defer cancel()
 	start := time.Now()

@@ -25,7 +25,10 @@ type Scenario struct {
 	// Plain names the plain scenario an acknowledged one is compared with: the
 	// same load without acknowledgements (the bare baseline does not speak INLET/1).
 	Plain string
-	run   func(d *device) error
+	// Idle scenarios open every device's connection, hold them all open and
+	// quiet, and send one more message on each at the end (see idle.go).
+	Idle bool
+	run  func(d *device) error
 }
 
 var scenarios = []*Scenario{
@@ -50,6 +53,16 @@ var scenarios = []*Scenario{
 		Name: "ack-cpm", Transport: "tcp", DefaultDevices: 32, run: runAckCPM, Acked: true, Plain: "tutorial",
 		Summary: "acknowledged connect per message: each device connects, writes the hello and one message,\n" +
 			"            reads OK and ACK, closes, over and over; latency is from connecting to the ACK",
+	},
+	{
+		Name: "idle", Transport: "tcp", DefaultDevices: 10000, Idle: true,
+		Summary: "each device opens one connection and writes one counter line; all are held open and quiet for\n" +
+			"            --duration, the server's memory per connection is measured, then each writes one more line",
+	},
+	{
+		Name: "idle-ack", Transport: "tcp", DefaultDevices: 10000, Idle: true, Acked: true, Plain: "idle",
+		Summary: "idle, acknowledged: each device sends the hello and one message and reads its ACK, all are held\n" +
+			"            for --duration, memory is measured, then each sends one more message and reads its ACK",
 	},
 }
 

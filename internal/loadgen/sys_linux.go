@@ -108,9 +108,10 @@ const clockTicks = 100
 type ProcStat struct {
 	CPU     time.Duration // user plus system time of all its threads
 	PeakRSS int64         // bytes (VmHWM)
+	RSS     int64         // bytes resident now (VmRSS)
 }
 
-// ReadProc reads process pid's CPU time and peak resident memory from /proc.
+// ReadProc reads process pid's CPU time and resident memory (peak and now) from /proc.
 func ReadProc(pid int) (ProcStat, error) {
 	var ps ProcStat
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -137,21 +138,31 @@ func ReadProc(pid int) (ProcStat, error) {
 	if err != nil {
 		return ps, fmt.Errorf("read peak rss: %w", err)
 	}
+	if ps.PeakRSS, err = statusKB(status, "VmHWM:"); err != nil {
+		return ps, fmt.Errorf("read peak rss: /proc/%d/status: %w", pid, err)
+	}
+	if ps.RSS, err = statusKB(status, "VmRSS:"); err != nil {
+		return ps, fmt.Errorf("read rss: /proc/%d/status: %w", pid, err)
+	}
+	return ps, nil
+}
+
+// statusKB reads a "Name:   1234 kB" line of /proc/<pid>/status, in bytes.
+func statusKB(status []byte, name string) (int64, error) {
 	for line := range bytes.Lines(status) {
-		if rest, ok := bytes.CutPrefix(line, []byte("VmHWM:")); ok {
+		if rest, ok := bytes.CutPrefix(line, []byte(name)); ok {
 			fs := bytes.Fields(rest) // "1234 kB"
 			if len(fs) < 1 {
 				break
 			}
 			kb, err := strconv.ParseInt(string(fs[0]), 10, 64)
 			if err != nil {
-				return ps, fmt.Errorf("read peak rss: /proc/%d/status: %w", pid, err)
+				return 0, err
 			}
-			ps.PeakRSS = kb << 10
-			return ps, nil
+			return kb << 10, nil
 		}
 	}
-	return ps, fmt.Errorf("read peak rss: /proc/%d/status: no VmHWM", pid)
+	return 0, fmt.Errorf("no %s", name)
 }
 
 // ipBindAddressNoPort (IP_BIND_ADDRESS_NO_PORT, not in package syscall) defers

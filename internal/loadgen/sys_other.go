@@ -24,6 +24,7 @@ func ChildAttr() *syscall.SysProcAttr { return nil }
 type ProcStat struct {
 	CPU     time.Duration
 	PeakRSS int64
+	RSS     int64
 }
 
 // ReadProc is only supported on Linux.
