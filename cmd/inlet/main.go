@@ -19,13 +19,14 @@ Usage:
   inlet serve    [flags]   receive on TCP :3000 and UDP :3001, store in inlet.db
   inlet export   [flags]   write stored messages as NDJSON or CSV
   inlet devices  [flags]   per-device counts: messages, gaps, missing, duplicates, resets
+  inlet tail     [flags]   follow messages as they are stored (from the server, or --db)
   inlet bench    [flags]   load-test a server on loopback: sent, stored, loss, rate, CPU per message
   inlet send     [flags]   act as devices: the tutorial sketch, streams, UDP, or --ack (INLET/1)
   inlet version            print the version
 
 Run 'inlet <command> -h' for a command's flags.
 Quick start:  inlet serve     then point a device (or: echo 41 | nc -q0 127.0.0.1 3000) at it,
-              inlet export    to see what arrived.
+              open http://127.0.0.1:8080 to watch it live, or: inlet tail
 `
 
 func main() {
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runBench(ctx, args[1:], stdout, stderr)
 	case "send":
 		err = runSend(ctx, args[1:], stdout, stderr)
+	case "tail":
+		err = runTail(ctx, args[1:], stdout, stderr)
 	case "bench-baseline": // started by inlet bench --baseline; not in the usage
 		err = runBenchBaseline(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
