@@ -118,7 +118,7 @@ func (a *api) overview(w http.ResponseWriter, r *http.Request) {
 		UDPKernelDrops:      s.UDPKernelDrops.Load(),
 		Duplicates:          s.Duplicates.Load(),
 		Queue:               s.QueueDepth.Load(),
-		Devices:             len(a.cfg.Hub.Devices()),
+		Devices:             a.cfg.Hub.DeviceCount(),
 		Store:               storeJSON{Healthy: s.StoreHealthy.Load(), Errors: s.StoreErrors.Load()},
 	}
 	for _, reason := range inlet.Reasons {

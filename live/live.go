@@ -175,6 +175,13 @@ func clone(b []byte) []byte {
 	return append([]byte(nil), b...)
 }
 
+// DeviceCount returns how many devices the hub knows.
+func (h *Hub) DeviceCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.devices)
+}
+
 // Rate returns the messages committed in each of the last 60 complete seconds,
 // oldest first, and the mean rate over the last 10 of them.
 func (h *Hub) Rate() (perSecond float64, history []int64) {
