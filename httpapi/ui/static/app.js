@@ -11,6 +11,7 @@
   const RANGES = { '5m': 300, '1h': 3600, '24h': 86400, all: 0 };
   const DEFAULT_RANGE = '1h';
   const COLORS = ['#2563eb', '#16a34a', '#9333ea', '#0891b2', '#ea580c', '#db2777', '#65a30d', '#4f46e5'];
+  const COLORS_DARK = ['#6ea0ff', '#4ade80', '#c084fc', '#22d3ee', '#fb923c', '#f472b6', '#a3e635', '#818cf8'];
 
   const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -104,13 +105,12 @@
     return Math.floor(s / 86400) + ' d ago';
   }
 
-  // printable shows control characters as visible symbols (␀, ␊, …) so that a
-  // payload with NULs or line breaks stays one readable line.
+  // printable shows control characters as escapes (\0, \n, \x1b) so that a
+  // payload with NULs or line breaks stays one readable line in any font.
+  const ESC = { '\0': '\\0', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
   function printable(s) {
-    return String(s).replace(/[\u0000-\u001f\u007f]/g, (c) => {
-      const code = c.charCodeAt(0);
-      return code === 0x7f ? '\u2421' : String.fromCharCode(0x2400 + code);
-    });
+    return String(s).replace(/[\u0000-\u001f\u007f]/g,
+      (c) => ESC[c] || '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0'));
   }
 
   function truncate(s, n) {
@@ -136,6 +136,20 @@
     const t = p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds()) + '.' + p(d.getMilliseconds(), 3);
     if (d.toDateString() === now.toDateString()) return t;
     return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' ' + t;
+  }
+
+  const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+  // tickLabel is a short 24-hour time axis label: the date at midnight or for
+  // day-long steps, seconds only for steps under a minute.
+  function tickLabel(sec, incr) {
+    const d = new Date(sec * 1000);
+    const p = (n) => String(n).padStart(2, '0');
+    const date = MONTHS[d.getMonth()] + ' ' + d.getDate();
+    if (incr >= 86400) return date;
+    if (d.getHours() === 0 && d.getMinutes() === 0 && d.getSeconds() === 0 && incr >= 60) return date;
+    const hm = p(d.getHours()) + ':' + p(d.getMinutes());
+    return incr < 60 ? hm + ':' + p(d.getSeconds()) : hm;
   }
 
   function fmtDateTime(iso) {
@@ -277,9 +291,10 @@
         c.last.title = truncate(lv, 2000);
       }
       c.messages.textContent = fmtNum(d.messages);
+      c.messages.dataset.unit = d.messages === 1 ? 'message' : 'messages';
       c.rate.textContent = fmtRate(d.rate_per_minute);
       c.age.title = d.last_seen ? fmtDateTime(d.last_seen) : '';
-      c.loss.replaceChildren(...lossBadges(d));
+      c.loss.replaceChildren(el('span', { class: 'badges' }, ...lossBadges(d)));
       if (row.messages != null && d.messages > row.messages) {
         row.tr.classList.remove('flash');
         void row.tr.offsetWidth; // restart the animation
@@ -655,6 +670,13 @@
       lg.hidden = false;
     }
 
+    latest(f) {
+      const col = this.cols[f];
+      if (!col) return null;
+      for (let i = col.length - 1; i >= 0; i--) if (col[i] != null) return col[i];
+      return null;
+    }
+
     size() {
       const w = Math.max(200, $('#chart').clientWidth);
       const h = window.innerWidth < 560 ? 220 : Math.min(360, Math.max(240, Math.round(window.innerHeight * 0.38)));
@@ -683,22 +705,33 @@
       const bad = cssVar('--bad') || '#c0262d';
       const warn = cssVar('--warn') || '#b45309';
       const self = this;
+      const palette = matchMedia('(prefers-color-scheme: dark)').matches ? COLORS_DARK : COLORS;
       const axisOpts = { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
       const opts = {
         ...this.size(),
         cursor: { drag: { x: true, y: false } },
         legend: { live: true },
         scales: { x: { time: true } },
-        axes: [{ ...axisOpts }, { ...axisOpts, size: 56 }],
+        axes: [
+          { ...axisOpts, space: 50, values: (u, splits, ai, space, incr) => splits.map((v) => tickLabel(v, incr)) },
+          { ...axisOpts, size: 56 },
+        ],
         series: [
-          { label: 'time', value: (u, v) => (v == null ? '–' : new Date(v * 1000).toLocaleString()) },
+          {
+            label: 'time',
+            value: (u, v, si, idx) => (idx == null ? 'latest' : new Date(v * 1000).toLocaleString()),
+          },
           ...this.fields.map((f, i) => ({
             label: f,
-            stroke: COLORS[i % COLORS.length],
+            stroke: palette[i % palette.length],
             width: 1.5,
             spanGaps: false,
             points: { show: (u, si, i0, i1) => i1 - i0 < 120 },
-            value: (u, v) => (v == null ? '–' : nf2.format(v)),
+            // Off the chart, the legend shows each field's latest value.
+            value: (u, v, si, idx) => {
+              if (idx == null) v = self.latest(f);
+              return v == null ? '–' : nf2.format(v);
+            },
           })),
         ],
         hooks: {

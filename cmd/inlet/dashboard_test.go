@@ -1,0 +1,395 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// The dashboard in a real headless Chromium against the real binary: devices
+// appear live, the device page charts new readings as they arrive, the CSV link
+// downloads what was sent, UDP readings show up too, the page fits a phone, and
+// makes no request outside the server.
+func TestDashboard(t *testing.T) {
+	chromium := findChromium(t)
+	db := filepath.Join(t.TempDir(), "inlet.db")
+	srv := startBinary(t, "--db", db, "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	b := newBrowser(t, chromium, srv.ready.HTTP)
+	shots := screenshotDir(t)
+
+	b.do(chromedp.EmulateViewport(1280, 900), chromedp.Navigate(b.base+"/"))
+	b.waitFor("the overview to show a healthy store", time.Now().Add(10*time.Second),
+		`document.querySelector('#ov-store')?.dataset.healthy === 'true'`, `document.querySelector('#overview')?.innerText`)
+	b.waitFor("the empty state with no devices", time.Now().Add(3*time.Second),
+		`!document.querySelector('#empty').hidden && document.querySelectorAll('#devices tbody tr').length === 0`,
+		`document.querySelector('#home')?.innerText`)
+
+	// The tutorial sketch: connect, write a reading, close.
+	const dev = "127.0.0.2"
+	var sent time.Time
+	for _, line := range []string{"1\r\n", "2\r\n", "3\r\n"} {
+		if err := sendOnce(dev, srv.ready.TCP, line); err != nil {
+			t.Fatal(err)
+		}
+		sent = time.Now()
+	}
+	row := rowJS(dev)
+	b.waitFor("device "+dev+" in the table with last value 3, 3 messages, 0 lost", sent.Add(2*time.Second),
+		`(() => { const r = `+row+`; return !!r && r.querySelector('.last-value').textContent.trim() === '3'
+			&& r.querySelector('.messages').textContent.trim() === '3'
+			&& r.querySelector('.loss').textContent.includes('0 lost'); })()`,
+		`document.querySelector('#devices')?.innerText`)
+	if b.eval(`!document.querySelector('#empty').hidden`) == "true" {
+		t.Errorf("the empty-state hint is still shown with a device in the table")
+	}
+	b.screenshot(shots, "home.png")
+
+	// The device page: click the row.
+	b.do(chromedp.Click(chromedp.CSS(`#devices tr[data-device="` + dev + `"] td.messages`)))
+	b.waitFor("the device page with a chart of 3 points, the stream open", time.Now().Add(5*time.Second),
+		`!document.querySelector('#device-page').hidden && document.querySelector('#chart .uplot') !== null
+			&& document.querySelector('#chart').dataset.points === '3' && document.querySelector('#chart').dataset.lastValue === '3'
+			&& document.querySelector('#live').classList.contains('on')`,
+		`JSON.stringify({hash: location.hash, chart: {...document.querySelector('#chart').dataset}, live: document.querySelector('#live').textContent})`)
+	if got := b.eval(`location.hash`); got != "#/device/"+url.PathEscape(dev) {
+		t.Errorf("device page hash %q", got)
+	}
+	if got := b.eval(`document.querySelector('#dev-name').textContent`); got != dev {
+		t.Errorf("device page title %q, want %q", got, dev)
+	}
+
+	// A new reading moves the chart's last point and tops the raw table.
+	if err := sendOnce(dev, srv.ready.TCP, "4\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	sent = time.Now()
+	b.waitFor("the chart's last point to become 4", sent.Add(2*time.Second),
+		`document.querySelector('#chart').dataset.lastValue === '4' && document.querySelector('#chart').dataset.points === '4'`,
+		`JSON.stringify({...document.querySelector('#chart').dataset})`)
+	b.waitFor("the raw table to show 4 on top", time.Now().Add(time.Second),
+		`document.querySelector('#raw tbody tr td.payload')?.textContent === '4' && document.querySelectorAll('#raw tbody tr').length === 4`,
+		`document.querySelector('#raw')?.innerText`)
+
+	// A counter that jumps from 4 to 7 lost two readings: a gap marker, and the
+	// device's loss facts.
+	if err := sendOnce(dev, srv.ready.TCP, "7\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	sent = time.Now()
+	b.waitFor("a gap marker for the 2 missing readings", sent.Add(2*time.Second),
+		`document.querySelector('#chart').dataset.lastValue === '7' && !document.querySelector('#marker-legend').hidden
+			&& document.querySelector('#marker-legend').textContent.includes('2 readings missing')`,
+		`JSON.stringify({chart: {...document.querySelector('#chart').dataset}, legend: document.querySelector('#marker-legend').textContent})`)
+	b.waitFor("the loss badge to say 2 lost", sent.Add(3*time.Second),
+		`document.querySelector('#dev-badge').textContent.includes('2 lost')`,
+		`document.querySelector('#dev-badge').textContent + ' | ' + document.querySelector('#facts').innerText`)
+	b.screenshot(shots, "device.png")
+
+	// The CSV link downloads the readings shown.
+	a := b.eval(`JSON.stringify({href: document.querySelector('a#csv').href, download: document.querySelector('a#csv').getAttribute('download')})`)
+	var link struct{ Href, Download string }
+	if err := json.Unmarshal([]byte(a), &link); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(link.Href, b.base+"/api/messages?") || !strings.Contains(link.Href, "format=csv") ||
+		!strings.Contains(link.Href, "device="+url.QueryEscape(dev)) {
+		t.Errorf("CSV link %q", link.Href)
+	}
+	if !strings.HasSuffix(link.Download, ".csv") || !strings.Contains(link.Download, dev) {
+		t.Errorf("CSV download name %q", link.Download)
+	}
+	body := b.evalAsync(`fetch(document.querySelector('a#csv').href, {credentials: 'same-origin'}).then(r => r.ok ? r.text() : 'HTTP ' + r.status)`)
+	records, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if err != nil || len(records) == 0 {
+		t.Fatalf("CSV: %v\n%s", err, body)
+	}
+	if !strings.HasPrefix(strings.Join(records[0], ","), "id,received_at,device,") {
+		t.Errorf("CSV header %q", records[0])
+	}
+	payload := slices.Index(records[0], "payload")
+	var payloads []string
+	for _, r := range records[1:] {
+		if payload >= 0 && payload < len(r) {
+			payloads = append(payloads, r[payload])
+		}
+	}
+	if !slices.Equal(payloads, []string{"1", "2", "3", "4", "7"}) {
+		t.Errorf("CSV payloads %q, want 1 2 3 4 7\n%s", payloads, body)
+	}
+
+	// Back home; a UDP reading, the tutorial's 10-byte NUL-padded datagram.
+	const udpDev = "127.0.0.3"
+	b.do(chromedp.Click(chromedp.CSS(`.crumbs a`)))
+	b.waitFor("the home page again", time.Now().Add(2*time.Second),
+		`!document.querySelector('#home').hidden && document.querySelector('#device-page').hidden`, `location.hash`)
+	sent = sendUDP(t, udpDev, srv.ready.UDP, "5\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+	b.waitFor("UDP device "+udpDev+" with last value 5", sent.Add(2*time.Second),
+		`(() => { const r = `+rowJS(udpDev)+`; return !!r && r.querySelector('.last-value').textContent.trim() === '5'; })()`,
+		`document.querySelector('#devices')?.innerText`)
+
+	// A phone: no sideways scrolling of the page, the chart fits.
+	b.do(chromedp.EmulateViewport(375, 800, chromedp.EmulateMobile))
+	b.waitFor("the home page to fit 375 px", time.Now().Add(2*time.Second),
+		`innerWidth === 375 && document.documentElement.scrollWidth <= innerWidth + 1`,
+		`JSON.stringify({scrollWidth: document.documentElement.scrollWidth, innerWidth})`)
+	b.screenshot(shots, "home-phone.png")
+	b.do(chromedp.Evaluate[chromedp.Void](`location.hash = '#/device/' + encodeURIComponent(` + jsString(dev) + `)`))
+	b.waitFor("the device page to fit 375 px with its chart", time.Now().Add(5*time.Second),
+		`document.querySelector('#chart').dataset.points === '5' && document.querySelector('#chart .uplot') !== null
+			&& document.querySelector('#chart .uplot').getBoundingClientRect().right <= innerWidth
+			&& document.documentElement.scrollWidth <= innerWidth + 1`,
+		`JSON.stringify({scrollWidth: document.documentElement.scrollWidth, innerWidth, chart: {...document.querySelector('#chart').dataset},
+			uplot: document.querySelector('#chart .uplot')?.getBoundingClientRect().width})`)
+	b.screenshot(shots, "device-phone.png")
+
+	b.check()
+}
+
+// With a token, the dashboard sends the browser to its sign-in form, which
+// refuses a wrong token and lets the right one in.
+func TestDashboardToken(t *testing.T) {
+	chromium := findChromium(t)
+	db := filepath.Join(t.TempDir(), "inlet.db")
+	srv := startBinary(t, "--db", db, "--tcp", "127.0.0.1:0", "--udp", "", "--http", "127.0.0.1:0", "--http-token", "secret")
+	const dev = "127.0.0.4"
+	if err := sendOnce(dev, srv.ready.TCP, "41\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, chromium, srv.ready.HTTP)
+	shots := screenshotDir(t)
+
+	b.do(chromedp.EmulateViewport(1280, 900), chromedp.Navigate(b.base+"/"))
+	b.waitFor("the sign-in form", time.Now().Add(5*time.Second),
+		`location.pathname === '/login' && document.querySelector('form#login input[name=token]') !== null
+			&& document.querySelector('#login-error').hidden`,
+		`location.href + ' | ' + document.body.innerText`)
+	b.screenshot(shots, "login.png")
+
+	b.submitToken("wrong")
+	b.waitFor("the sign-in form to say Wrong token", time.Now().Add(5*time.Second),
+		`location.pathname === '/login' && !document.querySelector('#login-error').hidden
+			&& document.querySelector('#login-error').textContent.includes('Wrong token')`,
+		`location.href + ' | ' + document.body.innerText`)
+	b.screenshot(shots, "login-error.png")
+
+	b.submitToken("secret")
+	b.waitFor("the dashboard with device "+dev, time.Now().Add(5*time.Second),
+		`location.pathname === '/' && (() => { const r = `+rowJS(dev)+`; return !!r && r.querySelector('.last-value').textContent.trim() === '41'; })()`,
+		`location.href + ' | ' + document.body.innerText`)
+	b.check()
+}
+
+// findChromium returns the browser to drive, or skips the test without one.
+func findChromium(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	t.Skip("no chromium: /usr/bin/chromium is missing and chromium is not on PATH (CI installs it)")
+	return ""
+}
+
+// screenshotDir is kept after the test, so that a person can look at the pages.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "inlet-dashboard-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// browser is one headless Chromium tab on the dashboard at base.
+type browser struct {
+	t    *testing.T
+	ctx  context.Context
+	base string
+
+	mu       sync.Mutex
+	problems []string // uncaught exceptions and requests outside the server
+}
+
+func newBrowser(t *testing.T, chromium, httpAddr string) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	// The whole test, browser start included, is bounded.
+	ctx, cancelTimeout := context.WithTimeout(context.Background(), 60*time.Second)
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancelBrowser()
+		cancelAlloc()
+		cancelTimeout()
+	})
+	b := &browser{t: t, ctx: bctx, base: "http://" + httpAddr}
+
+	// Subscribe before the first page loads; Run starts the browser.
+	console := chromedp.Console(bctx)
+	requests := chromedp.Events(bctx, network.RequestWillBeSent)
+	go func() {
+		for m, err := range console {
+			if err != nil {
+				return
+			}
+			if m.IsException() {
+				b.problem("uncaught exception: %s", m.Text)
+			}
+		}
+	}()
+	go func() {
+		for ev, err := range requests {
+			if err != nil {
+				return
+			}
+			u := ev.Request.URL
+			if !strings.HasPrefix(u, b.base+"/") && !strings.HasPrefix(u, "data:") {
+				b.problem("request outside the server: %s", u)
+			}
+		}
+	}()
+	return b
+}
+
+func (b *browser) problem(format string, args ...any) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.problems = append(b.problems, fmt.Sprintf(format, args...))
+}
+
+// check fails the test for exceptions the page threw and requests it made
+// outside the server.
+func (b *browser) check() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		b.t.Error(p)
+	}
+}
+
+func (b *browser) do(steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// eval returns the value of a JavaScript expression as text.
+func (b *browser) eval(expr string) string {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[any](expr))
+	if err != nil {
+		b.t.Fatalf("%s: %v", expr, err)
+	}
+	return fmt.Sprint(v)
+}
+
+// evalAsync returns the text a JavaScript promise resolves to.
+func (b *browser) evalAsync(expr string) string {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("%s: %v", expr, err)
+	}
+	return v
+}
+
+// waitFor polls the predicate until deadline and fails with what and the
+// value of diag when it never holds.
+func (b *browser) waitFor(what string, deadline time.Time, predicate, diag string) {
+	b.t.Helper()
+	start := time.Now()
+	timeout := max(time.Until(deadline), 10*time.Millisecond)
+	_, err := chromedp.Run(b.ctx, chromedp.Poll[chromedp.Void](predicate,
+		chromedp.WithPollingInterval(25*time.Millisecond), chromedp.WithPollingTimeout(timeout)))
+	if err == nil {
+		return
+	}
+	state := "?"
+	if v, derr := chromedp.Run(b.ctx, chromedp.Evaluate[any](diag)); derr == nil {
+		state = fmt.Sprint(v)
+	}
+	if errors.Is(err, chromedp.ErrPollingTimeout) {
+		b.t.Fatalf("waited %s for %s; the page shows: %s", time.Since(start).Round(time.Millisecond), what, state)
+	}
+	b.t.Fatalf("waiting for %s: %v; the page shows: %s", what, err, state)
+}
+
+func (b *browser) screenshot(dir, name string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot: %s", path)
+}
+
+// submitToken types a token into the sign-in form and sends it.
+func (b *browser) submitToken(token string) {
+	b.t.Helper()
+	b.do(chromedp.SetValue(chromedp.ID("token"), ""), chromedp.SendKeys(chromedp.ID("token"), token))
+	if _, err := chromedp.RunResponse(b.ctx, chromedp.Click(chromedp.ID("submit"))); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// rowJS is a JavaScript expression for the device table's row of dev.
+func rowJS(dev string) string {
+	return `[...document.querySelectorAll('#devices tbody tr[data-device]')].find(r => r.dataset.device === ` + jsString(dev) + `)`
+}
+
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// sendUDP sends one datagram from src and returns when it was sent.
+func sendUDP(t *testing.T, src, addr, datagram string) time.Time {
+	t.Helper()
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, raddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(datagram)); err != nil {
+		t.Fatal(err)
+	}
+	return time.Now()
+}
