@@ -55,16 +55,20 @@ func (r *connReader) startAcked(line []byte) {
 	r.t.mu.Lock()
 	r.t.ackConns[r.ac] = struct{}{}
 	r.t.mu.Unlock()
-	r.t.acks.Add(1)
-	go r.ac.run()
-	r.ac.signal()
+	r.t.acks.Add(1) // done when the connection is released
+	r.ac.kick()
 }
 
 // ackConn writes one acknowledged connection's answers: the hello's OK, ERR lines
-// and cumulative ACKs, coalesced, from its own goroutine, so that a client that
-// does not read its acks stalls nobody: past a write deadline or maxPendingOut it
-// is dropped. It closes the connection once the reader is done and every message
-// the reader queued has been acknowledged.
+// and cumulative ACKs, coalesced, from a goroutine of its own, so that a client
+// that does not read its acks stalls nobody: past a write deadline or
+// maxPendingOut it is dropped. It closes the connection once the reader is done
+// and every message the reader queued has been acknowledged.
+//
+// The writer goroutine runs only while there is something to write: it starts
+// when an answer is owed and ends when it has written everything, so that an
+// idle acknowledged connection costs one goroutine (its reader), not two. At
+// most one runs at a time (running), which keeps the answers in order.
 type ackConn struct {
 	t  *TCP
 	tc *tcpConn
@@ -75,18 +79,24 @@ type ackConn struct {
 	outstanding int    // messages queued and not yet acknowledged
 	done        bool   // the reader has finished
 	failed      bool   // the client is gone or not reading: stop writing
+	running     bool   // a writer goroutine is running; it clears this under mu as it ends
 
-	wake chan struct{}
+	closed bool // the writer closed the connection; only the running writer touches it
 }
 
 func newAckConn(t *TCP, tc *tcpConn) *ackConn {
-	return &ackConn{t: t, tc: tc, wake: make(chan struct{}, 1)}
+	return &ackConn{t: t, tc: tc}
 }
 
-func (a *ackConn) signal() {
-	select {
-	case a.wake <- struct{}{}:
-	default:
+// kick starts the writer unless it is running. Call it after changing what
+// the writer looks at, without holding mu.
+func (a *ackConn) kick() {
+	a.mu.Lock()
+	start := !a.running
+	a.running = true
+	a.mu.Unlock()
+	if start {
+		go a.run()
 	}
 }
 
@@ -96,16 +106,23 @@ func (a *ackConn) Acked(seq int64) {
 	a.mu.Lock()
 	a.ack = seq
 	a.outstanding--
+	start := !a.running
+	a.running = true
 	a.mu.Unlock()
-	a.signal()
+	if start {
+		go a.run()
+	}
 }
 
 // expect counts n messages queued (negative: n taken back).
 func (a *ackConn) expect(n int) {
 	a.mu.Lock()
 	a.outstanding += n
+	done := a.done
 	a.mu.Unlock()
-	a.signal()
+	if done {
+		a.kick() // the writer may now be able to close the connection
+	}
 }
 
 // reject owes the client "ERR <seq> <reason>".
@@ -116,14 +133,14 @@ func (a *ackConn) reject(seq int64, reason string) {
 		a.failed = true
 	}
 	a.mu.Unlock()
-	a.signal()
+	a.kick()
 }
 
 func (a *ackConn) readerDone() {
 	a.mu.Lock()
 	a.done = true
 	a.mu.Unlock()
-	a.signal()
+	a.kick()
 }
 
 // abort drops the client (shutdown ran out of time, or it stopped reading).
@@ -131,44 +148,51 @@ func (a *ackConn) abort() {
 	a.mu.Lock()
 	a.failed = true
 	a.mu.Unlock()
-	a.signal()
+	a.kick()
 }
 
+// run writes what is owed until nothing is, then ends; once the reader is done
+// and nothing is outstanding (or the client failed) it releases the connection.
 func (a *ackConn) run() {
-	defer a.t.acks.Done()
-	defer func() {
-		a.t.mu.Lock()
-		delete(a.t.ackConns, a)
-		a.t.mu.Unlock()
-	}()
 	var buf []byte
-	closed := false
-	for range a.wake {
+	for {
 		a.mu.Lock()
 		buf = append(buf[:0], a.out...)
-		a.out = a.out[:0]
+		a.out = nil // an idle connection keeps no buffer
 		if a.ack != 0 {
 			buf = wire.AppendAck(buf, a.ack)
 			a.ack = 0
 		}
 		failed, readerDone := a.failed, a.done
-		finished := readerDone && a.outstanding <= 0
-		a.mu.Unlock()
-		if failed && !closed {
-			// Closing ends the reader too; keep running until it has finished.
-			a.tc.Close()
-			closed = true
+		end := (readerDone && a.outstanding <= 0) || (failed && readerDone)
+		if !end && (len(buf) == 0 || a.closed) && (!failed || a.closed) {
+			// Nothing to do until the next answer, the reader's end, or an abort.
+			a.running = false
+			a.mu.Unlock()
+			return
 		}
-		if len(buf) > 0 && !closed {
+		a.mu.Unlock()
+		if failed && !a.closed {
+			// Closing ends the reader too; the writer runs again when it has finished.
+			a.tc.Close()
+			a.closed = true
+		}
+		if len(buf) > 0 && !a.closed {
 			a.tc.SetWriteDeadline(time.Now().Add(a.t.cfg.AckWriteTimeout))
 			if _, err := a.tc.Write(buf); err != nil {
 				a.t.cfg.Logger.Debug("tcp: client not taking acks; dropping it", "remote", a.tc.RemoteAddr().String(), "err", err)
-				a.abort()
+				a.mu.Lock()
+				a.failed = true
+				a.mu.Unlock()
 				continue
 			}
 		}
-		if finished || (failed && readerDone) {
+		if end {
 			a.t.release(a.tc)
+			a.t.mu.Lock()
+			delete(a.t.ackConns, a)
+			a.t.mu.Unlock()
+			a.t.acks.Done()
 			return
 		}
 	}
@@ -186,7 +210,7 @@ func (t *TCP) WaitAcks(ctx context.Context) error {
 	case <-ctx.Done():
 		t.mu.Lock()
 		for a := range t.ackConns {
-			a.abort() // wakes an idle ack writer: it closes its connection and ends
+			a.abort() // starts an idle connection's writer: it closes the connection
 		}
 		for c := range t.conns {
 			c.Close() // ends a pending write
