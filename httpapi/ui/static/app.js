@@ -38,6 +38,7 @@
     if (failing) failures.add(who);
     else failures.delete(who);
     $('#conn-status').hidden = failures.size === 0;
+    document.body.classList.toggle('disconnected', failures.size > 0);
   }
 
   function toLogin() {
@@ -190,6 +191,7 @@
   // --- overview strip --------------------------------------------------------------
 
   let serverOffsetMs = 0; // server clock minus ours, from /api/overview's now
+  let clockKnown = false;
   const serverNow = () => Date.now() + serverOffsetMs;
 
   function sparkline(svg, values) {
@@ -213,7 +215,10 @@
   async function refreshOverview() {
     const o = await api('/api/overview');
     const now = Date.parse(o.now);
-    if (Number.isFinite(now)) serverOffsetMs = now - Date.now();
+    if (Number.isFinite(now)) {
+      serverOffsetMs = now - Date.now();
+      clockKnown = true;
+    }
     const ov = $('#overview');
     $('[data-k=rate]', ov).textContent = fmtRate(o.messages_per_second);
     sparkline($('#ov-rate .spark'), o.rate_history);
@@ -601,7 +606,8 @@
     // trim drops points older than the picked range and beyond the cap.
     trim() {
       let drop = Math.max(0, this.t.length - MAX_POINTS);
-      const span = RANGES[this.range];
+      // Range trimming needs the server's clock: readings carry its times.
+      const span = clockKnown ? RANGES[this.range] : 0;
       if (span) {
         const cutoff = serverNow() / 1000 - span;
         drop = Math.max(drop, lowerBound(this.t, cutoff));
@@ -726,7 +732,6 @@
             stroke: palette[i % palette.length],
             width: 1.5,
             spanGaps: false,
-            points: { show: (u, si, i0, i1) => i1 - i0 < 120 },
             // Off the chart, the legend shows each field's latest value.
             value: (u, v, si, idx) => {
               if (idx == null) v = self.latest(f);
