@@ -170,7 +170,7 @@ func TestTailTextAndDB(t *testing.T) {
 	}
 
 	// --db: the newest n messages straight from the file, no server needed.
-	out, code := runCmd(t, "tail", "--db", db, "-n", "2", "--color", "never")
+	out, code := runCmd(t, "tail", "--db", db, "--device", "127.0.0.71", "-n", "2", "--color", "never")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 0 || len(lines) != 2 || !strings.HasSuffix(lines[0], "temp=21.5") || strings.Contains(out, "\x1b") {
 		t.Fatalf("tail --db: exit %d, output %q", code, out)
