@@ -360,7 +360,7 @@ func (b *browser) screenshot(dir, name string) {
 // submitToken types a token into the sign-in form and sends it.
 func (b *browser) submitToken(token string) {
 	b.t.Helper()
-	b.do(chromedp.SetValue(chromedp.ID("token"), ""), chromedp.SendKeys(chromedp.ID("token"), token))
+	b.do(chromedp.SendKeys(chromedp.ID("token"), token))
 	if _, err := chromedp.RunResponse(b.ctx, chromedp.Click(chromedp.ID("submit"))); err != nil {
 		b.t.Fatal(err)
 	}

@@ -150,7 +150,11 @@
     if (incr >= 86400) return date;
     if (d.getHours() === 0 && d.getMinutes() === 0 && d.getSeconds() === 0 && incr >= 60) return date;
     const hm = p(d.getHours()) + ':' + p(d.getMinutes());
-    return incr < 60 ? hm + ':' + p(d.getSeconds()) : hm;
+    if (incr >= 60) return hm;
+    const hms = hm + ':' + p(d.getSeconds());
+    if (incr >= 1) return hms;
+    const digits = incr >= 0.1 ? 1 : incr >= 0.01 ? 2 : 3;
+    return hms + '.' + String(d.getMilliseconds()).padStart(3, '0').slice(0, digits);
   }
 
   function fmtDateTime(iso) {
@@ -198,12 +202,15 @@
     const line = svg.querySelector('polyline');
     if (!Array.isArray(values) || values.length < 2) {
       line.setAttribute('points', '');
+      svg.querySelector('polygon').setAttribute('points', '');
       return;
     }
     const nums = values.map((v) => (typeof v === 'number' && Number.isFinite(v) ? v : 0));
     const max = Math.max(1, ...nums);
     const step = 60 / (nums.length - 1);
-    line.setAttribute('points', nums.map((v, i) => (i * step).toFixed(2) + ',' + (19 - (v / max) * 18).toFixed(2)).join(' '));
+    const pts = nums.map((v, i) => (i * step).toFixed(2) + ',' + (19 - (v / max) * 18).toFixed(2)).join(' ');
+    line.setAttribute('points', pts);
+    svg.querySelector('polygon').setAttribute('points', '0,20 ' + pts + ' 60,20');
   }
 
   function sumValues(o) {
@@ -665,14 +672,14 @@
       if (gaps.length) {
         const missing = gaps.reduce((a, m) => a + (m.missing || 0), 0);
         parts.push(el('span', null, el('span', { class: 'key' }),
-          plural(gaps.length, 'gap', 'gaps') + ', ' + plural(missing, 'reading', 'readings') + ' missing'));
+          plural(gaps.length, 'gap', 'gaps') + ' · ' + plural(missing, 'reading', 'readings') + ' missing'));
       }
       const resets = other.filter((m) => m.kind === 'reset').length;
       const dups = other.filter((m) => m.kind === 'duplicate').length;
       if (resets) parts.push(el('span', null, el('span', { class: 'key reset' }), plural(resets, 'reset', 'resets')));
       if (dups) parts.push(el('span', null, el('span', { class: 'key reset' }), plural(dups, 'duplicate', 'duplicates')));
-      parts.push(el('span', { class: 'muted', text: 'in this range; point at a line for details' }));
       lg.replaceChildren(...parts);
+      lg.title = 'In the range shown. Point at a red line on the chart for details.';
       lg.hidden = false;
     }
 
@@ -719,7 +726,12 @@
         legend: { live: true },
         scales: { x: { time: true } },
         axes: [
-          { ...axisOpts, space: 50, values: (u, splits, ai, space, incr) => splits.map((v) => tickLabel(v, incr)) },
+          {
+            ...axisOpts,
+            // Labels with seconds or fractions are wider: space them further.
+            space: (u, ai, min, max) => (max - min < 60 ? 90 : max - min < 600 ? 70 : 50),
+            values: (u, splits, ai, space, incr) => splits.map((v) => tickLabel(v, incr)),
+          },
           { ...axisOpts, size: 56 },
         ],
         series: [
