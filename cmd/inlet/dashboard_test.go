@@ -132,6 +132,14 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("CSV payloads %q, want 1 2 3 4 7\n%s", payloads, body)
 	}
 
+	// Another range: its own chart and CSV link, kept in the address.
+	b.do(chromedp.Click(chromedp.CSS(`#range button[data-range="5m"]`)))
+	b.waitFor("the 5 min range", time.Now().Add(3*time.Second),
+		`location.hash.endsWith('?range=5m') && document.querySelector('#range button[data-range="5m"]').getAttribute('aria-pressed') === 'true'
+			&& document.querySelector('a#csv').href.includes('since=5m') && document.querySelector('#chart').dataset.points === '5'
+			&& document.querySelector('#chart').dataset.lastValue === '7'`,
+		`JSON.stringify({hash: location.hash, csv: document.querySelector('a#csv').href, chart: {...document.querySelector('#chart').dataset}})`)
+
 	// Back home; a UDP reading, the tutorial's 10-byte NUL-padded datagram.
 	const udpDev = "127.0.0.3"
 	b.do(chromedp.Click(chromedp.CSS(`.crumbs a`)))

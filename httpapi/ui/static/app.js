@@ -378,9 +378,21 @@
       if (m.from != null && m.to != null) s += m.from === m.to ? ' (' + m.from + ')' : ' (' + m.from + '–' + m.to + ')';
       return s;
     }
-    if (m.kind === 'reset') return 'counter reset' + (m.from != null ? ' (' + m.from + ' → ' + m.to + ')' : '');
-    if (m.kind === 'duplicate') return 'duplicate' + (m.from != null ? ' (' + m.from + ')' : '');
-    return String(m.kind || 'marker');
+    const range = m.from == null ? '' : m.to == null || m.to === m.from ? ' (' + m.from + ')' : ' (' + m.from + '–' + m.to + ')';
+    if (m.kind === 'reset') return 'counter reset' + (m.from != null && m.to != null ? ' (' + m.from + ' → ' + m.to + ')' : '');
+    if (m.kind === 'duplicate') return 'duplicate' + range;
+    if (m.kind === 'late') return 'arrived late' + range;
+    return String(m.kind || 'marker') + range;
+  }
+
+  // Marker kinds the legend names, with their plural; any other kind is shown
+  // by its name.
+  const KIND_PLURAL = { reset: 'resets', duplicate: 'duplicates', late: 'late' };
+
+  function markerStyle(m, colors) {
+    if (m.kind === 'gap') return { color: colors.bad, dash: [] };
+    if (m.kind === 'late') return { color: colors.muted, dash: [2, 3] };
+    return { color: colors.warn, dash: [4, 3] };
   }
 
   class DevicePage {
@@ -494,13 +506,13 @@
       } else {
         payload = el('td', { class: 'payload' }, el('span', { class: 'nil', text: 'empty' }));
       }
-      const seq = m.seq != null ? (m.boot != null ? m.boot + ':' : '') + m.seq : '–';
+      const seq = m.seq != null ? String(m.seq) : '–';
       const tr = el('tr', { 'data-id': String(m.id) },
         el('td', { class: 't', text: fmtTime(m.received_at), title: m.received_at || '' }),
         payload,
         el('td', { text: m.transport || '' }),
         el('td', { class: 'muted', text: m.remote || '' }),
-        el('td', { class: 'r', text: String(seq) }));
+        el('td', { class: 'r', text: seq, title: m.boot != null ? 'boot ' + m.boot : '' }));
       if (live) tr.className = 'new';
       tbody.prepend(tr);
       while (tbody.rows.length > RAW_ROWS) tbody.lastElementChild.remove();
@@ -591,16 +603,25 @@
         const v = typeof f[k] === 'number' && Number.isFinite(f[k]) ? f[k] : null;
         this.cols[k].splice(i, 0, v);
       }
-      // A counter payload that jumps forward by more than 1 lost readings.
+      // A counter payload that jumps forward by more than 1 lost readings. As
+      // the server does, a fall of more than 16 is a reset, a smaller step back
+      // a late reading, and the highest value seen is kept.
       const v = f.value;
       if (typeof v === 'number' && Number.isInteger(v)) {
         const prev = this.lastCounter;
-        if (prev != null) {
-          if (v > prev + 1) this.markers.push({ t, kind: 'gap', missing: v - prev - 1, from: prev + 1, to: v - 1, live: true });
-          else if (v === prev) this.markers.push({ t, kind: 'duplicate', from: v, live: true });
-          else if (v < prev) this.markers.push({ t, kind: 'reset', from: prev, to: v, live: true });
+        if (prev == null || v === prev + 1) {
+          this.lastCounter = v;
+        } else if (v > prev + 1) {
+          this.markers.push({ t, kind: 'gap', missing: v - prev - 1, from: prev + 1, to: v - 1, live: true });
+          this.lastCounter = v;
+        } else if (v === prev) {
+          this.markers.push({ t, kind: 'duplicate', from: v, live: true });
+        } else if (prev - v > 16) {
+          this.markers.push({ t, kind: 'reset', from: prev, to: v, live: true });
+          this.lastCounter = v;
+        } else {
+          this.markers.push({ t, kind: 'late', from: v, live: true });
         }
-        this.lastCounter = v;
       }
       if (newField) {
         this.trim();
@@ -674,12 +695,14 @@
         parts.push(el('span', null, el('span', { class: 'key' }),
           plural(gaps.length, 'gap', 'gaps') + ' · ' + plural(missing, 'reading', 'readings') + ' missing'));
       }
-      const resets = other.filter((m) => m.kind === 'reset').length;
-      const dups = other.filter((m) => m.kind === 'duplicate').length;
-      if (resets) parts.push(el('span', null, el('span', { class: 'key reset' }), plural(resets, 'reset', 'resets')));
-      if (dups) parts.push(el('span', null, el('span', { class: 'key reset' }), plural(dups, 'duplicate', 'duplicates')));
+      const counts = new Map();
+      for (const m of other) counts.set(String(m.kind), (counts.get(String(m.kind)) || 0) + 1);
+      for (const [kind, n] of counts) {
+        const key = kind === 'late' ? 'key late' : 'key warn';
+        parts.push(el('span', { 'data-kind': kind }, el('span', { class: key }), plural(n, kind, KIND_PLURAL[kind] || kind)));
+      }
       lg.replaceChildren(...parts);
-      lg.title = 'In the range shown. Point at a red line on the chart for details.';
+      lg.title = 'In the range shown. Point at a line on the chart for details.';
       lg.hidden = false;
     }
 
@@ -715,8 +738,7 @@
       }
       const axis = cssVar('--muted') || '#667085';
       const grid = cssVar('--line') || '#e4e7ec';
-      const bad = cssVar('--bad') || '#c0262d';
-      const warn = cssVar('--warn') || '#b45309';
+      const colors = { bad: cssVar('--bad') || '#c0262d', warn: cssVar('--warn') || '#b45309', muted: axis };
       const self = this;
       const palette = matchMedia('(prefers-color-scheme: dark)').matches ? COLORS_DARK : COLORS;
       const axisOpts = { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
@@ -737,7 +759,7 @@
         series: [
           {
             label: 'time',
-            value: (u, v, si, idx) => (idx == null ? 'latest' : new Date(v * 1000).toLocaleString()),
+            value: (u, v, si, idx) => (idx == null || v == null ? 'latest' : fmtTime(new Date(v * 1000).toISOString())),
           },
           ...this.fields.map((f, i) => ({
             label: f,
@@ -752,7 +774,7 @@
           })),
         ],
         hooks: {
-          draw: [(u) => self.drawMarkers(u, bad, warn)],
+          draw: [(u) => self.drawMarkers(u, colors)],
           setCursor: [(u) => self.markerTip(u)],
         },
       };
@@ -760,7 +782,7 @@
       this.afterDraw();
     }
 
-    drawMarkers(u, bad, warn) {
+    drawMarkers(u, colors) {
       if (this.markers.length === 0) return;
       const { ctx } = u;
       const { left, top, width, height } = u.bbox;
@@ -772,7 +794,7 @@
       for (const m of this.markers) {
         const x = Math.round(u.valToPos(m.t, 'x', true));
         if (x < left - 1 || x > left + width + 1) continue;
-        const color = m.kind === 'gap' ? bad : warn;
+        const { color, dash } = markerStyle(m, colors);
         if (m.kind === 'gap') {
           // Shade from the reading before the loss to the one after it.
           const i = lowerBound(this.t, m.t);
@@ -788,7 +810,7 @@
         ctx.globalAlpha = 0.9;
         ctx.strokeStyle = color;
         ctx.lineWidth = 1.5 * px;
-        ctx.setLineDash(m.kind === 'gap' ? [] : [4 * px, 3 * px]);
+        ctx.setLineDash(dash.map((d) => d * px));
         ctx.beginPath();
         ctx.moveTo(x + 0.5, top);
         ctx.lineTo(x + 0.5, top + height);
@@ -833,7 +855,7 @@
       if (!d) {
         dl.replaceChildren(el('dt', { text: 'status' }), el('dd', { class: 'muted', text: devices.size ? 'not in /api/devices' : 'loading…' }));
         badge.replaceChildren();
-        $('#boots-wrap').hidden = true;
+        $('#boots').hidden = true;
         return;
       }
       badge.replaceChildren(...lossBadges(d));
@@ -850,18 +872,37 @@
         ['last seen', fmtDateTime(d.last_seen)],
       ];
       dl.replaceChildren(...rows.flatMap(([k, v, cls]) => [el('dt', { text: k }), el('dd', { class: cls || '', text: v })]));
-      const boots = Array.isArray(d.boots) ? d.boots : [];
-      $('#boots-wrap').hidden = boots.length === 0;
-      $('#boots tbody').replaceChildren(...boots.map((b) => {
+      this.renderBoots(Array.isArray(d.boots) ? d.boots : []);
+    }
+
+    // renderBoots lists an acknowledged device's boots, newest first: the few
+    // most recent, since a device that reboots often has many.
+    renderBoots(boots) {
+      const box = $('#boots');
+      box.hidden = boots.length === 0;
+      if (boots.length === 0) return;
+      const sorted = boots.slice().sort((a, b) => String(b.last_seen).localeCompare(String(a.last_seen)));
+      const shown = sorted.slice(0, 5);
+      const items = shown.map((b) => {
         const ranges = (b.missing_ranges || []).map((r) => (r[0] === r[1] ? String(r[0]) : r[0] + '–' + r[1])).join(', ');
-        return el('tr', null,
-          el('td', { text: String(b.boot), title: b.first_seen ? 'first seen ' + fmtDateTime(b.first_seen) : '' }),
-          el('td', { class: 'r', text: fmtNum(b.messages) }),
-          el('td', { class: 'r', text: fmtNum(b.last_seq) }),
-          el('td', { class: 'r', text: fmtNum(b.durable) }),
-          el('td', { class: 'r' + (b.missing > 0 ? ' bad' : ''), text: fmtNum(b.missing) }),
-          el('td', { text: ranges || '–' }));
-      }));
+        const facts = [
+          ['messages', fmtNum(b.messages)],
+          ['last seq', fmtNum(b.last_seq)],
+          ['durable', fmtNum(b.durable)],
+          ['missing', fmtNum(b.missing), b.missing > 0 ? 'bad' : ''],
+        ];
+        if (ranges) facts.push(['missing seqs', ranges, 'bad']);
+        facts.push(['last seen', fmtDateTime(b.last_seen)]);
+        return el('div', { class: 'boot', 'data-boot': String(b.boot) },
+          el('div', { class: 'boot-id', text: 'boot ' + b.boot, title: b.first_seen ? 'first seen ' + fmtDateTime(b.first_seen) : '' }),
+          el('dl', { class: 'facts compact' },
+            ...facts.flatMap(([k, v, cls]) => [el('dt', { text: k }), el('dd', { class: cls || '', text: v })])));
+      });
+      const head = el('h3', { text: boots.length === 1 ? 'Boot' : plural(boots.length, 'boot', 'boots') });
+      const more = sorted.length > shown.length
+        ? el('p', { class: 'muted small', text: 'and ' + plural(sorted.length - shown.length, 'earlier boot', 'earlier boots') + ' (inlet devices lists them all)' })
+        : null;
+      box.replaceChildren(head, ...items, ...(more ? [more] : []));
     }
   }
 
