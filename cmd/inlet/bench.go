@@ -42,7 +42,8 @@ type benchConfig struct {
 	SenderCPU int
 	ServerBin string
 	Window    int
-	windowSet bool // --window given, which only the ack scenario takes
+	windowSet bool   // --window given, which only the ack scenario takes
+	Plot      string // --plot: write the per-second rates here as SVG
 }
 
 func benchFlags(stderr io.Writer) (*benchConfig, *flag.FlagSet) {
@@ -85,6 +86,8 @@ func benchFlags(stderr io.Writer) (*benchConfig, *flag.FlagSet) {
 		"with --target, the target's database, to count what it stored")
 	fs.IntVar(&bc.SenderCPU, "udp-sender-cpu", -1, "udp: pin the sender threads to this CPU and the started server to the other CPUs (-1: no pinning)")
 	fs.IntVar(&bc.Window, "window", loadgen.DefaultWindow, "ack: most messages one connection may have sent and not yet seen acknowledged")
+	fs.StringVar(&bc.Plot, "plot", "", "write messages/s sent and stored (acked, for ack scenarios), sampled each second over the run,\n"+
+		"as an SVG chart to this file")
 	fs.StringVar(&bc.ServerBin, "server-bin", "", "inlet binary to start as server and baseline (default: this one; for tests and comparing builds)")
 	return bc, fs
 }
@@ -137,6 +140,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rep.Runs = append(rep.Runs, r)
 	}
 	rep.Ratio = ratios(rep.Runs)
+	if bc.Plot != "" {
+		if err := writePlot(bc.Plot, &rep); err != nil {
+			return err
+		}
+	}
 	if bc.JSON {
 		return json.NewEncoder(stdout).Encode(&rep)
 	}
@@ -276,14 +284,13 @@ type target struct {
 
 // runOne sends the load to one receiver and measures it.
 // "plain" is inlet under the plain scenario an acknowledged one is compared with.
-func (b *bench) runOne(ctx context.Context, name string) (runReport, error) {
+func (b *bench) runOne(ctx context.Context, name string) (r runReport, err error) {
 	sc := b.scenario
 	if name == "plain" {
 		sc = b.plain
 	}
-	r := runReport{Target: name, Scenario: sc.Name, Devices: b.devices}
+	r = runReport{Target: name, Scenario: sc.Name, Devices: b.devices}
 	var t *target
-	var err error
 	switch {
 	case name == "baseline":
 		t, err = b.startBaseline(ctx)
@@ -366,6 +373,18 @@ func (b *bench) runOne(ctx context.Context, name string) (runReport, error) {
 	if b.progress != nil {
 		wg.Go(func() { b.showProgress(progCtx, name, gen, t, start) })
 	}
+	var samples []rateSample
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	defer stopSampling()
+	if b.cfg.Plot != "" {
+		var swg sync.WaitGroup
+		swg.Go(func() { samples = sampleRates(sampleCtx, gen, t, start, sc.Acked) })
+		defer func() {
+			stopSampling()
+			swg.Wait()
+			r.PerSecond = samples
+		}()
+	}
 	res, err := gen.Run(loadCtx)
 	loadEnd := time.Now()
 	stopProgress()
@@ -398,6 +417,7 @@ func (b *bench) runOne(ctx context.Context, name string) (runReport, error) {
 		r.DrainS = last.Sub(loadEnd).Seconds()
 		busy += last.Sub(loadEnd)
 	}
+	stopSampling()
 	if t.proc != nil {
 		after, err := loadgen.ReadProc(t.proc.pid)
 		if err != nil {
@@ -434,6 +454,97 @@ func (b *bench) runOne(ctx context.Context, name string) (runReport, error) {
 }
 
 func ms(d time.Duration) float64 { return d.Seconds() * 1000 }
+
+// rateSample is one second of a run (--plot): messages per second sent, stored
+// (committed, or counted by the baseline) and, for acknowledged scenarios,
+// acknowledged, over the second ending at T.
+type rateSample struct {
+	T      float64  `json:"t_s"`
+	Sent   float64  `json:"sent"`
+	Stored *float64 `json:"stored,omitempty"` // unknown for --target without --db
+	Acked  *float64 `json:"acked,omitempty"`
+}
+
+// sampleRates reads the counts once a second from start until ctx ends (after
+// the drain) and returns the rates between samples.
+func sampleRates(ctx context.Context, gen *loadgen.Generator, t *target, start time.Time, isAcked bool) []rateSample {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var out []rateSample
+	prevT, prevSent, prevStored, prevAcked := 0.0, int64(0), int64(0), int64(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return out
+		case <-tick.C:
+		}
+		now := time.Since(start).Seconds()
+		sent, acked := gen.Sent(), gen.Acked()
+		dt := now - prevT
+		s := rateSample{T: now, Sent: float64(sent-prevSent) / dt}
+		if t.progress != nil {
+			if n, _, err := t.progress(ctx); err == nil {
+				v := float64(n-prevStored) / dt
+				s.Stored, prevStored = &v, n
+			}
+		}
+		if isAcked {
+			v := float64(acked-prevAcked) / dt
+			s.Acked = &v
+		}
+		out = append(out, s)
+		prevT, prevSent, prevAcked = now, sent, acked
+	}
+}
+
+// writePlot writes every run's per-second rates as an SVG chart.
+func writePlot(path string, rep *benchReport) error {
+	title := fmt.Sprintf("inlet bench: %s, %d devices, %gs", rep.Scenario, rep.Devices, rep.DurationS)
+	if rep.RatePerDev > 0 {
+		title += fmt.Sprintf(", %g msgs/s per device", rep.RatePerDev)
+	}
+	if rep.Window > 0 {
+		title += fmt.Sprintf(", window %d", rep.Window)
+	}
+	p := loadgen.Plot{Title: title, XLabel: "seconds since the start of the load", YLabel: "messages per second"}
+	for _, r := range rep.Runs {
+		prefix := ""
+		if len(rep.Runs) > 1 {
+			prefix = r.Target + " " + r.Scenario + " "
+		}
+		var sent, stored, acked []loadgen.Point
+		for _, s := range r.PerSecond {
+			sent = append(sent, loadgen.Point{X: s.T, Y: s.Sent})
+			if s.Stored != nil {
+				stored = append(stored, loadgen.Point{X: s.T, Y: *s.Stored})
+			}
+			if s.Acked != nil {
+				acked = append(acked, loadgen.Point{X: s.T, Y: *s.Acked})
+			}
+		}
+		p.Series = append(p.Series, loadgen.Series{Name: prefix + "sent", Points: sent})
+		word := "stored"
+		if r.Target == "baseline" {
+			word = "counted"
+		}
+		p.Series = append(p.Series, loadgen.Series{Name: prefix + word, Points: stored, Dashed: true})
+		if r.Acked != nil {
+			p.Series = append(p.Series, loadgen.Series{Name: prefix + "acked", Points: acked})
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--plot: %w", err)
+	}
+	if err := p.WriteSVG(f); err != nil {
+		f.Close()
+		return fmt.Errorf("--plot: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--plot: %w", err)
+	}
+	return nil
+}
 
 func perSecond(n int64, d time.Duration) float64 {
 	if d <= 0 {
@@ -1008,6 +1119,8 @@ type runReport struct {
 	Latency   *latencyReport `json:"ack_latency_ms,omitempty"`
 	// Idle scenarios only: the held connections and what they cost the server.
 	Idle *idleReport `json:"idle,omitempty"`
+	// With --plot: the rates, second by second, over the load and the drain.
+	PerSecond []rateSample `json:"per_second,omitempty"`
 }
 
 // idleReport is what the idle scenarios measure with every connection open and
