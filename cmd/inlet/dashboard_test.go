@@ -57,6 +57,20 @@ func TestDashboard(t *testing.T) {
 	if b.eval(`!document.querySelector('#empty').hidden`) == "true" {
 		t.Errorf("the empty-state hint is still shown with a device in the table")
 	}
+
+	// A payload is text from the device, never markup.
+	const hostile = "127.0.0.5"
+	if err := sendOnce(hostile, srv.ready.TCP, "<b>bold</b>\x07<img src=x onerror=\"window.__xss=1\">\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	sent = time.Now()
+	want := `<b>bold</b>\x07<img src=x onerror="window.__xss=1">`
+	b.waitFor("the hostile payload shown as text", sent.Add(2*time.Second),
+		`(() => { const r = `+rowJS(hostile)+`; return !!r && r.querySelector('.last-value').textContent === `+jsString(want)+`; })()`,
+		`document.querySelector('#devices')?.innerText`)
+	if got := b.eval(`document.querySelectorAll('#devices b, #devices img').length + ' ' + (window.__xss === undefined)`); got != "0 true" {
+		t.Errorf("a payload became markup: %s", got)
+	}
 	b.screenshot(shots, "home.png")
 
 	// The device page: click the row.

@@ -765,7 +765,8 @@
             label: f,
             stroke: palette[i % palette.length],
             width: 1.5,
-            spanGaps: false,
+            // null means the field was absent from that message, not a pause.
+            spanGaps: true,
             // Off the chart, the legend shows each field's latest value.
             value: (u, v, si, idx) => {
               if (idx == null) v = self.latest(f);
