@@ -179,6 +179,12 @@ func TestDashboard(t *testing.T) {
 			uplot: document.querySelector('#chart .uplot')?.getBoundingClientRect().width})`)
 	b.screenshot(shots, "device-phone.png")
 
+	// Back to a laptop: the same chart grows with the window.
+	b.do(chromedp.EmulateViewport(1280, 900))
+	b.waitFor("the chart to widen with the window", time.Now().Add(2*time.Second),
+		`document.querySelector('#chart .uplot').getBoundingClientRect().width > 1000`,
+		`document.querySelector('#chart .uplot').getBoundingClientRect().width`)
+
 	b.check()
 }
 
@@ -195,7 +201,8 @@ func TestDashboardToken(t *testing.T) {
 	b := newBrowser(t, chromium, srv.ready.HTTP)
 	shots := screenshotDir(t)
 
-	b.do(chromedp.EmulateViewport(1280, 900), chromedp.Navigate(b.base+"/"))
+	// A link to a device page, opened without the token.
+	b.do(chromedp.EmulateViewport(1280, 900), chromedp.Navigate(b.base+"/#/device/"+dev))
 	b.waitFor("the sign-in form", time.Now().Add(5*time.Second),
 		`location.pathname === '/login' && document.querySelector('form#login input[name=token]') !== null
 			&& document.querySelector('#login-error').hidden`,
@@ -210,8 +217,13 @@ func TestDashboardToken(t *testing.T) {
 	b.screenshot(shots, "login-error.png")
 
 	b.submitToken("secret")
-	b.waitFor("the dashboard with device "+dev, time.Now().Add(5*time.Second),
-		`location.pathname === '/' && (() => { const r = `+rowJS(dev)+`; return !!r && r.querySelector('.last-value').textContent.trim() === '41'; })()`,
+	b.waitFor("the device page the link asked for", time.Now().Add(5*time.Second),
+		`location.pathname === '/' && location.hash === '#/device/`+dev+`' && !document.querySelector('#device-page').hidden
+			&& document.querySelector('#chart').dataset.lastValue === '41'`,
+		`location.href + ' | ' + JSON.stringify({...document.querySelector('#chart')?.dataset})`)
+	b.do(chromedp.Click(chromedp.CSS(`.crumbs a`)))
+	b.waitFor("the dashboard with device "+dev, time.Now().Add(3*time.Second),
+		`(() => { const r = `+rowJS(dev)+`; return !!r && r.querySelector('.last-value').textContent.trim() === '41'; })()`,
 		`location.href + ' | ' + document.body.innerText`)
 	b.check()
 }

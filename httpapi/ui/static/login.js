@@ -1,10 +1,15 @@
-// The sign-in form: shows the server's verdict and carries ?next= through.
+// The sign-in form: shows the server's verdict and carries ?next= through, with
+// the dashboard's #route, which the browser keeps across the redirect here but
+// never sends to the server.
 'use strict';
 
 document.addEventListener('DOMContentLoaded', () => {
   const params = new URLSearchParams(location.search);
   if (params.get('error')) document.getElementById('login-error').hidden = false;
-  const next = params.get('next');
+  let next = params.get('next') || '/';
+  if (location.hash.length > 1 && !next.includes('#')) next += location.hash;
   // Only a path on this server: the server checks it again.
-  if (next && next.startsWith('/') && !next.startsWith('//')) document.getElementById('next').value = next;
+  if (next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\')) {
+    document.getElementById('next').value = next;
+  }
 });
