@@ -409,6 +409,7 @@
       this.chart = null;
       this.es = null;
       this.redrawTimer = null;
+      this.zoomed = false;
       this.rawIds = new Set();
       this.rawMax = 0;
       this.retryTimer = null;
@@ -428,6 +429,7 @@
       csv.setAttribute('download', 'inlet-' + safe + '-' + (range === 'all' ? 'all' : 'last-' + range) + '-' + day + '.csv');
 
       $('#raw tbody').replaceChildren();
+      $('#zoom-reset').hidden = true;
       $('#marker-legend').hidden = true;
       $('#marker-tip').hidden = true;
       this.setLive('connecting…', '');
@@ -660,7 +662,8 @@
         this.redrawTimer = null;
         if (this.closed) return;
         this.trim();
-        if (this.chart) this.chart.setData(this.data());
+        // A zoomed chart keeps its scales while points arrive.
+        if (this.chart) this.chart.setData(this.data(), !this.zoomed);
         this.afterDraw();
       }, REDRAW_MS);
     }
@@ -704,6 +707,16 @@
       lg.replaceChildren(...parts);
       lg.title = 'In the range shown. Point at a line on the chart for details.';
       lg.hidden = false;
+    }
+
+    setZoomed(on) {
+      this.zoomed = on;
+      $('#zoom-reset').hidden = !on;
+    }
+
+    resetZoom() {
+      this.setZoomed(false);
+      if (this.chart) this.chart.setData(this.data(), true);
     }
 
     latest(f) {
@@ -777,9 +790,15 @@
         hooks: {
           draw: [(u) => self.drawMarkers(u, colors)],
           setCursor: [(u) => self.markerTip(u)],
+          setSelect: [(u) => {
+            if (u.select.width > 0) self.setZoomed(true);
+          }],
         },
       };
       this.chart = new uPlot(opts, this.data(), chartEl);
+      this.setZoomed(false);
+      // uPlot resets the zoom on a double click.
+      this.chart.over.addEventListener('dblclick', () => this.setZoomed(false));
       this.afterDraw();
     }
 
@@ -854,7 +873,7 @@
       const dl = $('#facts');
       const badge = $('#dev-badge');
       if (!d) {
-        dl.replaceChildren(el('dt', { text: 'status' }), el('dd', { class: 'muted', text: devices.size ? 'not in /api/devices' : 'loading…' }));
+        dl.replaceChildren(el('dt', { text: 'status' }), el('dd', { class: 'muted', text: devices.size ? 'no messages yet' : 'loading…' }));
         badge.replaceChildren();
         $('#boots').hidden = true;
         return;
@@ -946,6 +965,9 @@
         if (page) location.hash = deviceHash(page.name, b.dataset.range);
       });
     }
+    $('#zoom-reset').addEventListener('click', () => {
+      if (page) page.resetZoom();
+    });
     window.addEventListener('hashchange', route);
     route();
     poll('overview', refreshOverview, POLL_MS);
