@@ -393,6 +393,11 @@ func (w *Writer) commit(msgs []inlet.Message) error {
 	if failed > 0 {
 		w.cfg.Logger.Info("commit recovered", "batch", len(msgs), "attempts", failed+1)
 	}
+	if w.cfg.OnCommit != nil {
+		// Before the counters and the ACKs: whoever sees those can already
+		// see the live figures of this batch.
+		w.cfg.OnCommit(b)
+	}
 	w.cfg.Stats.StoreHealthy.Store(true)
 	w.cfg.Stats.Committed.Add(int64(len(msgs)))
 	w.cfg.Stats.Batches.Add(1)
@@ -411,9 +416,6 @@ func (w *Writer) commit(msgs []inlet.Message) error {
 			a.to.Acked(a.seq)
 			w.cfg.Stats.AckSeconds.Observe(inlet.LatencyBuckets, float64(now-a.at)/1e9)
 		}
-	}
-	if w.cfg.OnCommit != nil {
-		w.cfg.OnCommit(b)
 	}
 	return nil
 }

@@ -79,21 +79,23 @@ func (a *api) devices(w http.ResponseWriter, r *http.Request) {
 }
 
 type overviewJSON struct {
-	Now                 string           `json:"now"`
-	Started             string           `json:"started"`
-	Version             string           `json:"version"`
-	MessagesPerSecond   float64          `json:"messages_per_second"`
-	RateHistory         []int64          `json:"rate_history"`
-	Committed           int64            `json:"committed"`
-	Received            map[string]int64 `json:"received"`
-	ConnectionsOpen     map[string]int64 `json:"connections_open"`
-	ConnectionsAccepted map[string]int64 `json:"connections_accepted"`
-	Rejected            map[string]int64 `json:"rejected"`
-	UDPKernelDrops      int64            `json:"udp_kernel_drops"`
-	Duplicates          int64            `json:"duplicates"`
-	Queue               int64            `json:"queue"`
-	Devices             int              `json:"devices"`
-	Store               storeJSON        `json:"store"`
+	Now                 string            `json:"now"`
+	Started             string            `json:"started"`
+	Version             string            `json:"version"`
+	MessagesPerSecond   float64           `json:"messages_per_second"`
+	RateHistory         []int64           `json:"rate_history"`
+	Committed           int64             `json:"committed"`
+	Received            map[string]int64  `json:"received"`
+	ConnectionsOpen     map[string]int64  `json:"connections_open"`
+	ConnectionsAccepted map[string]int64  `json:"connections_accepted"`
+	Rejected            map[string]int64  `json:"rejected"`
+	UDPKernelDrops      int64             `json:"udp_kernel_drops"`
+	Duplicates          int64             `json:"duplicates"`
+	Queue               int64             `json:"queue"`
+	Devices             int               `json:"devices"`
+	Store               storeJSON         `json:"store"`
+	Listen              map[string]string `json:"listen"`
+	Auth                bool              `json:"auth"`
 }
 
 type storeJSON struct {
@@ -120,6 +122,11 @@ func (a *api) overview(w http.ResponseWriter, r *http.Request) {
 		Queue:               s.QueueDepth.Load(),
 		Devices:             a.cfg.Hub.DeviceCount(),
 		Store:               storeJSON{Healthy: s.StoreHealthy.Load(), Errors: s.StoreErrors.Load()},
+		Listen:              a.cfg.Listen,
+		Auth:                a.cfg.Token != "",
+	}
+	if o.Listen == nil {
+		o.Listen = map[string]string{}
 	}
 	for _, reason := range inlet.Reasons {
 		o.Rejected[string(reason)] = s.Rejected(reason).Load()

@@ -78,9 +78,20 @@ func (a *auth) require(next http.Handler) http.Handler {
 	})
 }
 
-// safeNext keeps a post-sign-in redirect on this site.
+// safeNext keeps a post-sign-in redirect on this site: a path, not starting with
+// "//", with no backslash, space or control character anywhere (browsers drop
+// tabs and newlines and read "\\" as "/", so "/\t/evil.example" would leave).
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+		return "/"
+	}
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c <= ' ' || c == 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" {
 		return "/"
 	}
 	return next
@@ -125,7 +136,9 @@ const csp = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inl
 	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 func serveUI(mux *http.ServeMux, ui fs.FS, a *auth) {
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { serveFile(w, r, ui, "index.html") })
+	index := func(w http.ResponseWriter, r *http.Request) { serveFile(w, r, ui, "index.html") }
+	mux.HandleFunc("GET /{$}", index)
+	mux.HandleFunc("GET /index.html", index)
 	mux.HandleFunc("GET /login", a.login)
 	mux.HandleFunc("POST /login", a.login)
 	mux.HandleFunc("POST /logout", a.logout)

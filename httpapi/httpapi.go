@@ -24,14 +24,16 @@ import (
 // Config is what the HTTP surface serves from.
 type Config struct {
 	Stats  *inlet.Stats
-	Ready  func() bool   // listeners bound and the store accepting commits
-	Reader inlet.Reader  // the store, for the API and streams; nil serves probes and metrics only
-	Hub    *live.Hub     // live figures and commit signals; required with Reader
-	UI     fs.FS         // the dashboard's files (index.html, login.html, assets); nil: no dashboard
-	Token  string        // when set, required by everything but the probes and the sign-in
+	Ready  func() bool  // listeners bound and the store accepting commits
+	Reader inlet.Reader // the store, for the API and streams; nil serves probes and metrics only
+	Hub    *live.Hub    // live figures and commit signals; required with Reader
+	UI     fs.FS        // the dashboard's files (index.html, login.html, assets); nil: no dashboard
+	Token  string       // when set, required by everything but the probes and the sign-in
 	Logger *slog.Logger
-	// Version is reported by /api/overview.
+	// Version and Listen (the device listeners' addresses by transport) are
+	// reported by /api/overview.
 	Version string
+	Listen  map[string]string
 	// MaxStreams bounds concurrent /api/stream subscribers (default 256).
 	MaxStreams int
 	// StreamWriteTimeout is how long a stream write may block before the
@@ -87,6 +89,12 @@ func Handler(cfg Config) http.Handler {
 		mux.HandleFunc("GET /api/stream", a.stream)
 	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/devices", "/api/overview", "/api/messages", "/api/series", "/api/stream":
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, r.Method+" "+r.URL.Path+": only GET")
+			return
+		}
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path+" (see docs/http.md)")
 	})
 	au := newAuth(cfg.Token, cfg.UI)

@@ -234,9 +234,15 @@ func (a *api) series(w http.ResponseWriter, r *http.Request) {
 		sb.t1 = float64(q.Until) / 1e9
 	}
 	out := seriesJSON{Device: q.Device, Markers: []marker{}}
-	var prev int64
-	var havePrev, first bool
-	first = true
+	if q.Until == 0 {
+		// A range with no rows still gives the point to continue live from.
+		if out.LastID, err = a.cfg.Reader.LastID(ctx); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	var run inlet.CounterRun
+	first := true
 	var fbuf []byte
 	err = a.cfg.Reader.Messages(ctx, q, func(m *inlet.Stored) error {
 		t := math.Round(float64(m.ReceivedAt)/1e6) / 1000
@@ -245,7 +251,7 @@ func (a *api) series(w http.ResponseWriter, r *http.Request) {
 		}
 		first = false
 		out.Rows++
-		out.LastID = m.ID
+		out.LastID = max(out.LastID, m.ID)
 		var p rawPoint
 		p.t = t
 		sb.fieldsOf(m.Fields, &p)
@@ -268,23 +274,19 @@ func (a *api) series(w http.ResponseWriter, r *http.Request) {
 		if !isCounter {
 			return nil
 		}
-		if havePrev {
-			switch {
-			case c == prev+1:
-			case c > prev+1:
-				mark(marker{Kind: "gap", Missing: c - prev - 1, From: prev + 1, To: c - 1})
-			case c == prev:
-				mark(marker{Kind: "duplicate", From: c, To: c})
-			case c >= prev-inlet.Window:
-				mark(marker{Kind: "late", From: c, To: c})
-			default:
-				mark(marker{Kind: "reset", From: prev, To: c})
-			}
+		// The same accounting as the device's (inlet.CounterRun), started at
+		// the range's first counter value.
+		high := run.High
+		switch o := run.Observe(c); o.Kind {
+		case inlet.Jump:
+			mark(marker{Kind: "gap", Missing: o.Missing, From: high + 1, To: c - 1})
+		case inlet.Late:
+			mark(marker{Kind: "late", From: c, To: c})
+		case inlet.Duplicate:
+			mark(marker{Kind: "duplicate", From: c, To: c})
+		case inlet.Reset:
+			mark(marker{Kind: "reset", From: high, To: c})
 		}
-		if !havePrev || c > prev || c < prev-inlet.Window {
-			prev = c
-		}
-		havePrev = true
 		return nil
 	})
 	if err != nil {

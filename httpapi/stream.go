@@ -71,7 +71,9 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 		}
 		buf = buf[:0]
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil {
+			// net/http cancels the request context when a write fails, so the
+			// deadline error itself is what tells a stalled client from a gone one.
+			if errors.Is(err, os.ErrDeadlineExceeded) {
 				a.cfg.Stats.StreamDropped.Add(1)
 				a.cfg.Logger.Warn("http: stream subscriber dropped: it took no data", "remote", r.RemoteAddr,
 					"after", a.cfg.StreamWriteTimeout, "last_id", q.AfterID)

@@ -273,7 +273,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			Token:   cfg.HTTPToken,
 			Logger:  m.Logger,
 			Version: version(),
+			Listen:  map[string]string{},
 			Stop:    stopStreams,
+		}
+		if m.tcp != nil {
+			hc.Listen["tcp"] = m.tcp.Addr().String()
+		}
+		if m.udp != nil {
+			hc.Listen["udp"] = m.udp.Addr().String()
 		}
 		if cfg.Pprof {
 			mux := http.NewServeMux()

@@ -383,4 +383,3 @@ func readEvents(r io.Reader, fn func(data []byte) error, idle func() error) erro
 		}
 	}
 }
-

@@ -8,8 +8,9 @@ document.addEventListener('DOMContentLoaded', () => {
   if (params.get('error')) document.getElementById('login-error').hidden = false;
   let next = params.get('next') || '/';
   if (location.hash.length > 1 && !next.includes('#')) next += location.hash;
-  // Only a path on this server: the server checks it again.
-  if (next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\')) {
+  // Only a path on this server (no control characters or backslashes, which
+  // browsers drop or turn into '/'): the server checks it again.
+  if (/^\/(?![\/\\])[^\x00-\x20\x7f\\]*$/.test(next)) {
     document.getElementById('next').value = next;
   }
 });
