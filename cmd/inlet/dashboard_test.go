@@ -38,6 +38,11 @@ func TestDashboard(t *testing.T) {
 	b.waitFor("the empty state with no devices", time.Now().Add(3*time.Second),
 		`!document.querySelector('#empty').hidden && document.querySelectorAll('#devices tbody tr').length === 0`,
 		`document.querySelector('#home')?.innerText`)
+	// The hint names the ports this server listens on, and there is no sign-out without a token.
+	_, tcpPort, _ := net.SplitHostPort(srv.ready.TCP)
+	b.waitFor("the empty state to name TCP port "+tcpPort, time.Now().Add(3*time.Second),
+		`document.querySelector('#port-tcp').textContent === `+jsString(tcpPort)+` && document.querySelector('#logout').hidden`,
+		`document.querySelector('#empty')?.innerText`)
 
 	// The tutorial sketch: connect, write a reading, close.
 	const dev = "127.0.0.2"
@@ -221,10 +226,18 @@ func TestDashboardToken(t *testing.T) {
 		`location.pathname === '/' && location.hash === '#/device/`+dev+`' && !document.querySelector('#device-page').hidden
 			&& document.querySelector('#chart').dataset.lastValue === '41'`,
 		`location.href + ' | ' + JSON.stringify({...document.querySelector('#chart')?.dataset})`)
+	if b.eval(`document.querySelector('#logout').hidden`) != "false" {
+		t.Errorf("signed in with a token, but there is no sign-out button")
+	}
 	b.do(chromedp.Click(chromedp.CSS(`.crumbs a`)))
 	b.waitFor("the dashboard with device "+dev, time.Now().Add(3*time.Second),
 		`(() => { const r = `+rowJS(dev)+`; return !!r && r.querySelector('.last-value').textContent.trim() === '41'; })()`,
 		`location.href + ' | ' + document.body.innerText`)
+	// Signing out clears the session: back to the form.
+	b.do(chromedp.Click(chromedp.CSS(`#logout button`)), chromedp.WaitVisible(chromedp.CSS(`form#login`)))
+	b.do(chromedp.Navigate(b.base + "/"))
+	b.waitFor("the sign-in form again for /", time.Now().Add(5*time.Second),
+		`location.pathname === '/login'`, `location.href`)
 	b.check()
 }
 

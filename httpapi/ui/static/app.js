@@ -251,6 +251,14 @@
     $('#ov-store').dataset.healthy = healthy ? 'true' : 'false';
 
     if (o.version) $('#version').textContent = o.version;
+    // The empty state names the ports this server really listens on.
+    const port = (addr) => { const m = /:(\d+)$/.exec(addr || ''); return m ? m[1] : null; };
+    if (o.listen) {
+      const t = port(o.listen.tcp), u = port(o.listen.udp);
+      if (t) $('#port-tcp').textContent = t;
+      if (u) $('#port-udp').textContent = u;
+    }
+    $('#logout').hidden = !o.auth;
   }
 
   // --- devices ---------------------------------------------------------------------
