@@ -277,9 +277,9 @@ type target struct {
 	final func(ctx context.Context, r *runReport) error
 	// stored counts what was stored, once the receiver has stopped.
 	stored func(ctx context.Context) (int64, error)
-	// gauges reads the server's goroutines and open TCP connections; nil when
-	// it cannot be known (the baseline, --target).
-	gauges func(ctx context.Context) (goroutines, conns int64, err error)
+	// gauges reads the server's goroutines, open TCP connections and Go memory;
+	// nil when it cannot be known (the baseline, --target).
+	gauges func(ctx context.Context) (serverGauges, error)
 }
 
 // runOne sends the load to one receiver and measures it.
@@ -336,11 +336,12 @@ func (b *bench) runOne(ctx context.Context, name string) (r runReport, err error
 		ir := &idleReport{HoldS: b.cfg.Duration.Seconds()}
 		r.Idle = ir
 		if t.gauges != nil {
-			g, _, err := t.gauges(ctx)
+			g, err := t.gauges(ctx)
 			if err != nil {
 				return r, err
 			}
-			ir.GoroutinesBefore = &g
+			ir.before = g
+			ir.GoroutinesBefore = &g.Goroutines
 		}
 		cfg.OnIdle = func(ctx context.Context, st loadgen.IdleStats) error {
 			return b.measureIdle(ctx, t, gen, before, st, ir)
@@ -594,17 +595,26 @@ func (b *bench) measureIdle(ctx context.Context, t *target, gen *loadgen.Generat
 		}
 	}
 	if t.gauges != nil {
-		g, c, err := t.gauges(ctx)
+		g, err := t.gauges(ctx)
 		if err != nil {
 			return fmt.Errorf("idle: %w", err)
 		}
-		ir.GoroutinesIdle, ir.ServerConns = &g, &c
+		ir.GoroutinesIdle, ir.ServerConns = &g.Goroutines, &g.Conns
 		if ir.GoroutinesBefore != nil && st.Open > 0 {
-			per := float64(g-*ir.GoroutinesBefore) / float64(st.Open)
-			ir.GoroutinesPerConn = &per
+			n := float64(st.Open)
+			per := float64(g.Goroutines-ir.before.Goroutines) / n
+			stack := float64(g.StackBytes-ir.before.StackBytes) / 1024 / n
+			heap := float64(g.HeapBytes-ir.before.HeapBytes) / 1024 / n
+			ir.GoroutinesPerConn, ir.StackKBPerConn, ir.HeapKBPerConn = &per, &stack, &heap
 		}
 	}
 	return nil
+}
+
+// serverGauges is what the idle scenarios read from inlet serve's /metrics.
+type serverGauges struct {
+	Goroutines, Conns     int64
+	StackBytes, HeapBytes int64
 }
 
 // idleSettle bounds the wait, in the idle scenarios, for the first messages to
@@ -644,12 +654,13 @@ func (b *bench) startInlet(ctx context.Context, sc *loadgen.Scenario, db string)
 		}
 		return m.Sum("inlet_messages_committed_total"), m.Sum("inlet_messages_received_total"), nil
 	}
-	t.gauges = func(ctx context.Context) (int64, int64, error) {
+	t.gauges = func(ctx context.Context) (serverGauges, error) {
 		m, err := b.scrape(ctx, metricsURL)
 		if err != nil {
-			return 0, 0, err
+			return serverGauges{}, err
 		}
-		return m.Sum("go_goroutines"), m.Sum("inlet_connections_open"), nil
+		return serverGauges{Goroutines: m.Sum("go_goroutines"), Conns: m.Sum("inlet_connections_open"),
+			StackBytes: m.Sum("go_memstats_stack_inuse_bytes"), HeapBytes: m.Sum("go_memstats_heap_inuse_bytes")}, nil
 	}
 	t.final = func(ctx context.Context, r *runReport) error {
 		m, err := b.scrape(ctx, metricsURL)
@@ -1127,15 +1138,21 @@ type runReport struct {
 // quiet. Pointers are unknown for a server not started here (--target), and
 // goroutines for the baseline.
 type idleReport struct {
-	Conns             int      `json:"conns"`                     // connections open, each with its first message sent (and acknowledged)
-	Failed            int      `json:"failed"`                    // devices that could not open theirs
-	HoldS             float64  `json:"hold_s"`                    // how long they were held quiet before the measurement
-	RSSBeforeMB       *float64 `json:"rss_before_mb,omitempty"`   // receiver's VmRSS before the first connection
-	RSSIdleMB         *float64 `json:"rss_idle_mb,omitempty"`     // and with every connection open and idle
-	KBPerConn         *float64 `json:"rss_kb_per_conn,omitempty"` // (idle − before) ÷ conns, KiB
-	ServerConns       *int64   `json:"server_conns,omitempty"`    // inlet_connections_open at that moment
-	GoroutinesBefore  *int64   `json:"goroutines_before,omitempty"`
-	GoroutinesIdle    *int64   `json:"goroutines_idle,omitempty"`
+	Conns            int      `json:"conns"`                     // connections open, each with its first message sent (and acknowledged)
+	Failed           int      `json:"failed"`                    // devices that could not open theirs
+	HoldS            float64  `json:"hold_s"`                    // how long they were held quiet before the measurement
+	RSSBeforeMB      *float64 `json:"rss_before_mb,omitempty"`   // receiver's VmRSS before the first connection
+	RSSIdleMB        *float64 `json:"rss_idle_mb,omitempty"`     // and with every connection open and idle
+	KBPerConn        *float64 `json:"rss_kb_per_conn,omitempty"` // (idle − before) ÷ conns, KiB
+	ServerConns      *int64   `json:"server_conns,omitempty"`    // inlet_connections_open at that moment
+	GoroutinesBefore *int64   `json:"goroutines_before,omitempty"`
+	GoroutinesIdle   *int64   `json:"goroutines_idle,omitempty"`
+	// Of the memory per connection: goroutine stacks and Go heap in use
+	// (go_memstats_stack_inuse_bytes, go_memstats_heap_inuse_bytes), KiB.
+	StackKBPerConn *float64 `json:"stack_kb_per_conn,omitempty"`
+	HeapKBPerConn  *float64 `json:"heap_kb_per_conn,omitempty"`
+
+	before            serverGauges
 	GoroutinesPerConn *float64 `json:"goroutines_per_conn,omitempty"`
 }
 
@@ -1325,7 +1342,7 @@ func printAckBench(w io.Writer, rep *benchReport) error {
 func printIdleBench(w io.Writer, rep *benchReport) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\ttarget\tdevices\theld\tfailed\tsent\tacked\tstored\tloss\t"+
-		"RSS before MB\tRSS idle MB\tKB/conn\tgoroutines/conn\tp99 ms\t")
+		"RSS before MB\tRSS idle MB\tKB/conn\tstack KB/conn\theap KB/conn\tgoroutines/conn\tp99 ms\t")
 	for _, r := range rep.Runs {
 		ir := r.Idle
 		if ir == nil {
@@ -1335,13 +1352,13 @@ func printIdleBench(w io.Writer, rep *benchReport) error {
 		if r.Latency != nil {
 			p99 = sig3(r.Latency.P99)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Target, r.Devices,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Target, r.Devices,
 			ir.Conns, ir.Failed, r.Sent, optInt(r.Acked), optInt(r.Stored), optInt(r.Loss),
 			optFloat(ir.RSSBeforeMB, 1), optFloat(ir.RSSIdleMB, 1), optFloat(ir.KBPerConn, 2),
-			optFloat(ir.GoroutinesPerConn, 2), p99)
+			optFloat(ir.StackKBPerConn, 2), optFloat(ir.HeapKBPerConn, 2), optFloat(ir.GoroutinesPerConn, 2), p99)
 	}
 	if ra := rep.Ratio; ra != nil {
-		fmt.Fprintf(tw, "%s\tinlet/%s\t\t\t\t\t\t\t\t\t\t%s\t\t\t\n", rep.Scenario, ra.Against, times(ra.KBPerConn))
+		fmt.Fprintf(tw, "%s\tinlet/%s\t\t\t\t\t\t\t\t\t\t%s\t\t\t\t\t\n", rep.Scenario, ra.Against, times(ra.KBPerConn))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -1349,6 +1366,7 @@ func printIdleBench(w io.Writer, rep *benchReport) error {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "held: connections open, each with one message sent (idle-ack: and acknowledged), then held quiet;")
 	fmt.Fprintln(w, "KB/conn: the receiver's VmRSS with all of them idle, less VmRSS before the first, per connection;")
+	fmt.Fprintln(w, "stack, heap: of that, Go's goroutine stacks and heap in use (inlet's /metrics);")
 	fmt.Fprintln(w, "after the hold each sent one more message (idle-ack: and read its ACK); stored counts both.")
 	printRunNotes(w, rep)
 	return nil
