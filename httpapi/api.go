@@ -1,7 +1,7 @@
 package httpapi
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -18,6 +18,7 @@ import (
 type api struct {
 	cfg     Config
 	streams chan struct{} // a slot per open stream
+	series1 chan struct{} // a slot per /api/series being computed
 }
 
 // deviceJSON is a device of /api/devices: the `inlet devices` record plus live figures.
@@ -188,88 +189,115 @@ func (a *api) messages(w http.ResponseWriter, r *http.Request) {
 		q.Limit = n
 	}
 	switch s := v.Get("last"); s {
-	case "", "0", "false":
-	case "1", "true":
-		q.Last = true
+	case "", "0", "false", "1", "true":
 	default:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("last %q: want 1 or 0", s))
 		return
 	}
 
-	// Nothing is written until the first row (or the end), so a store error
-	// that happens at once is still answered with a proper status.
-	bw := bufio.NewWriterSize(w, 32<<10)
-	started := false
-	start := func() {
-		if started {
-			return
-		}
-		started = true
-		h := w.Header()
-		h.Set("Cache-Control", "no-store")
-		switch format {
-		case "json":
-			h.Set("Content-Type", "application/json")
-			bw.WriteString("[")
-		case "ndjson":
-			h.Set("Content-Type", "application/x-ndjson")
-		case "csv":
-			h.Set("Content-Type", "text/csv; charset=utf-8")
-			h.Set("Content-Disposition", `attachment; filename="inlet-messages.csv"`)
-		}
-	}
-	var cw *csv.Writer
-	if format == "csv" {
-		cw = csv.NewWriter(bw)
-	}
-	var line []byte
-	n := 0
-	err = a.cfg.Reader.Messages(r.Context(), q, func(m *inlet.Stored) error {
-		start()
-		if n == 0 && cw != nil {
-			cw.Write(record.CSVHeader)
-		}
-		switch format {
-		case "csv":
-			cw.Write(record.CSV(m))
-			n++
-			cw.Flush()
-			return cw.Error()
-		case "json":
-			line = line[:0]
-			if n > 0 {
-				line = append(line, ",\n"...)
-			}
-			line = record.AppendJSON(line, m)
-		default:
-			line = append(record.AppendJSON(line[:0], m), '\n')
-		}
-		n++
-		_, err := bw.Write(line)
-		return err
-	})
-	if err != nil && !started {
-		if r.Context().Err() == nil {
-			a.fail(w, r, err)
-		}
-		return
-	}
-	if err != nil {
-		// The status is sent; cut the response so the client sees it incomplete.
-		a.cfg.Logger.Error("http: message export cut short", "path", r.URL.Path, "rows", n, "err", err)
-		panic(http.ErrAbortHandler)
-	}
-	start()
+	h := w.Header()
 	switch format {
 	case "json":
-		bw.WriteString("]\n")
+		h.Set("Content-Type", "application/json")
+	case "ndjson":
+		h.Set("Content-Type", "application/x-ndjson")
 	case "csv":
-		if n == 0 {
-			cw.Write(record.CSVHeader)
-		}
-		cw.Flush()
+		h.Set("Content-Type", "text/csv; charset=utf-8")
+		h.Set("Content-Disposition", `attachment; filename="inlet-messages.csv"`)
 	}
-	bw.Flush()
+	h.Set("Cache-Control", "no-store")
+
+	// The export is read in chunks: each is read into memory with the read
+	// transaction closed before it is written, with a deadline, so a client
+	// that stops reading never holds the database open (its WAL could not be
+	// checkpointed) and is cut off after exportWriteTimeout.
+	rc := http.NewResponseController(w)
+	var buf bytes.Buffer
+	var cw *csv.Writer
+	switch format {
+	case "csv":
+		cw = csv.NewWriter(&buf)
+		cw.Write(record.CSVHeader)
+		cw.Flush()
+	case "json":
+		buf.WriteString("[")
+	}
+	remaining := q.Limit // 0: no limit
+	q.Last = false       // Reader.Messages turns Last into a start id; chunks then go forward
+	if v.Get("last") == "1" || v.Get("last") == "true" {
+		q.Last = q.Limit > 0 // the newest Limit; without a limit, simply everything
+	}
+	n := 0
+	for first := true; ; first = false {
+		cq := q
+		cq.Limit = exportChunkRows
+		if remaining > 0 {
+			cq.Limit = min(remaining, exportChunkRows)
+			if q.Last {
+				cq.Limit = remaining // the first chunk fixes the start; see below
+			}
+		}
+		got, stopped := 0, false
+		var line []byte
+		err := a.cfg.Reader.Messages(r.Context(), cq, func(m *inlet.Stored) error {
+			switch format {
+			case "csv":
+				cw.Write(record.CSV(m))
+			case "json":
+				line = line[:0]
+				if n > 0 {
+					line = append(line, ",\n"...)
+				}
+				buf.Write(record.AppendJSON(line, m))
+			default:
+				buf.Write(append(record.AppendJSON(line[:0], m), '\n'))
+			}
+			n, got = n+1, got+1
+			q.AfterID = m.ID
+			if got >= exportChunkRows || buf.Len() >= exportChunkBytes {
+				stopped = true
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && err != errStop {
+			if first {
+				h.Del("Content-Disposition")
+				if r.Context().Err() == nil {
+					a.fail(w, r, err)
+				}
+				return
+			}
+			// The status is sent; cut the response so the client sees it incomplete.
+			a.cfg.Logger.Error("http: message export cut short", "path", r.URL.Path, "rows", n, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		q.Last = false // from here on, forward from the last id sent
+		if remaining > 0 {
+			remaining -= got
+		}
+		more := stopped && (q.Limit == 0 || remaining > 0)
+		if cw != nil {
+			cw.Flush()
+		}
+		if !more && format == "json" {
+			buf.WriteString("]\n")
+		}
+		rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
+		if _, err := w.Write(buf.Bytes()); err != nil {
+			return // the client went away or stopped reading; nothing more to do
+		}
+		buf.Reset()
+		if !more {
+			return
+		}
+	}
 }
+
+const (
+	exportChunkRows    = 1000
+	exportChunkBytes   = 1 << 20
+	exportWriteTimeout = 30 * time.Second
+)
 
 var errStop = errors.New("stop")

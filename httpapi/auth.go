@@ -119,8 +119,11 @@ func (a *auth) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login?error=1&next="+url.QueryEscape(next), http.StatusSeeOther)
 		return
 	}
+	// Secure when the browser talks HTTPS: directly, or to a TLS-terminating
+	// proxy in front of inlet (docs/http.md recommends one off loopback).
+	secure := r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: a.session, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		SameSite: http.SameSiteStrictMode, Secure: secure})
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
@@ -144,8 +147,16 @@ func serveUI(mux *http.ServeMux, ui fs.FS, a *auth) {
 	mux.HandleFunc("POST /logout", a.logout)
 	files := http.FileServerFS(ui)
 	mux.Handle("GET /assets/", http.StripPrefix("/assets", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
+		// Scripts, styles and the licence only: pages are served (with their
+		// CSP, behind the token) at / and /login, never from here.
+		if p := r.URL.Path; strings.HasSuffix(p, "/") || strings.HasSuffix(p, ".html") {
+			http.NotFound(w, r)
+			return
+		}
+		h := w.Header()
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Content-Security-Policy", csp)
 		files.ServeHTTP(w, r)
 	})))
 }

@@ -81,7 +81,7 @@ func Handler(cfg Config) http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if cfg.Reader != nil {
-		a := &api{cfg: cfg, streams: make(chan struct{}, cfg.MaxStreams)}
+		a := &api{cfg: cfg, streams: make(chan struct{}, cfg.MaxStreams), series1: make(chan struct{}, 2)}
 		mux.HandleFunc("GET /api/devices", a.devices)
 		mux.HandleFunc("GET /api/overview", a.overview)
 		mux.HandleFunc("GET /api/messages", a.messages)

@@ -119,6 +119,23 @@ func (s *seriesBuilder) fieldsOf(fields []byte, p *rawPoint) {
 		if err != nil {
 			return
 		}
+		if d, ok := vt.(json.Delim); ok && (d == '{' || d == '[') {
+			// A nested value (not something inlet writes, but a database may
+			// have been edited): skip it whole.
+			for depth := 1; depth > 0; {
+				t, err := dec.Token()
+				if err != nil {
+					return
+				}
+				switch t {
+				case json.Delim('{'), json.Delim('['):
+					depth++
+				case json.Delim('}'), json.Delim(']'):
+					depth--
+				}
+			}
+			continue
+		}
 		num, ok := vt.(json.Number)
 		if !ok {
 			continue
@@ -127,7 +144,10 @@ func (s *seriesBuilder) fieldsOf(fields []byte, p *rawPoint) {
 		if err != nil || math.IsInf(x, 0) || math.IsNaN(x) {
 			continue
 		}
-		key := kt.(string)
+		key, ok := kt.(string)
+		if !ok {
+			return
+		}
 		i, ok := s.index[key]
 		if !ok {
 			if len(s.fields) == maxFields {
@@ -144,6 +164,9 @@ func (s *seriesBuilder) fieldsOf(fields []byte, p *rawPoint) {
 
 func (s *seriesBuilder) result(out *seriesJSON) {
 	out.Fields = s.fields
+	if out.Fields == nil {
+		out.Fields = []string{}
+	}
 	out.Series = make(map[string][]*float64, len(s.fields))
 	col := func(f int, n int) []*float64 { return make([]*float64, 0, n) }
 	if s.buckets == nil {
@@ -207,6 +230,13 @@ func (a *api) series(w http.ResponseWriter, r *http.Request) {
 		pts = n
 	}
 	ctx := r.Context()
+	// A long range costs seconds of CPU: a few at a time, the rest wait.
+	select {
+	case a.series1 <- struct{}{}:
+		defer func() { <-a.series1 }()
+	case <-ctx.Done():
+		return
+	}
 	// Acknowledged devices: mark where a missing seq range ends, from the
 	// boots' recorded ranges (what is still missing, not what was late).
 	type bootSeq struct {

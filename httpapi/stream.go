@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/inletdev/inlet"
@@ -62,18 +64,46 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	buf := []byte("retry: 1000\n\n")
+	// An id-only event first: it sets the client's last event id (browsers and
+	// inlet tail) to where this stream starts, so a reconnect before the first
+	// message resumes from here instead of replaying or skipping anything.
+	buf := []byte("retry: 1000\nid: " + strconv.FormatInt(q.AfterID, 10) + "\n\n")
+	var stopping sync.Mutex // orders Stop's deadline after any deadline send sets
+	var stopped atomic.Bool
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		// At shutdown, a write blocked on a stalled client ends at once
+		// instead of waiting out its deadline.
+		select {
+		case <-a.cfg.Stop:
+			stopping.Lock()
+			stopped.Store(true)
+			rc.SetWriteDeadline(time.Now())
+			stopping.Unlock()
+		case <-done:
+		}
+	}()
 	send := func() bool {
+		stopping.Lock()
+		if stopped.Load() {
+			stopping.Unlock()
+			return false
+		}
 		rc.SetWriteDeadline(time.Now().Add(a.cfg.StreamWriteTimeout))
+		stopping.Unlock()
 		_, err := w.Write(buf)
 		if err == nil {
 			err = rc.Flush()
 		}
 		buf = buf[:0]
+		if cap(buf) > 64<<10 {
+			buf = nil // a backlog chunk was big: don't keep a megabyte per idle stream
+		}
 		if err != nil {
 			// net/http cancels the request context when a write fails, so the
 			// deadline error itself is what tells a stalled client from a gone one.
-			if errors.Is(err, os.ErrDeadlineExceeded) {
+			if errors.Is(err, os.ErrDeadlineExceeded) && !stopped.Load() {
 				a.cfg.Stats.StreamDropped.Add(1)
 				a.cfg.Logger.Warn("http: stream subscriber dropped: it took no data", "remote", r.RemoteAddr,
 					"after", a.cfg.StreamWriteTimeout, "last_id", q.AfterID)
@@ -89,6 +119,7 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 	defer ping.Stop()
 	for {
 		changed := a.cfg.Hub.Changed() // before the read: a commit after it wakes us
+		gen := a.cfg.Hub.Gen(q.Device)
 		n, last := 0, q.AfterID
 		err := a.cfg.Reader.Messages(ctx, q, func(m *inlet.Stored) error {
 			buf = append(buf, "id: "...)
@@ -117,8 +148,17 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 				continue // more rows are waiting
 			}
 		}
+		// Wait until this stream's device (or, unfiltered, anything) commits:
+		// a stream of a quiet device does not query the store on every commit.
+	wait:
 		select {
 		case <-changed:
+			if a.cfg.Hub.Gen(q.Device) == gen {
+				changed = a.cfg.Hub.Changed()
+				if a.cfg.Hub.Gen(q.Device) == gen {
+					goto wait
+				}
+			}
 		case <-ping.C:
 			buf = append(buf, ": ping\n\n"...)
 			if !send() {

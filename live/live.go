@@ -33,6 +33,7 @@ type Hub struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed at the next signal, then replaced
+	gen     uint64        // commits seen
 	devices map[string]*device
 	global  [globalBuckets]slot
 	started time.Time
@@ -44,9 +45,10 @@ type slot struct {
 }
 
 type device struct {
-	payload []byte
+	payload []byte // never modified once set: readers may keep them
 	fields  []byte
 	at      int64
+	gen     uint64 // the hub's gen at the device's last commit
 	rate    [deviceBuckets]slot
 }
 
@@ -81,6 +83,7 @@ func (h *Hub) OnCommit(b *inlet.Batch) {
 		*g = slot{epoch: now}
 	}
 	g.n += int64(len(b.Messages))
+	h.gen++
 	msgs := b.Messages
 	for i := 0; i < len(msgs); {
 		j := i + 1
@@ -93,9 +96,10 @@ func (h *Hub) OnCommit(b *inlet.Batch) {
 			d = &device{}
 			h.devices[last.Device] = d
 		}
-		d.payload = append(d.payload[:0], last.Payload...)
-		d.fields = append(d.fields[:0], last.Fields...)
+		d.payload = clone(last.Payload) // fresh: Devices hands out the old ones
+		d.fields = clone(last.Fields)
 		d.at = last.ReceivedAt
+		d.gen = h.gen
 		e := now / deviceBucketS
 		s := &d.rate[e%deviceBuckets]
 		if s.epoch != e {
@@ -142,6 +146,21 @@ func (h *Hub) Changed() <-chan struct{} {
 	return h.changed
 }
 
+// Gen returns a number that grows with every commit touching device (with ""
+// every commit). A stream that read the store after taking Gen has nothing new
+// to read while Gen returns the same: OnCommit runs after the commit is visible.
+func (h *Hub) Gen(device string) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if device == "" {
+		return h.gen
+	}
+	if d := h.devices[device]; d != nil {
+		return d.gen
+	}
+	return 0
+}
+
 // Device is a device's live figures.
 type Device struct {
 	LastPayload   []byte
@@ -150,7 +169,9 @@ type Device struct {
 	RatePerMinute int64 // messages committed in the last minute (5-second steps)
 }
 
-// Devices returns every device's live figures; the slices are copies.
+// Devices returns every device's live figures. The slices are shared and must
+// not be modified. It holds the lock the commit writer needs only to copy
+// references: no allocation per payload.
 func (h *Hub) Devices() map[string]Device {
 	e := h.now().Unix() / deviceBucketS
 	h.mu.Lock()
@@ -163,7 +184,7 @@ func (h *Hub) Devices() map[string]Device {
 				n += s.n
 			}
 		}
-		out[id] = Device{LastPayload: clone(d.payload), LastFields: clone(d.fields), LastAt: d.at, RatePerMinute: n}
+		out[id] = Device{LastPayload: d.payload, LastFields: d.fields, LastAt: d.at, RatePerMinute: n}
 	}
 	return out
 }

@@ -86,3 +86,13 @@ func TestChangedSignal(t *testing.T) {
 		t.Fatal("second commit not signalled")
 	}
 }
+
+// Gen changes for a device only when it is committed, and globally on every commit.
+func TestGen(t *testing.T) {
+	h, _ := New(t.Context(), nil)
+	g0, a0, b0 := h.Gen(""), h.Gen("a"), h.Gen("b")
+	h.OnCommit(batch(msg("a", "1", 1)))
+	if h.Gen("") == g0 || h.Gen("a") == a0 || h.Gen("b") != b0 {
+		t.Errorf("after a commit of a: gen %d→%d, a %d→%d, b %d→%d", g0, h.Gen(""), a0, h.Gen("a"), b0, h.Gen("b"))
+	}
+}

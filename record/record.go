@@ -7,6 +7,7 @@
 package record
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -32,14 +33,24 @@ func ParseTime(s string, now time.Time) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+	inRange := func(t time.Time) (int64, error) {
+		// Unix nanoseconds in an int64 reach from 1677 to 2262.
+		if t.Year() < 1678 || t.Year() > 2261 {
+			return 0, fmt.Errorf("%q is out of range: times must be between the years 1678 and 2261", s)
+		}
 		return t.UnixNano(), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return inRange(t)
 	}
 	if t, err := time.Parse("2006-01-02", s); err == nil {
-		return t.UnixNano(), nil
+		return inRange(t)
 	}
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.Unix(n, 0).UnixNano(), nil
+		if n < -9e9 || n > 9e9 {
+			return 0, fmt.Errorf("%q is out of range: unix seconds must be within ±9e9", s)
+		}
+		return inRange(time.Unix(n, 0))
 	}
 	if d, err := time.ParseDuration(strings.TrimPrefix(s, "-")); err == nil && d > 0 {
 		return now.Add(-d).UnixNano(), nil
@@ -94,14 +105,17 @@ func FromStored(m *inlet.Stored) Message {
 // AppendJSON appends m's record as one line of JSON, without the newline.
 func AppendJSON(dst []byte, m *inlet.Stored) []byte {
 	r := FromStored(m)
-	b, err := json.Marshal(r)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // "<" stays "<", as in inlet export
+	if err := enc.Encode(r); err != nil {
 		// Only fields can fail: JSON text the store holds, which inlet always
 		// writes valid but a hand-edited database might not. Leave them out.
 		r.Fields = nil
-		b, _ = json.Marshal(r)
+		b.Reset()
+		enc.Encode(r)
 	}
-	return append(dst, b...)
+	return append(dst, bytes.TrimSuffix(b.Bytes(), []byte("\n"))...)
 }
 
 // CSVHeader is the first line of a CSV export.

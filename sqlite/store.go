@@ -168,6 +168,9 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	// Readers (HTTP requests, event streams) come and go; keep their
+	// connections rather than reopening the file and its WAL for each query.
+	db.SetMaxIdleConns(16)
 	s := &Store{db: db}
 	if err := s.init(ctx, opt.ReadOnly); err != nil {
 		db.Close()
@@ -500,9 +503,7 @@ func (s *Store) Messages(ctx context.Context, q inlet.Query, fn func(*inlet.Stor
 		}
 		after = max(after, id)
 	}
-	var where []string
-	args := []any{after}
-	where = append(where, "id > ?")
+	where, args := []string{"id > ?"}, []any{after}
 	if q.Device != "" {
 		where = append(where, "device = ?")
 		args = append(args, q.Device)
@@ -515,14 +516,23 @@ func (s *Store) Messages(ctx context.Context, q inlet.Query, fn func(*inlet.Stor
 		where = append(where, "received_at < ?")
 		args = append(args, q.Until)
 	}
-	query := "SELECT " + messageColumns + " FROM messages WHERE " + strings.Join(where, " AND ")
-	switch {
-	case q.Limit > 0 && q.Last:
-		query = fmt.Sprintf("SELECT * FROM (%s ORDER BY id DESC LIMIT %d) ORDER BY id", query, q.Limit)
-	case q.Limit > 0:
-		query += fmt.Sprintf(" ORDER BY id LIMIT %d", q.Limit)
-	default:
-		query += " ORDER BY id"
+	cond := strings.Join(where, " AND ")
+	if q.Limit > 0 && q.Last {
+		// The newest Limit rows: find the oldest of them, then read forward
+		// from it like any other query (streaming, in id order).
+		var first sql.NullInt64
+		err := s.db.QueryRowContext(ctx, fmt.Sprintf("SELECT id FROM messages WHERE %s ORDER BY id DESC LIMIT 1 OFFSET %d",
+			cond, q.Limit-1), args...).Scan(&first)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("sqlite: messages: %w", err)
+		}
+		if first.Valid {
+			args[0] = first.Int64 - 1
+		}
+	}
+	query := "SELECT " + messageColumns + " FROM messages WHERE " + cond + " ORDER BY id"
+	if q.Limit > 0 {
+		query += fmt.Sprintf(" LIMIT %d", q.Limit)
 	}
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {

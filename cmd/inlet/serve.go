@@ -354,7 +354,15 @@ func (m *Main) Close(ctx context.Context) error {
 		m.udp.Release() // after the final commit, whose UDP ACKs needed the socket
 	}
 	if m.http != nil {
-		errs = append(errs, m.http.Shutdown(ctx))
+		// Streams end at once (RegisterOnShutdown); an export to a client that
+		// stopped reading would hold Shutdown until its write deadline, so
+		// after a moment the rest is cut.
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := m.http.Shutdown(hctx); err != nil {
+			m.Logger.Warn("http: requests still open at shutdown; closing them", "err", err)
+			m.http.Close()
+		}
+		cancel()
 	} else if m.httpLn != nil {
 		m.httpLn.Close()
 	}

@@ -283,11 +283,16 @@ func tailServer(ctx context.Context, server, token, device string, n int, p *tai
 			if last < 0 {
 				last = 0
 			}
-			err = readEvents(resp.Body, func(data []byte) error {
-				if err := emit(data); err != nil {
-					return err
+			err = readEvents(resp.Body, func(id string, data []byte) error {
+				if data == nil {
+					// An id-only event: where the stream starts. Resume from
+					// there after a reconnect, never from the beginning.
+					if n, err := strconv.ParseInt(id, 10, 64); err == nil && n > last {
+						last = n
+					}
+					return nil
 				}
-				return nil
+				return emit(data)
 			}, p.w.Flush)
 			resp.Body.Close()
 			if err == nil {
@@ -328,11 +333,13 @@ func eachLine(r io.Reader, fn func([]byte) error) error {
 }
 
 // readEvents parses a server-sent event stream, calling fn with each message
-// event's data and idle when no more input is buffered (to flush output).
-func readEvents(r io.Reader, fn func(data []byte) error, idle func() error) error {
+// event's id and data (nil for an event with an id but no data), and idle when
+// no more input is buffered (to flush output).
+func readEvents(r io.Reader, fn func(id string, data []byte) error, idle func() error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var data []byte
-	var event string
+	var event, id string
+	var hasID bool
 	for {
 		line, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
@@ -350,15 +357,12 @@ func readEvents(r io.Reader, fn func(data []byte) error, idle func() error) erro
 		line = []byte(strings.TrimRight(string(line), "\r\n"))
 		switch {
 		case len(line) == 0: // end of an event
-			if data != nil && (event == "" || event == "message") {
-				if err := fn(data); err != nil {
+			if (data != nil || hasID) && (event == "" || event == "message") {
+				if err := fn(id, data); err != nil {
 					return err
 				}
 			}
-			if event == "dropped" {
-				return errors.New("server dropped the stream")
-			}
-			data, event = nil, ""
+			data, event, hasID = nil, "", false
 			if br.Buffered() == 0 {
 				if err := idle(); err != nil {
 					return err
@@ -379,6 +383,8 @@ func readEvents(r io.Reader, fn func(data []byte) error, idle func() error) erro
 				}
 			case "event":
 				event = value
+			case "id":
+				id, hasID = value, true
 			}
 		}
 	}

@@ -557,7 +557,10 @@
     follow() {
       if (this.es) this.es.close();
       let url = '/api/stream?device=' + encodeURIComponent(this.name);
-      if (this.lastId > 0) url += '&after_id=' + this.lastId;
+      // Always from a known id (0 on an empty database): a stream opened without
+      // one would start at whatever commits next and could skip what came in
+      // between the series read and now.
+      url += '&after_id=' + this.lastId;
       const es = new EventSource(url, { withCredentials: false });
       this.es = es;
       es.onopen = () => this.setLive('live', 'on');
