@@ -44,7 +44,12 @@ func MustRun(t testing.TB, cfg Config) *Main {
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	t.Cleanup(func() { m.Close(context.Background()) })
+	t.Cleanup(func() {
+		// Bounded: a test that failed with a failing store must not hang here.
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		m.Close(ctx)
+	})
 	return m
 }
 
