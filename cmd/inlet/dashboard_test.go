@@ -19,6 +19,7 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/inletdev/inlet"
 )
 
 // The dashboard in a real headless Chromium against the real binary: devices
@@ -47,11 +48,14 @@ func TestDashboard(t *testing.T) {
 	// The tutorial sketch: connect, write a reading, close.
 	const dev = "127.0.0.2"
 	var sent time.Time
-	for _, line := range []string{"1\r\n", "2\r\n", "3\r\n"} {
+	for i, line := range []string{"1\r\n", "2\r\n", "3\r\n"} {
 		if err := sendOnce(dev, srv.ready.TCP, line); err != nil {
 			t.Fatal(err)
 		}
 		sent = time.Now()
+		// Like the sketch, one after the other: separate connections carry no
+		// order between them, so wait for each to be stored.
+		waitFor(t, "message stored", 5*time.Second, func() bool { return len(messages(t, db, inlet.Query{Device: dev})) == i+1 })
 	}
 	row := rowJS(dev)
 	b.waitFor("device "+dev+" in the table with last value 3, 3 messages, 0 lost", sent.Add(2*time.Second),
