@@ -106,6 +106,17 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// envDefault sets flag name from the environment variable env when the command
+// line did not set it. Secrets default this way rather than through the flag's
+// default, which -h would print.
+func envDefault(fs *flag.FlagSet, name, env string) {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	if v, ok := os.LookupEnv(env); ok && !set {
+		fs.Set(name, v)
+	}
+}
+
 // version is the module version from build info, with the VCS revision if known.
 func version() string {
 	bi, ok := debug.ReadBuildInfo()

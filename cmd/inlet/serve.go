@@ -139,7 +139,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.UDP, "udp", cfg.UDP, "UDP listen address; empty disables UDP, port 0 picks a free port")
 	fs.StringVar(&cfg.HTTP, "http", cfg.HTTP, "HTTP address of the dashboard, the API, /metrics and the probes; empty disables HTTP.\n"+
 		"A non-loopback address needs --http-token")
-	fs.StringVar(&cfg.HTTPToken, "http-token", os.Getenv("INLET_HTTP_TOKEN"), "require this token for the dashboard, the API and /metrics (Bearer header or sign-in);\n"+
+	fs.StringVar(&cfg.HTTPToken, "http-token", "", "require this token for the dashboard, the API and /metrics (Bearer header or sign-in);\n"+
 		"/healthz and /readyz stay open (default: $INLET_HTTP_TOKEN)")
 	fs.StringVar(&cfg.DB, "db", cfg.DB, "SQLite database file (created if missing)")
 	fs.IntVar(&cfg.MaxMessage, "max-message", cfg.MaxMessage, "longest message in bytes; longer ones are discarded and counted as too_long")
@@ -150,11 +150,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.UDPBuffer, "udp-buffer", cfg.UDPBuffer, "UDP socket receive buffer in bytes (absorbs bursts while the writer catches up)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (logs go to stderr)")
-	fs.StringVar(&cfg.Token, "token", os.Getenv("INLET_TOKEN"), "acknowledged mode: require this token in every hello (default: $INLET_TOKEN; empty: no token needed)")
+	fs.StringVar(&cfg.Token, "token", "", "acknowledged mode: require this token in every hello (default: $INLET_TOKEN; empty: no token needed)")
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's profiler at /debug/pprof/ on the HTTP address (for performance work)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	envDefault(fs, "http-token", "INLET_HTTP_TOKEN")
+	envDefault(fs, "token", "INLET_TOKEN")
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

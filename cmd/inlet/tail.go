@@ -34,7 +34,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	device := fs.String("device", "", "only this device")
 	format := fs.String("format", "text", "text (one aligned line a message) or json (the NDJSON record of inlet export)")
 	n := fs.Int("n", 10, "first print the newest n stored messages (0: only new ones)")
-	token := fs.String("token", os.Getenv("INLET_HTTP_TOKEN"), "the server's --http-token (default: $INLET_HTTP_TOKEN)")
+	token := fs.String("token", "", "the server's --http-token (default: $INLET_HTTP_TOKEN)")
 	db := fs.String("db", "", "read this SQLite database instead of a server")
 	follow := fs.Bool("f", false, "with --db: keep printing new messages (polls the file twice a second)")
 	color := fs.String("color", "auto", "colour device names: auto (on a terminal, unless NO_COLOR is set), always or never")
@@ -42,6 +42,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	envDefault(fs, "token", "INLET_HTTP_TOKEN")
 	if *format != "text" && *format != "json" {
 		return fmt.Errorf("--format %q: want text or json", *format)
 	}
