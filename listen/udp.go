@@ -24,9 +24,17 @@ type UDP struct {
 	helloErrs limiter
 	// RecvBuffer is the socket receive buffer the kernel granted, in bytes.
 	RecvBuffer int
-	dropsSeen  bool // the kernel reports drops (SO_RXQ_OVFL)
-	lastDrops  uint32
+	// drops is the kernel's drop counter as last counted: bit 32 set once
+	// known, the low 32 bits the counter (it wraps).
+	drops    atomic.Uint64
+	ino      uint64 // the socket's inode, to read its drops from /proc; 0: unknown
+	stopPoll chan struct{}
 }
+
+// dropPoll is how often the kernel's drop counter is read when no datagram
+// arrives to carry it: drops in a burst's tail would otherwise show only with
+// the next datagram, maybe never.
+const dropPoll = time.Second
 
 // ListenUDP binds addr and sizes its receive buffer.
 func ListenUDP(addr string, sink Sink, cfg Config) (*UDP, error) {
@@ -40,7 +48,8 @@ func ListenUDP(addr string, sink Sink, cfg Config) (*UDP, error) {
 		return nil, err
 	}
 	u := &UDP{cfg: cfg, conn: conn, sink: sink, done: make(chan struct{}), full: limiter{every: 10 * time.Second},
-		helloErrs: limiter{every: 10 * time.Second}}
+		helloErrs: limiter{every: 10 * time.Second}, stopPoll: make(chan struct{})}
+	u.ino, _ = sockopt.Inode(conn)
 	if cfg.UDPBuffer > 0 {
 		u.RecvBuffer = sockopt.SetRecvBuffer(conn, cfg.UDPBuffer)
 	}
@@ -53,9 +62,52 @@ func ListenUDP(addr string, sink Sink, cfg Config) (*UDP, error) {
 // Addr is the bound address.
 func (u *UDP) Addr() net.Addr { return u.conn.LocalAddr() }
 
+// noteDrops counts the kernel's drop counter d, from a datagram or from /proc.
+// The two sources race, so a value older than the one counted is ignored.
+func (u *UDP) noteDrops(d uint32) {
+	for {
+		old := u.drops.Load()
+		var delta uint32
+		if old&(1<<32) == 0 {
+			delta = d // the first reading: everything so far
+		} else if delta = d - uint32(old); int32(delta) <= 0 {
+			return // not newer (the counter only grows, modulo 2^32)
+		}
+		if u.drops.CompareAndSwap(old, 1<<32|uint64(d)) {
+			u.cfg.Stats.UDPKernelDrops.Add(int64(delta))
+			return
+		}
+	}
+}
+
+// pollDrops reads the drop counter from /proc every dropPoll until Close.
+func (u *UDP) pollDrops() {
+	if u.ino == 0 {
+		return
+	}
+	t := time.NewTicker(dropPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if d, ok := sockopt.UDPDrops(u.ino); ok {
+				u.noteDrops(d)
+			}
+		case <-u.stopPoll:
+			if d, ok := sockopt.UDPDrops(u.ino); ok {
+				u.noteDrops(d) // the final count, for the stop log and the last scrape
+			}
+			return
+		}
+	}
+}
+
 // Serve reads datagrams until Close.
 func (u *UDP) Serve() {
 	defer close(u.done)
+	polled := make(chan struct{})
+	go func() { u.pollDrops(); close(polled) }()
+	defer func() { close(u.stopPoll); <-polled }()
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, 128)
 	names := make(map[netip.Addr]string) // device names, so a datagram costs no string
@@ -82,12 +134,7 @@ func (u *UDP) Serve() {
 			continue
 		}
 		if drops, ok := sockopt.ParseDropCount(oob[:oobn]); ok {
-			if u.dropsSeen && drops != u.lastDrops {
-				u.cfg.Stats.UDPKernelDrops.Add(int64(drops - u.lastDrops)) // wraps correctly
-			} else if !u.dropsSeen {
-				u.cfg.Stats.UDPKernelDrops.Add(int64(drops))
-			}
-			u.dropsSeen, u.lastDrops = true, drops
+			u.noteDrops(drops)
 		}
 		u.cfg.Stats.Datagrams.Add(1)
 		from = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())

@@ -304,6 +304,30 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
+// Drops in the tail of a burst are counted even when no datagram follows to
+// carry the kernel's counter (it is also read from /proc/net/udp).
+func TestUDPDropsCountedWithoutALaterDatagram(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.UDPBuffer = 4096
+	cfg.TCP = ""
+	m := MustRun(t, cfg)
+	c, err := net.Dial("udp", m.udpAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const burst = 20000
+	for range burst {
+		c.Write([]byte("7\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
+	}
+	waitFor(t, "every datagram read or counted as dropped", 5*time.Second, func() bool {
+		return m.Stats.Datagrams.Load()+m.Stats.UDPKernelDrops.Load() == burst
+	})
+	if m.Stats.UDPKernelDrops.Load() == 0 {
+		t.Skip("the kernel dropped nothing: the buffer was not small enough here")
+	}
+}
+
 // A burst into a tiny UDP receive buffer: whatever the kernel drops is counted,
 // so received + kernel drops + queue_full accounts for every datagram sent.
 func TestUDPDropsAreCounted(t *testing.T) {

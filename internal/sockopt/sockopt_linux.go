@@ -3,6 +3,9 @@ package sockopt
 import (
 	"encoding/binary"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 )
@@ -61,6 +64,51 @@ func ParseDropCount(oob []byte) (uint32, bool) {
 			return 0, false
 		}
 		oob = oob[next:]
+	}
+	return 0, false
+}
+
+// Inode returns the socket's inode number, which names it in /proc/net/udp.
+func Inode(c *net.UDPConn) (uint64, bool) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var st syscall.Stat_t
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.Fstat(int(fd), &st) }); err != nil || serr != nil {
+		return 0, false
+	}
+	return st.Ino, true
+}
+
+// UDPDrops reads the kernel's count of datagrams dropped on the socket with
+// inode ino (the drops column of /proc/net/udp or /proc/net/udp6): the counter
+// SO_RXQ_OVFL attaches to datagrams, readable when none arrive.
+func UDPDrops(ino uint64) (uint32, bool) {
+	want := strconv.FormatUint(ino, 10)
+	for _, path := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		if d, ok := parseProcUDP(b, want); ok {
+			return d, true
+		}
+	}
+	return 0, false
+}
+
+// parseProcUDP finds the drops of the socket with inode ino in a /proc/net/udp
+// table: "sl local rem st tx:rx tr:tm retrnsmt uid timeout inode ref pointer drops".
+func parseProcUDP(b []byte, ino string) (uint32, bool) {
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 13 || f[9] != ino {
+			continue
+		}
+		d, err := strconv.ParseUint(f[12], 10, 32)
+		return uint32(d), err == nil
 	}
 	return 0, false
 }

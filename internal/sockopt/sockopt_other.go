@@ -17,3 +17,9 @@ func EnableDropCount(*net.UDPConn) error { return nil }
 
 // ParseDropCount never finds a count here.
 func ParseDropCount([]byte) (uint32, bool) { return 0, false }
+
+// Inode is not available here.
+func Inode(*net.UDPConn) (uint64, bool) { return 0, false }
+
+// UDPDrops is not available here.
+func UDPDrops(uint64) (uint32, bool) { return 0, false }
