@@ -189,7 +189,9 @@ func (a *api) messages(w http.ResponseWriter, r *http.Request) {
 		q.Limit = n
 	}
 	switch s := v.Get("last"); s {
-	case "", "0", "false", "1", "true":
+	case "", "0", "false":
+	case "1", "true":
+		q.Last = q.Limit > 0 // the newest Limit; without a limit, simply everything
 	default:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("last %q: want 1 or 0", s))
 		return
@@ -223,10 +225,6 @@ func (a *api) messages(w http.ResponseWriter, r *http.Request) {
 		buf.WriteString("[")
 	}
 	remaining := q.Limit // 0: no limit
-	q.Last = false       // Reader.Messages turns Last into a start id; chunks then go forward
-	if v.Get("last") == "1" || v.Get("last") == "true" {
-		q.Last = q.Limit > 0 // the newest Limit; without a limit, simply everything
-	}
 	n := 0
 	for first := true; ; first = false {
 		cq := q
@@ -234,7 +232,10 @@ func (a *api) messages(w http.ResponseWriter, r *http.Request) {
 		if remaining > 0 {
 			cq.Limit = min(remaining, exportChunkRows)
 			if q.Last {
-				cq.Limit = remaining // the first chunk fixes the start; see below
+				// The store finds where the newest `remaining` start; the
+				// callback still stops after a chunk, and later chunks go
+				// forward from the last id sent.
+				cq.Limit = remaining
 			}
 		}
 		got, stopped := 0, false
