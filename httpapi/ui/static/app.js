@@ -289,10 +289,14 @@
     return { tr, cells, messages: null };
   }
 
+  // Device names in natural order: 127.0.0.2 before 127.0.0.10, sensor-9 before sensor-10.
+  const natural = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
+
   function renderDevices(list) {
     const tbody = $('#devices tbody');
     const seen = new Set();
     let prev = null;
+    list = list.slice().sort((a, b) => natural.compare(String(a.device), String(b.device)));
     for (const d of list) {
       const name = String(d.device);
       seen.add(name);
@@ -321,7 +325,7 @@
         row.tr.classList.add('flash');
       }
       row.messages = d.messages;
-      // Keep the server's order, moving rows only when it changed.
+      // Keep that order, moving rows only when it changed.
       const want = prev ? prev.nextSibling : tbody.firstChild;
       if (want !== row.tr) tbody.insertBefore(row.tr, want);
       prev = row.tr;
