@@ -112,6 +112,11 @@ type Reader interface {
 	Messages(ctx context.Context, q Query, fn func(*Stored) error) error
 	Devices(ctx context.Context) ([]Device, error)
 	Boots(ctx context.Context) ([]Boot, error)
+	// RecentBoots returns every device's limit most recently seen boots
+	// (oldest first) and each device's number of boots in all.
+	RecentBoots(ctx context.Context, limit int) ([]Boot, map[string]int64, error)
+	// DeviceBoots returns every boot of one device.
+	DeviceBoots(ctx context.Context, device string) ([]Boot, error)
 	// LastID returns the highest message id stored, 0 when there is none.
 	LastID(ctx context.Context) (int64, error)
 	// Latest returns the newest message of every device.

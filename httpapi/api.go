@@ -15,6 +15,10 @@ import (
 	"github.com/inletdev/inlet/record"
 )
 
+// bootsListed bounds the boots /api/devices lists per device: a deep-sleep
+// device starts a new boot at every wake-up.
+const bootsListed = 10
+
 type api struct {
 	cfg     Config
 	streams chan struct{} // a slot per open stream
@@ -24,7 +28,8 @@ type api struct {
 // deviceJSON is a device of /api/devices: the `inlet devices` record plus live figures.
 type deviceJSON struct {
 	record.Device
-	Boots         []record.Boot   `json:"boots"` // always an array here, even when empty
+	Boots         []record.Boot   `json:"boots"` // always an array here; the newest bootsListed
+	BootsTotal    int64           `json:"boots_total"`
 	Lost          int64           `json:"lost"`
 	Clean         bool            `json:"clean"`
 	LastPayload   *string         `json:"last_payload"`
@@ -40,7 +45,7 @@ func (a *api) devices(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	boots, err := a.cfg.Reader.Boots(ctx)
+	boots, totals, err := a.cfg.Reader.RecentBoots(ctx, bootsListed)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -58,6 +63,7 @@ func (a *api) devices(w http.ResponseWriter, r *http.Request) {
 		if d.Boots == nil {
 			d.Boots = []record.Boot{}
 		}
+		d.BootsTotal = totals[d.Device.Device]
 		d.Lost = devs[i].Missing
 		d.Clean = d.Device.Clean()
 		d.AgeSeconds = float64(max(0, now-devs[i].LastSeen)) / 1e9

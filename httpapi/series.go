@@ -244,15 +244,12 @@ func (a *api) series(w http.ResponseWriter, r *http.Request) {
 		seq  int64
 	}
 	after := make(map[bootSeq][2]int64)
-	boots, err := a.cfg.Reader.Boots(ctx)
+	boots, err := a.cfg.Reader.DeviceBoots(ctx, q.Device)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	for _, b := range boots {
-		if b.Device != q.Device {
-			continue
-		}
 		for _, m := range b.Missing {
 			after[bootSeq{b.Boot, m.To + 1}] = [2]int64{m.From, m.To}
 		}

@@ -55,3 +55,40 @@ func TestReaderQueries(t *testing.T) {
 		t.Errorf("newest 3 of 127.0.0.1: payloads %v ids %v; want [22 25 28] in id order", payloads, ids)
 	}
 }
+
+// RecentBoots keeps each device's newest boots and counts them all;
+// DeviceBoots lists one device's.
+func TestRecentBoots(t *testing.T) {
+	s, _ := MustOpen(t)
+	ctx := context.Background()
+	b := &inlet.Batch{}
+	for i := range 15 {
+		b.Boots = append(b.Boots, inlet.Boot{Device: "sleepy", Boot: fmt.Sprintf("b%02d", i), Last: 1, Messages: 1,
+			FirstSeen: int64(i), LastSeen: int64(i)})
+	}
+	b.Boots = append(b.Boots, inlet.Boot{Device: "awake", Boot: "x", Last: 9, Messages: 9,
+		Missing: []inlet.SeqRange{{From: 3, To: 4}}, FirstSeen: 1, LastSeen: 2})
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	boots, totals, err := s.RecentBoots(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sleepy []string
+	for _, bt := range boots {
+		if bt.Device == "sleepy" {
+			sleepy = append(sleepy, bt.Boot)
+		}
+	}
+	if fmt.Sprint(sleepy) != "[b05 b06 b07 b08 b09 b10 b11 b12 b13 b14]" || totals["sleepy"] != 15 || totals["awake"] != 1 {
+		t.Errorf("recent boots %v, totals %v", sleepy, totals)
+	}
+	one, err := s.DeviceBoots(ctx, "awake")
+	if err != nil || len(one) != 1 || len(one[0].Missing) != 1 || one[0].Missing[0] != (inlet.SeqRange{From: 3, To: 4}) {
+		t.Errorf("DeviceBoots(awake) = %+v, %v", one, err)
+	}
+	if all, _ := s.Boots(ctx); len(all) != 16 {
+		t.Errorf("Boots: %d, want 16", len(all))
+	}
+}

@@ -361,32 +361,58 @@ func rangesJSON(rs []inlet.SeqRange) [][2]int64 {
 
 // Boots returns the acknowledged-mode state of every (device, boot).
 func (s *Store) Boots(ctx context.Context) ([]inlet.Boot, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT device, boot, last_seq, missing, messages, first_seen, last_seen
+	bs, _, err := s.queryBoots(ctx, `SELECT device, boot, last_seq, missing, messages, first_seen, last_seen, 0
 		FROM boots ORDER BY device, first_seen`)
+	return bs, err
+}
+
+// RecentBoots returns every device's limit most recently seen boots (listed
+// oldest first, as Boots lists them), and how many boots each device has in all. A device that wakes from
+// deep sleep starts a new boot each time, so it can have many thousands.
+func (s *Store) RecentBoots(ctx context.Context, limit int) ([]inlet.Boot, map[string]int64, error) {
+	return s.queryBoots(ctx, `SELECT device, boot, last_seq, missing, messages, first_seen, last_seen, total FROM
+		(SELECT *, row_number() OVER (PARTITION BY device ORDER BY last_seen DESC, boot) AS n,
+		 count(*) OVER (PARTITION BY device) AS total FROM boots)
+		WHERE n <= ? ORDER BY device, first_seen`, limit)
+}
+
+// DeviceBoots returns every boot of one device, oldest first.
+func (s *Store) DeviceBoots(ctx context.Context, device string) ([]inlet.Boot, error) {
+	bs, _, err := s.queryBoots(ctx, `SELECT device, boot, last_seq, missing, messages, first_seen, last_seen, 0
+		FROM boots WHERE device = ? ORDER BY first_seen`, device)
+	return bs, err
+}
+
+// queryBoots reads boots rows and the per-device totals of the last column.
+func (s *Store) queryBoots(ctx context.Context, query string, args ...any) ([]inlet.Boot, map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: boots: %w", err)
+		return nil, nil, fmt.Errorf("sqlite: boots: %w", err)
 	}
 	defer rows.Close()
 	var out []inlet.Boot
+	totals := make(map[string]int64)
 	for rows.Next() {
 		var b inlet.Boot
 		var missing string
-		if err := rows.Scan(&b.Device, &b.Boot, &b.Last, &missing, &b.Messages, &b.FirstSeen, &b.LastSeen); err != nil {
-			return nil, fmt.Errorf("sqlite: boots: %w", err)
+		var total int64
+		if err := rows.Scan(&b.Device, &b.Boot, &b.Last, &missing, &b.Messages, &b.FirstSeen, &b.LastSeen, &total); err != nil {
+			return nil, nil, fmt.Errorf("sqlite: boots: %w", err)
 		}
 		var rs [][2]int64
 		if err := json.Unmarshal([]byte(missing), &rs); err != nil {
-			return nil, fmt.Errorf("sqlite: boots: %s/%s: missing ranges: %w", b.Device, b.Boot, err)
+			return nil, nil, fmt.Errorf("sqlite: boots: %s/%s: missing ranges: %w", b.Device, b.Boot, err)
 		}
 		for _, r := range rs {
 			b.Missing = append(b.Missing, inlet.SeqRange{From: r[0], To: r[1]})
 		}
+		totals[b.Device] = total
 		out = append(out, b)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: boots: %w", err)
+		return nil, nil, fmt.Errorf("sqlite: boots: %w", err)
 	}
-	return out, nil
+	return out, totals, nil
 }
 
 // release drops the references the first n arguments hold, keeping their ordinals.
