@@ -907,12 +907,13 @@
         ['last seen', fmtDateTime(d.last_seen)],
       ];
       dl.replaceChildren(...rows.flatMap(([k, v, cls]) => [el('dt', { text: k }), el('dd', { class: cls || '', text: v })]));
-      this.renderBoots(Array.isArray(d.boots) ? d.boots : []);
+      this.renderBoots(Array.isArray(d.boots) ? d.boots : [], Number(d.boots_total) || 0);
     }
 
     // renderBoots lists an acknowledged device's boots, newest first: the few
     // most recent, since a device that reboots often has many.
-    renderBoots(boots) {
+    renderBoots(boots, total) {
+      total = Math.max(total || 0, boots.length); // the API lists the most recent few
       const box = $('#boots');
       box.hidden = boots.length === 0;
       if (boots.length === 0) return;
@@ -933,9 +934,9 @@
           el('dl', { class: 'facts compact' },
             ...facts.flatMap(([k, v, cls]) => [el('dt', { text: k }), el('dd', { class: cls || '', text: v })])));
       });
-      const head = el('h3', { text: boots.length === 1 ? 'Boot' : plural(boots.length, 'boot', 'boots') });
-      const more = sorted.length > shown.length
-        ? el('p', { class: 'muted small', text: 'and ' + plural(sorted.length - shown.length, 'earlier boot', 'earlier boots') + ' (inlet devices lists them all)' })
+      const head = el('h3', { text: total === 1 ? 'Boot' : plural(total, 'boot', 'boots') });
+      const more = total > shown.length
+        ? el('p', { class: 'muted small', text: 'and ' + plural(total - shown.length, 'earlier boot', 'earlier boots') + ' (inlet devices lists them all)' })
         : null;
       box.replaceChildren(head, ...items, ...(more ? [more] : []));
     }
