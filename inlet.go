@@ -81,8 +81,10 @@ type Store interface {
 	// Devices returns the persisted state of every device, for the writer to
 	// continue loss accounting after a restart.
 	Devices(ctx context.Context) ([]Device, error)
-	// Boots returns the persisted acknowledged-mode sequence state.
-	Boots(ctx context.Context) ([]Boot, error)
+	// Boot returns the persisted state of one acknowledged-mode sequence, and
+	// whether there is one. The writer keeps only recent sequences in memory
+	// and reads older ones back with it.
+	Boot(ctx context.Context, device, boot string) (Boot, bool, error)
 	Close() error
 }
 

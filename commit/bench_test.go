@@ -19,8 +19,10 @@ type discardStore struct{}
 
 func (discardStore) Commit(context.Context, *inlet.Batch) error      { return nil }
 func (discardStore) Devices(context.Context) ([]inlet.Device, error) { return nil, nil }
-func (discardStore) Boots(context.Context) ([]inlet.Boot, error)     { return nil, nil }
-func (discardStore) Close() error                                    { return nil }
+func (discardStore) Boot(context.Context, string, string) (inlet.Boot, bool, error) {
+	return inlet.Boot{}, false, nil
+}
+func (discardStore) Close() error { return nil }
 
 // countAcker counts acknowledgements, and one more on a shared counter.
 type countAcker struct {

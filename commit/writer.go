@@ -34,6 +34,12 @@ type Config struct {
 	// OnCommit, when set, is called in the writer goroutine after each batch has
 	// committed. It must not keep b or its messages after returning.
 	OnCommit func(b *inlet.Batch)
+	// BootIdle is how long an acknowledged-mode sequence other than its
+	// device's latest stays in memory unseen (default 10 min). A device that
+	// wakes from deep sleep starts a new boot each time; the state of old ones
+	// is read back from the store if they send again (an outbox resending after
+	// a reboot).
+	BootIdle time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -51,6 +57,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.BootIdle <= 0 {
+		c.BootIdle = 10 * time.Minute
 	}
 	if c.Stats == nil {
 		c.Stats = new(inlet.Stats)
@@ -75,7 +84,8 @@ type Writer struct {
 	ctx     context.Context
 	done    chan struct{}
 	devices map[string]*inlet.Device
-	boots   map[bootKey]*inlet.Boot
+	boots   map[bootKey]*inlet.Boot // recent sequences; older ones are in the store
+	evicted time.Time               // when idle boots were last dropped from memory
 
 	durMu   sync.RWMutex
 	durable map[bootKey]int64 // Boot.Durable() as committed, for hello answers
@@ -97,9 +107,19 @@ func New(ctx context.Context, store inlet.Store, cfg Config) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commit: load devices: %w", err)
 	}
-	boots, err := store.Boots(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("commit: load boots: %w", err)
+	// Each device's latest sequence; older ones are read back when used.
+	var boots []inlet.Boot
+	for i := range devs {
+		if devs[i].LastBoot == "" {
+			continue
+		}
+		b, ok, err := store.Boot(ctx, devs[i].ID, devs[i].LastBoot)
+		if err != nil {
+			return nil, fmt.Errorf("commit: load boots: %w", err)
+		}
+		if ok {
+			boots = append(boots, b)
+		}
 	}
 	w := &Writer{
 		cfg:     cfg,
@@ -304,12 +324,16 @@ func (w *Writer) run() {
 			return
 		}
 		clear(batch) // drop payload references for the collector
+		w.evictBoots(lastCommit)
 	}
 }
 
 // commit accounts for batch in the device state and writes both, retrying with
 // back-off until the store accepts them or Close gives up.
 func (w *Writer) commit(msgs []inlet.Message) error {
+	if err := w.loadBoots(msgs); err != nil {
+		return err
+	}
 	touched := make(map[string]*inlet.Device)
 	var touchedBoots map[bootKey]*inlet.Boot
 	var acks []ack
@@ -420,12 +444,89 @@ func (w *Writer) commit(msgs []inlet.Message) error {
 	return nil
 }
 
+// loadBoots reads back from the store the sequences msgs continue that are no
+// longer in memory, before any accounting, so that a failed read can be retried
+// without having counted anything twice.
+func (w *Writer) loadBoots(msgs []inlet.Message) error {
+	var absent map[bootKey]bool
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Seq == 0 {
+			continue
+		}
+		k := bootKey{m.Device, m.Boot}
+		if w.boots[k] != nil || absent[k] {
+			continue
+		}
+		backoff := 10 * time.Millisecond
+		for {
+			b, ok, err := w.store.Boot(w.ctx, k.device, k.boot)
+			if err == nil {
+				if ok {
+					w.boots[k] = &b
+				} else {
+					if absent == nil {
+						absent = make(map[bootKey]bool)
+					}
+					absent[k] = true // a new sequence
+				}
+				break
+			}
+			w.cfg.Stats.StoreErrors.Add(1)
+			w.cfg.Logger.Error("commit: read sequence state failed; retrying", "device", k.device, "boot", k.boot, "err", err)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-w.ctx.Done():
+				t.Stop()
+				return fmt.Errorf("commit: %d messages not stored: read sequence state: %w", len(msgs), err)
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+	}
+	return nil
+}
+
+// evictBoots drops from memory the sequences not seen for BootIdle, except
+// each device's latest: their state is in the store, read back if they return.
+func (w *Writer) evictBoots(now time.Time) {
+	if now.Sub(w.evicted) < min(time.Minute, w.cfg.BootIdle) {
+		return
+	}
+	w.evicted = now
+	cutoff := now.Add(-w.cfg.BootIdle).UnixNano()
+	var gone []bootKey
+	for k, b := range w.boots {
+		if b.LastSeen < cutoff && (w.devices[k.device] == nil || w.devices[k.device].LastBoot != k.boot) {
+			gone = append(gone, k)
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	w.durMu.Lock()
+	for _, k := range gone {
+		delete(w.boots, k)
+		delete(w.durable, k)
+	}
+	w.durMu.Unlock()
+}
+
 // Durable returns the seq a device's hello is answered with (OK last=): the
 // committed state of (device, boot), 0 if it has stored nothing.
 func (w *Writer) Durable(device, boot string) int64 {
 	w.durMu.RLock()
-	defer w.durMu.RUnlock()
-	return w.durable[bootKey{device, boot}]
+	d, ok := w.durable[bootKey{device, boot}]
+	w.durMu.RUnlock()
+	if ok {
+		return d
+	}
+	// Not in memory: a sequence idle long enough to be evicted, or none.
+	b, found, err := w.store.Boot(w.ctx, device, boot)
+	if err != nil || !found {
+		return 0 // the device resends what it has; duplicates are not stored twice
+	}
+	return b.Durable()
 }
 
 // Close stops taking messages, commits everything queued and waits for the writer.

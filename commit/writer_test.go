@@ -20,6 +20,8 @@ type memStore struct {
 	fail    atomic.Bool
 	rows    []inlet.Message
 	devices map[string]inlet.Device
+	boots   map[string]inlet.Boot // by device NUL boot
+	lookups int                   // Boot calls
 	batches int
 }
 
@@ -35,6 +37,13 @@ func (s *memStore) Commit(_ context.Context, b *inlet.Batch) error {
 	}
 	if s.devices == nil {
 		s.devices = make(map[string]inlet.Device)
+	}
+	if s.boots == nil {
+		s.boots = make(map[string]inlet.Boot)
+	}
+	for _, bt := range b.Boots {
+		bt.Missing = append([]inlet.SeqRange(nil), bt.Missing...)
+		s.boots[bt.Device+"\x00"+bt.Boot] = bt
 	}
 	for _, d := range b.Devices {
 		s.devices[d.ID] = d
@@ -53,9 +62,34 @@ func (s *memStore) Devices(context.Context) ([]inlet.Device, error) {
 	return out, nil
 }
 
-func (s *memStore) Boots(context.Context) ([]inlet.Boot, error) { return nil, nil }
+func (s *memStore) Boot(_ context.Context, device, boot string) (inlet.Boot, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lookups++
+	b, ok := s.boots[device+"\x00"+boot]
+	b.Missing = append([]inlet.SeqRange(nil), b.Missing...)
+	return b, ok, nil
+}
 
 func (s *memStore) Close() error { return nil }
+
+func (s *memStore) lookupCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lookups
+}
+
+func (s *memStore) rowsCopy() []inlet.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]inlet.Message(nil), s.rows...)
+}
+
+func (s *memStore) device(id string) inlet.Device {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.devices[id]
+}
 
 func (s *memStore) count() int {
 	s.mu.Lock()

@@ -88,6 +88,12 @@ func TestRecentBoots(t *testing.T) {
 	if err != nil || len(one) != 1 || len(one[0].Missing) != 1 || one[0].Missing[0] != (inlet.SeqRange{From: 3, To: 4}) {
 		t.Errorf("DeviceBoots(awake) = %+v, %v", one, err)
 	}
+	if b, ok, err := s.Boot(ctx, "awake", "x"); !ok || err != nil || b.Last != 9 || len(b.Missing) != 1 {
+		t.Errorf("Boot(awake, x) = %+v, %v, %v", b, ok, err)
+	}
+	if _, ok, err := s.Boot(ctx, "awake", "nope"); ok || err != nil {
+		t.Errorf("Boot(awake, nope) found: %v %v", ok, err)
+	}
 	if all, _ := s.Boots(ctx); len(all) != 16 {
 		t.Errorf("Boots: %d, want 16", len(all))
 	}

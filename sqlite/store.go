@@ -366,6 +366,16 @@ func (s *Store) Boots(ctx context.Context) ([]inlet.Boot, error) {
 	return bs, err
 }
 
+// Boot returns one sequence's persisted state (a primary-key lookup).
+func (s *Store) Boot(ctx context.Context, device, boot string) (inlet.Boot, bool, error) {
+	bs, _, err := s.queryBoots(ctx, `SELECT device, boot, last_seq, missing, messages, first_seen, last_seen, 0
+		FROM boots WHERE device = ? AND boot = ?`, device, boot)
+	if err != nil || len(bs) == 0 {
+		return inlet.Boot{}, false, err
+	}
+	return bs[0], true, nil
+}
+
 // RecentBoots returns every device's limit most recently seen boots (listed
 // oldest first, as Boots lists them), and how many boots each device has in all. A device that wakes from
 // deep sleep starts a new boot each time, so it can have many thousands.
