@@ -497,6 +497,24 @@ func (s *Store) Devices(ctx context.Context) ([]inlet.Device, error) {
 // as they enter the commit queue and reordered only within one batch.
 const timeSlack = int64(1e9)
 
+// sinceBound is firstIDAt, skipped when the row at or before after was already
+// received within the search's slack of t: the search could then only answer
+// an id at or below after. Paged readers (exports, streams) pass a growing
+// after with the same since, and pay one lookup a page instead of a search.
+func (s *Store) sinceBound(ctx context.Context, t, after int64) (int64, error) {
+	if after > 0 {
+		var at sql.NullInt64
+		err := s.db.QueryRowContext(ctx, "SELECT received_at FROM messages WHERE id <= ? ORDER BY id DESC LIMIT 1", after).Scan(&at)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return 0, err
+		}
+		if at.Valid && at.Int64 >= t-timeSlack {
+			return after, nil
+		}
+	}
+	return s.firstIDAt(ctx, t)
+}
+
 // firstIDAt finds, by binary search over the id order, an id at or before the
 // first row received at or after t, without an index on received_at.
 func (s *Store) firstIDAt(ctx context.Context, t int64) (int64, error) {
@@ -534,7 +552,7 @@ func (s *Store) firstIDAt(ctx context.Context, t int64) (int64, error) {
 func (s *Store) Messages(ctx context.Context, q inlet.Query, fn func(*inlet.Stored) error) error {
 	after := q.AfterID
 	if q.Since != 0 {
-		id, err := s.firstIDAt(ctx, q.Since)
+		id, err := s.sinceBound(ctx, q.Since, after)
 		if err != nil {
 			return fmt.Errorf("sqlite: messages: %w", err)
 		}
