@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/internal/testenv"
 )
 
 // The dashboard in a real headless Chromium against the real binary: devices
@@ -245,17 +245,12 @@ func TestDashboardToken(t *testing.T) {
 	b.check()
 }
 
-// findChromium returns the browser to drive, or skips the test without one.
+// findChromium returns the browser to drive; without one the test skips, or
+// fails under scripts/test.
 func findChromium(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	t.Skip("no chromium: /usr/bin/chromium is missing and chromium is not on PATH (CI installs it)")
-	return ""
+	return testenv.LookPath(t, "no chromium: /usr/bin/chromium is missing and chromium is not on PATH (apt-get install chromium)",
+		"/usr/bin/chromium", "chromium")
 }
 
 // screenshotDir is kept after the test, so that a person can look at the pages.

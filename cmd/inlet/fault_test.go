@@ -13,21 +13,20 @@ import (
 	"time"
 
 	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/internal/testenv"
 )
 
 // mountSmallDisk mounts a tmpfs of the given size, or skips the test where that is
 // not possible (not root, no mount).
 func mountSmallDisk(t *testing.T, size string) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
-	}
+	testenv.Root(t, "mounts a small tmpfs")
 	dir := filepath.Join(t.TempDir(), "disk")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount tmpfs: %v %s", err, out)
+		testenv.Missing(t, fmt.Sprintf("cannot mount tmpfs: %v %s", err, out))
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	return dir

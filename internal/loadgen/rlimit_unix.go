@@ -22,9 +22,11 @@ func RaiseOpenFiles(need uint64) (soft, hard uint64, err error) {
 			return 0, 0, fmt.Errorf("raise the open files limit to %d: %w", lim.Max, err)
 		}
 	}
-	if lim.Cur < need {
-		return lim.Cur, lim.Max, fmt.Errorf("open files: need %d, the hard limit is %d (raise it: ulimit -Hn %d as root, "+
-			"or LimitNOFILE= under systemd)", need, lim.Max, need)
+	// The fields are uint64 on Linux and int64 on the BSDs.
+	soft, hard = uint64(lim.Cur), uint64(lim.Max)
+	if soft < need {
+		return soft, hard, fmt.Errorf("open files: need %d, the hard limit is %d (raise it: ulimit -Hn %d as root, "+
+			"or LimitNOFILE= under systemd)", need, hard, need)
 	}
-	return lim.Cur, lim.Max, nil
+	return soft, hard, nil
 }
