@@ -9,7 +9,6 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,12 +20,6 @@ import (
 	"github.com/inletdev/inlet"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
-
-//go:embed schema.sql
-var schema string
-
-// schemaVersion is stored in PRAGMA user_version.
-const schemaVersion = 1
 
 // insertTiers are the row counts of the prepared multi-row INSERTs, largest
 // first: a run of rows goes in as many of the largest as fit, then the next.
@@ -178,6 +171,9 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 	db.SetMaxIdleConns(16)
 	s := &Store{db: db}
 	if err := s.init(ctx, opt.ReadOnly); err != nil {
+		if s.w != nil {
+			s.w.Close()
+		}
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -185,48 +181,21 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 }
 
 func (s *Store) init(ctx context.Context, readOnly bool) error {
-	var version int
-	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return err
-	}
 	if readOnly {
-		if version != schemaVersion {
-			return fmt.Errorf("not an inlet database (schema version %d, want %d)", version, schemaVersion)
-		}
-		return nil
-	}
-	switch version {
-	case schemaVersion:
-	case 0:
-		var tables int
-		if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&tables); err != nil {
+		var version int
+		if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 			return err
 		}
-		if tables != 0 {
-			return errors.New("the file holds another database (tables without an inlet schema version)")
-		}
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		if _, err := tx.ExecContext(ctx, schema); err != nil {
-			return fmt.Errorf("create schema: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("create schema: %w", err)
-		}
-	default:
-		return fmt.Errorf("schema version %d is newer than this inlet understands (%d)", version, schemaVersion)
+		return checkVersion(version)
 	}
 	w, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	s.w = w
+	if err := migrate(ctx, w, ladder); err != nil {
+		return err
+	}
 	return w.Raw(func(dc any) error {
 		var err error
 		s.ws, err = prepareWrites(ctx, dc)

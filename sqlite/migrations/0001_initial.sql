@@ -1,4 +1,4 @@
--- inlet's SQLite schema, version 1. A user-facing contract: see docs/schema.md.
+-- Migration 1: inlet's SQLite schema as first released (schema version 1). A user-facing contract: see docs/schema.md.
 CREATE TABLE messages (
     id          INTEGER PRIMARY KEY,  -- insertion order
     received_at INTEGER NOT NULL,     -- server receive time, unix nanoseconds
