@@ -1,0 +1,46 @@
+// The Arduino API as the Inlet library uses it, for two builds that are not an
+// Arduino core: the host tests (INLET_HOST: implemented in ../posix.cpp over
+// POSIX sockets and files) and the ESP8266 size check (declarations only,
+// compiled with xtensa-lx106-elf-g++ against ../target/). Signatures follow
+// the ESP8266 Arduino core (cores/esp8266); written for inlet, not copied.
+#ifndef Arduino_h
+#define Arduino_h
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifndef ESP8266
+#define ESP8266 1
+#endif
+
+unsigned long millis(void);
+unsigned long micros(void);
+void delay(unsigned long ms);
+void yield(void);
+
+#ifdef INLET_HOST
+// The hardware random number generator: a fresh random word at every read.
+uint32_t inletHostRandom(void);
+#define RANDOM_REG32 (inletHostRandom())
+#else
+#define ESP8266_DREG(addr) *((volatile uint32_t *)(0x3FF00000 + (addr)))
+#define RANDOM_REG32 ESP8266_DREG(0x20E44)
+#endif
+
+enum RFMode { RF_DEFAULT = 0, RF_CAL = 1, RF_NO_CAL = 2, RF_DISABLED = 4 };
+
+class EspClass {
+public:
+  // 512 bytes of user RTC memory: offset in 4-byte words, size in bytes.
+  static bool rtcUserMemoryRead(uint32_t offset, uint32_t *data, size_t size);
+  static bool rtcUserMemoryWrite(uint32_t offset, uint32_t *data, size_t size);
+  static void deepSleep(uint64_t time_us, RFMode mode = RF_DEFAULT);
+};
+
+extern EspClass ESP;
+
+#include "Print.h"
+#include "Stream.h"
+
+#endif
