@@ -30,11 +30,11 @@ func root(t testing.TB) string {
 }
 
 var (
-	buildOnce   sync.Once
-	buildDir    string
-	inletPath   string
-	devicePath  string
-	buildErr    error
+	buildOnce  sync.Once
+	buildDir   string
+	inletPath  string
+	devicePath string
+	buildErr   error
 )
 
 // binaries builds the real inlet binary and the host device (the library with
