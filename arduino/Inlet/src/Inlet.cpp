@@ -132,10 +132,9 @@ static bool validToken(const char *s) {
 // ---- InletBase ----
 
 InletBase::InletBase()
-    : _host(nullptr), _token(nullptr), _err(""), _next(1), _acked(0), _dropped(0), _retryAt(0), _backoff(0),
+    : _host(nullptr), _token(nullptr), _device(""), _err(""), _next(1), _acked(0), _dropped(0), _retryAt(0), _backoff(0),
       _backoffMin(500), _backoffMax(60000), _port(0), _used(0), _sent(0), _budget(20), _count(0), _begun(false),
       _resumed(false), _dirty(false) {
-  _device[0] = 0;
   _boot[0] = 0;
 }
 
@@ -160,7 +159,7 @@ bool InletBase::start(const char *host, uint16_t port, const char *device, const
   _host = host;
   _port = port;
   _token = (token && *token) ? token : nullptr;
-  strcpy(_device, device);
+  _device = device;
   _used = _sent = 0;
   _count = 0;
   _resumed = restore();
@@ -578,7 +577,7 @@ void InletClient::end() {
 // ---- InletUDP ----
 
 InletUDP::InletUDP(UDP &udp)
-    : _u(udp), _roundAt(0), _roundHigh(0), _retry(300), _local(0), _gotAck(false), _heard(false), _open(false) {}
+    : _u(udp), _roundAt(0), _retry(300), _local(0), _round(false), _gotAck(false), _heard(false), _open(false) {}
 
 bool InletUDP::begin(const char *host, uint16_t port, const char *device, const char *token, uint16_t localPort) {
   end();
@@ -592,7 +591,7 @@ bool InletUDP::begin(const char *host, uint16_t port, const char *device, const 
     _err = "no socket";
     _begun = false;
   }
-  _roundHigh = 0;
+  _round = false;
   return _open;
 }
 
@@ -603,63 +602,49 @@ void InletUDP::end() {
   if (_dirty) save();
 }
 
+// A round sends every pending reading once, including those added while it
+// runs; after the retry interval a new round repeats whatever is still pending.
 void InletUDP::loop() {
   if (!_begun) return;
   uint32_t start = millis();
   receive(start);
   uint32_t now = millis();
-  if (_roundHigh != 0) {
-    if (_count == 0 || seqAt(0) > _roundHigh) {
-      // Every reading of the round is acknowledged: next round at once.
-      _roundHigh = 0;
+  if (_round && (_count == 0 || now - _roundAt >= _retry)) {
+    _round = false;
+    if (_gotAck || _count == 0) {
       succeeded();
       _retryAt = now;
-    } else if (_sent >= roundEnd() && now - _roundAt >= _retry) {
-      _roundHigh = 0;
-      if (_gotAck) {
-        succeeded();
-        _retryAt = now;
-      } else {
-        _heard = false;
-        failed("no ACK");
-      }
+    } else {
+      _heard = false;
+      failed("no ACK");
     }
   }
-  if (_roundHigh == 0 && _count > 0 && due(now)) {
+  if (!_round && _count > 0 && due(now)) {
+    _round = true;
     _sent = 0;
     _roundAt = now;
     _gotAck = false;
-    _roundHigh = seqAt(offsetOf(_count - 1));
   }
-  if (_roundHigh != 0) sendRound(start);
+  if (_round) sendRound(start);
   if (_dirty) save();
 }
 
-// roundEnd is the offset just past the last reading of the current round.
-uint16_t InletUDP::roundEnd() const {
-  uint16_t off = 0;
-  for (uint8_t i = 0; i < _count && seqAt(off) <= _roundHigh; i++) off += kHead + lenAt(off);
-  return off;
-}
-
 void InletUDP::sendRound(uint32_t start) {
-  uint16_t end = roundEnd();
-  while (_sent < end) {
+  while (_sent < _used) {
     uint16_t len = lenAt(_sent);
     if (!_u.beginPacket(_host, _port)) {
-      _roundHigh = 0;
+      _round = false;
       failed("resolve failed");
       return;
     }
     bool ok = hello(_u, seqAt(_sent)) && putN(_u, (const char *)_buf + _sent + kHead, len);
     if (!_u.endPacket() || !ok) {
-      _roundHigh = 0;
+      _round = false;
       failed("send failed");
       return;
     }
     _sent += kHead + len;
-    _roundAt = millis();
-    if (_roundAt - start >= _budget) return;
+    if (millis() - start >= _budget) return;
   }
 }
 

@@ -111,6 +111,7 @@ protected:
 
   const char *_host;
   const char *_token;
+  const char *_device;
   const char *_err;
   uint32_t _next;
   uint32_t _acked;
@@ -127,7 +128,6 @@ protected:
   bool _begun;
   bool _resumed;
   bool _dirty;     // changed since the last save to RTC memory
-  char _device[65];
   char _boot[17];
   // Readings, oldest first, each [seq:4][len:2][bytes], packed (memmove on ack).
   uint8_t _buf[INLET_BUFFER_BYTES];
@@ -138,8 +138,9 @@ class InletClient : public InletBase {
 public:
   explicit InletClient(Client &client);
 
-  // begin keeps host and token as pointers: pass string literals or buffers
-  // that outlive the InletClient. device is copied. Returns false (and sets
+  // begin keeps host, device and token as pointers: pass string literals or
+  // buffers that outlive the InletClient (not a temporary String's c_str()).
+  // Returns false (and sets
   // lastError) for a device id or token the protocol does not allow. begin
   // resumes the boot kept in RTC memory if there is a valid one.
   bool begin(const char *host, uint16_t port, const char *device, const char *token = nullptr);
@@ -172,8 +173,9 @@ private:
   char _rx[48];
 };
 
-// InletUDP sends each reading as one acknowledged datagram and repeats every
-// unacknowledged one each retry interval until its ACK arrives.
+// InletUDP sends each reading as one acknowledged datagram as soon as it is
+// taken, and repeats every unacknowledged one each retry interval until its
+// ACK arrives.
 class InletUDP : public InletBase {
 public:
   explicit InletUDP(UDP &udp);
@@ -196,13 +198,12 @@ public:
 private:
   void receive(uint32_t start);
   void sendRound(uint32_t start);
-  uint16_t roundEnd() const;
 
   UDP &_u;
-  uint32_t _roundAt;    // when the current round's last datagram went out
-  uint32_t _roundHigh;  // highest seq of the current round (0: no round)
+  uint32_t _roundAt;  // when the current round started
   uint16_t _retry;
   uint16_t _local;
+  bool _round;   // a round is on: _sent is how far it got
   bool _gotAck;  // an ACK arrived during the current round
   bool _heard;
   bool _open;

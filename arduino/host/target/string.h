@@ -12,7 +12,6 @@ void *memset(void *dst, int c, size_t n);
 size_t strlen(const char *s);
 int strcmp(const char *a, const char *b);
 int strncmp(const char *a, const char *b, size_t n);
-char *strcpy(char *dst, const char *src);
 #ifdef __cplusplus
 }
 #endif
