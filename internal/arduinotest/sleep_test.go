@@ -103,7 +103,7 @@ func TestDeepSleep(t *testing.T) {
 	if dev.begin.Resumed || dev.begin.Boot == boot2 || dev.begin.Next != 1 {
 		t.Fatalf("after a bad CRC: %+v; want a new boot", dev.begin)
 	}
-	dev.do("stop", 5*time.Second)
+	dev.do("status", 5*time.Second)
 
 	srv.stop(t)
 	checkRows(t, db, id, boot, seqs(1, 7))

@@ -43,4 +43,33 @@ extern EspClass ESP;
 #include "Print.h"
 #include "Stream.h"
 
+#ifdef INLET_SKETCH
+// What the examples use beyond the library's needs (declarations only: the
+// examples are compiled, not linked). The library is built without
+// INLET_SKETCH, so it cannot use String or Serial by accident.
+#include <stdio.h>
+#include <stdlib.h>
+
+class String {
+public:
+  String(int v) { snprintf(_b, sizeof _b, "%d", v); }
+  const char *c_str() const { return _b; }
+
+private:
+  char _b[12];
+};
+
+class HardwareSerial : public Print {
+public:
+  void begin(unsigned long baud);
+  size_t write(uint8_t c) override;
+  size_t println(const char *s);
+  size_t printf(const char *format, ...) __attribute__((format(printf, 2, 3)));
+};
+extern HardwareSerial Serial;
+
+int analogRead(uint8_t pin);
+#define A0 17
+#endif
+
 #endif
