@@ -8,6 +8,7 @@
 //                              them and sleeping EVERY_US; wait: a reading is
 //                              taken only when the buffer has room (a sketch
 //                              that checks pending()); drop: regardless
+//   sendlen L                  one reading "r=<seq> pad=xxx..." of L bytes
 //   loop MS                    call loop() for MS milliseconds
 //   flush MS                   flush(MS)
 //   backoff MIN MAX            setBackoff
@@ -86,6 +87,14 @@ int main(int argc, char **argv) {
         if (b) delay(b / 1000 ? b / 1000 : 1);
       }
       status("send", all);
+    } else if (strcmp(cmd, "sendlen") == 0) {
+      char r[512];
+      int k = snprintf(r, sizeof r, "r=%u pad=", (unsigned)inlet->nextSeq());
+      while (k < (int)a && k < (int)sizeof r - 1) r[k++] = 'x';
+      r[k] = 0;
+      bool sent = inlet->send(r) != 0;
+      loopOnce();
+      status("sendlen", sent);
     } else if (strcmp(cmd, "loop") == 0) {
       unsigned long t0 = millis();
       while (millis() - t0 < a) {

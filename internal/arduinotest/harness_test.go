@@ -111,10 +111,12 @@ func (s *syncBuffer) String() string {
 }
 
 // startServer runs `inlet serve` on loopback ports chosen at run time with db.
-func startServer(t *testing.T, db string) *server {
+// Extra flags go after the defaults.
+func startServer(t *testing.T, db string, flags ...string) *server {
 	t.Helper()
 	inlet, _ := binaries(t)
-	cmd := exec.Command(inlet, "serve", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--http", "", "--db", db)
+	args := append([]string{"serve", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--http", "", "--db", db}, flags...)
+	cmd := exec.Command(inlet, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -310,15 +312,15 @@ type device struct {
 }
 
 // startDevice runs the host device: transport "tcp" or "udp", the server at
-// addr (host:port), RTC memory in the file rtc.
-func startDevice(t *testing.T, transport, addr, id, rtc string) *device {
+// addr (host:port), RTC memory in the file rtc, and a token if one is given.
+func startDevice(t *testing.T, transport, addr, id, rtc string, token ...string) *device {
 	t.Helper()
 	_, bin := binaries(t)
 	host, port, ok := strings.Cut(addr, ":")
 	if !ok {
 		t.Fatalf("address %q", addr)
 	}
-	cmd := exec.Command(bin, transport, host, port, id)
+	cmd := exec.Command(bin, append([]string{transport, host, port, id}, token...)...)
 	cmd.Env = append(os.Environ(), "INLET_RTC_FILE="+rtc)
 	d := &device{t: t, cmd: cmd, out: make(chan status, 16), stderr: new(syncBuffer), exited: make(chan error, 1)}
 	cmd.Stderr = d.stderr

@@ -21,7 +21,7 @@ static uint32_t inletRandom() { return esp_random(); }
 #if INLET_RTC
 // RTC slow memory that no start-up code initialises: kept across deep sleep and
 // resets, random after a power cycle (then the CRC fails: a new boot).
-RTC_NOINIT_ATTR static uint32_t inletRtc[INLET_RTC_BYTES / 4];
+static RTC_NOINIT_ATTR uint32_t inletRtc[INLET_RTC_BYTES / 4];
 static bool inletRtcRead(uint32_t word, uint32_t *data, size_t bytes) {
   memcpy(data, inletRtc + word, bytes);
   return true;
@@ -88,6 +88,7 @@ static bool startsWith(const char *s, const char *prefix, const char **rest) {
   return true;
 }
 
+#if INLET_RTC
 static uint32_t crc32(uint32_t crc, const uint32_t *w, size_t words) {
   for (size_t i = 0; i < words; i++) {
     uint32_t v = w[i];
@@ -98,6 +99,7 @@ static uint32_t crc32(uint32_t crc, const uint32_t *w, size_t words) {
   }
   return crc;
 }
+#endif
 
 static bool putN(Print &p, const char *s, size_t n) { return p.write((const uint8_t *)s, n) == n; }
 static bool put(Print &p, const char *s) { return putN(p, s, strlen(s)); }
@@ -312,9 +314,11 @@ void InletBase::giveUp(const char *why) {
 // RTC image, in 4-byte words: magic, crc (of every word after it), boot id
 // (2 words), next seq, acked, dropped, data bytes; then the newest unacknowledged
 // readings that fit, in the buffer's format, zero-padded to a whole word.
+#if INLET_RTC
 static const uint32_t kMagic = 0x314C4E49u;  // "INL1"
 static const uint8_t kRtcHead = 8;
 static const uint16_t kRtcData = INLET_RTC_BYTES - 4 * kRtcHead;
+#endif
 
 void InletBase::save() {
   _dirty = false;
