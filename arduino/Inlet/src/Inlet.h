@@ -20,8 +20,10 @@
 #include <Udp.h>
 
 // The buffer: at most INLET_BUFFER_READINGS readings in INLET_BUFFER_BYTES
-// bytes, each reading costing its length plus 6 bytes. Define these before
-// including Inlet.h (or with -D build flags) to change them.
+// bytes, each reading costing its length plus 6 bytes. Change these (and the
+// settings below) only with build flags (-D...), which reach every source file:
+// a #define in the sketch would give the sketch and Inlet.cpp different ideas
+// of the objects' layout.
 #ifndef INLET_BUFFER_BYTES
 #define INLET_BUFFER_BYTES 2048
 #endif
