@@ -119,18 +119,18 @@ func (p *cutProxy) relay(dev *net.TCPConn) {
 		for {
 			line, err := r.ReadBytes('\n')
 			if len(line) > 0 && bytes.HasSuffix(line, []byte("\n")) {
-				if _, werr := dev.Write(line); werr != nil {
-					return
-				}
 				s := strings.TrimSpace(string(line))
 				var n int64 = -1
 				if v, ok := strings.CutPrefix(s, "INLET/1 OK last="); ok {
 					n, _ = strconv.ParseInt(v, 10, 64)
 					mu.Lock()
-					okLast = n
+					okLast = n // before the device can see it and answer
 					mu.Unlock()
 				} else if v, ok := strings.CutPrefix(s, "ACK "); ok {
 					n, _ = strconv.ParseInt(v, 10, 64)
+				}
+				if _, werr := dev.Write(line); werr != nil {
+					return
 				}
 				if n > 0 {
 					mu.Lock()
