@@ -20,6 +20,7 @@ func TestTCPCutsAndServerKill(t *testing.T) {
 	dev := startDevice(t, "tcp", proxy.addr(), "esp-tcp", filepath.Join(dir, "rtc"))
 	dev.do("backoff 20 300", 5*time.Second)
 
+	start := time.Now()
 	dev.send("send 10000 wait 0")
 	// Kill the server once about half the readings are acknowledged.
 	deadline := time.Now().Add(40 * time.Second)
@@ -45,6 +46,7 @@ func TestTCPCutsAndServerKill(t *testing.T) {
 	if !s.OK || s.Pending != 0 || s.Acked != n || s.Dropped != 0 || s.Next != n+1 {
 		t.Fatalf("after flush: %+v; want all %d acknowledged, none dropped", s, n)
 	}
+	took := time.Since(start)
 	srv.stop(t)
 
 	conns, cuts, _, problems := proxy.stats()
@@ -62,8 +64,8 @@ func TestTCPCutsAndServerKill(t *testing.T) {
 		t.Fatalf("boot %+v; want %s with %d durable, none missing", b, s.Boot, n)
 	}
 	checkRows(t, db, "esp-tcp", s.Boot, seqs(1, n))
-	t.Logf("%d readings stored once over %d connections (%d cut, one server SIGKILL); %d resends de-duplicated by the server",
-		n, conns, cuts, d.Duplicates)
+	t.Logf("%d readings stored once over %d connections (%d cut, one server SIGKILL) in %s; %d resends de-duplicated by the server",
+		n, conns, cuts, took.Round(time.Millisecond), d.Duplicates)
 }
 
 // The server is down while the device keeps reading: its buffer overflows and
