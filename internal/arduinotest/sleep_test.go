@@ -1,6 +1,8 @@
 package arduinotest
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -115,4 +117,52 @@ func TestDeepSleep(t *testing.T) {
 	if d.Duplicates < 3 {
 		t.Errorf("duplicates %d: the readings whose ACKs were lost should have been resent", d.Duplicates)
 	}
+}
+
+// More unacknowledged readings than RTC memory holds at deep sleep: the newest
+// that fit are kept, the others are counted in dropped(), and the server's
+// missing count equals it once the device is back.
+func TestDeepSleepRTCFull(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "inlet.db")
+	rtc := filepath.Join(dir, "rtc")
+	const id = "esp-rtcfull"
+	// A UDP socket that never answers stands for a server out of reach.
+	void, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer void.Close()
+	dev := startDevice(t, "udp", void.LocalAddr().String(), id, rtc)
+	boot := dev.begin.Boot
+	const n, size = 12, 40 // 12 readings of 40 bytes: 46 bytes each buffered
+	for range n {
+		if s := dev.do(fmt.Sprintf("sendlen %d", size), 5*time.Second); !s.OK {
+			t.Fatalf("sendlen: %+v", s)
+		}
+	}
+	if s := dev.do("status", 5*time.Second); s.Pending != n || s.Dropped != 0 {
+		t.Fatalf("before sleep: %+v; want %d pending", s, n)
+	}
+	dev.sleep()
+
+	srv := startServer(t, db)
+	dev = startDevice(t, "udp", srv.ready.UDP, id, rtc)
+	kept := int64(dev.begin.Pending)
+	if !dev.begin.Resumed || dev.begin.Boot != boot || kept == 0 || kept >= n || dev.begin.Dropped != n-kept {
+		t.Fatalf("after wake: %+v; want boot %s resumed with some of the %d readings, the rest dropped", dev.begin, boot, n)
+	}
+	dev.do("retry 50", 5*time.Second)
+	s := dev.do("flush 5000", 10*time.Second)
+	if !s.OK || s.Acked != kept {
+		t.Fatalf("flush: %+v", s)
+	}
+	srv.stop(t)
+	checkRows(t, db, id, boot, seqs(n-kept+1, n))
+	d := devices(t, db)[id]
+	if d.Missing != s.Dropped || len(d.Boots) != 1 || d.Boots[0].Missing != s.Dropped {
+		t.Fatalf("inlet devices: %+v; want missing %d = dropped()", d, s.Dropped)
+	}
+	t.Logf("%d of %d readings of %d bytes kept in RTC memory over the sleep", kept, n, size)
 }
