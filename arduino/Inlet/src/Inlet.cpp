@@ -16,7 +16,12 @@ static bool inletRtcWrite(uint32_t word, uint32_t *data, size_t bytes) {
 }
 #endif
 #elif defined(ESP32)
+#include <esp_attr.h>
+#if __has_include(<esp_random.h>)
+#include <esp_random.h>  // ESP-IDF 5 (Arduino core 3)
+#else
 #include <esp_system.h>
+#endif
 static uint32_t inletRandom() { return esp_random(); }
 #if INLET_RTC
 // RTC slow memory that no start-up code initialises: kept across deep sleep and

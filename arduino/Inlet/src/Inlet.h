@@ -189,7 +189,7 @@ public:
   void loop();
   // flush runs loop() until every reading is acknowledged or timeoutMs passed.
   bool flush(uint32_t timeoutMs);
-  // connected reports that an ACK arrived within the last retry interval.
+  // connected reports that the last round of datagrams got an ACK back.
   bool connected() const { return _heard; }
   // How long to wait for ACKs before repeating a datagram (default 300 ms).
   // Consecutive rounds without any ACK back off as setBackoff says.

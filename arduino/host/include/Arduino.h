@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifndef ESP8266
+// The ESP8266 unless the build says ESP32 (arduino/host/esp32 then stands in
+// for the ESP32 core's headers, to compile the library's ESP32 branch).
+#if !defined(ESP8266) && !defined(ESP32)
 #define ESP8266 1
 #endif
 
