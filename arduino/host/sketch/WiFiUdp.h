@@ -1,0 +1,3 @@
+// WiFiUDP for compiling the examples on the host.
+#include "../posix.h"
+typedef PosixUDP WiFiUDP;
