@@ -719,7 +719,10 @@ func (r *sendRun) deviceReport(d *sendDevice) sendDeviceReport {
 		return sendDeviceReport{Device: d.name, Sent: d.sent.Load(), Retried: d.retried.Load(), Errors: d.errors.Load()}
 	}
 	st := d.sender.Stats()
-	return sendDeviceReport{Device: d.name, Sent: st.Sent, Acked: &st.Acked, Retried: st.Retried,
+	// A retry is any attempt made again after a failure: a connection after a
+	// failed one (the readings waited for it, as the tutorial's 2 s retry of a
+	// failed connect), and a reading transmitted again.
+	return sendDeviceReport{Device: d.name, Sent: st.Sent, Acked: &st.Acked, Retried: st.Retried + st.Reconnects,
 		Errors: st.Errors + d.rejected.Load(), Pending: &st.Pending}
 }
 
