@@ -49,6 +49,13 @@ func checkCounts(t *testing.T, r loadgen.RunReport) {
 	if r.CPUS == nil || r.PeakRSSMB == nil || *r.PeakRSSMB <= 0 {
 		t.Errorf("%s: no CPU time or peak RSS: %+v", r.Target, r)
 	}
+	// Disk writes per message, for every receiver started here.
+	switch {
+	case r.DiskWriteBytes == nil || r.DiskBytesPerMsg == nil:
+		t.Errorf("%s: no disk writes: %+v", r.Target, r)
+	case *r.DiskWriteBytes < 0 || *r.Stored > 0 && *r.DiskBytesPerMsg != float64(*r.DiskWriteBytes)/float64(*r.Stored):
+		t.Errorf("%s: disk writes %d, %g per message for %d stored", r.Target, *r.DiskWriteBytes, *r.DiskBytesPerMsg, *r.Stored)
+	}
 	t.Logf("%s: sent %d, stored %d, loss %d, send errors %d %s", r.Target, r.Sent, *r.Stored, *r.Loss, r.SendErrors, r.FirstSendError)
 }
 

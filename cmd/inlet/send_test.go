@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inletdev/inlet/internal/emulate"
 	"github.com/inletdev/inlet/internal/fakeinlet"
 )
 
@@ -31,9 +32,9 @@ func sendTestRun(t *testing.T, ctx context.Context, args ...string) (string, str
 }
 
 // sendTestReport parses the --json summary.
-func sendTestReport(t *testing.T, stdout string) sendReport {
+func sendTestReport(t *testing.T, stdout string) emulate.Report {
 	t.Helper()
-	var rep sendReport
+	var rep emulate.Report
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 		t.Fatalf("summary %q: %v", stdout, err)
 	}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/inletdev/inlet/internal/emulate"
 )
 
 // MaxDevices bounds --devices: every device needs a loopback address of its own.
@@ -223,15 +225,14 @@ func (g *Generator) tcpDialer(src netip.Addr) *net.Dialer {
 	return d
 }
 
-// sourceAddr is device i's own loopback address, 127.0.0.10 upwards, so that
-// the server sees one device per emulated device. On ::1 there are no other
-// addresses, and the kernel chooses.
+// sourceAddr is device i's own loopback address (emulate.SourceAddr, as inlet
+// send's), so that the server sees one device per emulated device. On ::1 there
+// are no other addresses, and the kernel chooses.
 func sourceAddr(target netip.Addr, i int) netip.Addr {
 	if !target.Is4() {
 		return netip.Addr{}
 	}
-	v := uint32(127<<24|10) + uint32(i)
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	return emulate.SourceAddr(i)
 }
 
 // ResolveLoopback resolves host:port and refuses anything that is not a loopback
