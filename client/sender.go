@@ -66,7 +66,7 @@ type Config struct {
 	// Window bounds the messages sent and not yet acknowledged (default 64).
 	Window int
 	// ConnectPerMessage: over TCP, connect, say hello, send one message, wait for
-	// its ACK and close, for every message (PROTOCOL.md §2).
+	// its ACK and close, for every message (docs/protocol.md).
 	ConnectPerMessage bool
 	// AckTimeout: no answer to a hello, or no ACK for an outstanding message,
 	// within this long fails the connection; it is retried and the messages are

@@ -31,7 +31,7 @@ var (
 	ErrBadSeq   = errors.New("bad-seq")
 )
 
-// Limits of the names in a hello (PROTOCOL.md §2).
+// Limits of the names in a hello (docs/protocol.md).
 const (
 	MaxDeviceLen = 64
 	MaxBootLen   = 32
