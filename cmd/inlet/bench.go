@@ -51,7 +51,8 @@ func benchFlags(stderr io.Writer) (*benchConfig, *flag.FlagSet) {
 	}
 	fs := newFlags("bench", "Measure inlet end to end: start inlet serve on loopback, send a scenario's load, wait until\n"+
 		"everything received is committed, then report what was sent, what is durably stored, the loss,\n"+
-		"the stored rate, the server's CPU time per message and its peak memory.\n"+
+		"the stored rate, the server's CPU time per message, its peak memory and the bytes it wrote to disk\n"+
+		"per message stored (write_bytes of /proc/<pid>/io; 0 for a database on tmpfs).\n"+
 		"Scenarios:"+sc.String()+"\n"+
 		"With --baseline the same load first goes to a bare receiver that only counts lines and datagrams,\n"+
 		"then to inlet, and the table ends with inlet/baseline ratios. Sends to loopback addresses only.\n"+
