@@ -16,6 +16,7 @@ import (
 
 	"github.com/inletdev/inlet/client"
 	"github.com/inletdev/inlet/internal/fakeinlet"
+	"github.com/inletdev/inlet/wire"
 )
 
 // testLogger sends the client's logs to the test log.
@@ -590,7 +591,7 @@ func TestServerStopsReading(t *testing.T) {
 			mu.Unlock()
 			buf := make([]byte, 256)
 			c.Read(buf) // the hello
-			c.Write([]byte("INLET/1 OK last=0\n"))
+			c.Write(wire.AppendOK(nil, 0))
 		}
 	}()
 	t.Cleanup(func() {

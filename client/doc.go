@@ -1,11 +1,12 @@
 // Package client is the Go device client for inlet's acknowledged protocol
-// (INLET/1, PROTOCOL.md §2): a Sender that keeps every message in an outbox until
+// (INLET/1, docs/protocol.md): a Sender that keeps every message in an outbox until
 // the server has acknowledged it as durable, resends what was not acknowledged
 // after a reconnect, and reconnects with jittered exponential back-off. It runs on
 // anything with Go, such as a gateway or a Raspberry Pi, over TCP or UDP.
 //
-// It owns the device side of the protocol only; it imports nothing from the server
-// (stdlib only) and never talks plain mode.
+// It owns the device side of the protocol only and never talks plain mode. It
+// imports nothing from the server but package wire, where the INLET/1 grammar
+// lives (standard library only), so it stays light enough for a gateway.
 //
 // # Delivery
 //

@@ -2,18 +2,6 @@ package client
 
 import "path/filepath"
 
-// ParseServerLine exposes the server-line parser to the fuzz test.
-func ParseServerLine(b []byte) (kind string, n int64, reason string, err error) {
-	l, err := parseServerLine(b)
-	return l.Kind.String(), l.N, l.Reason, err
-}
-
-// FormatServerLine is the canonical text of a parsed line.
-func FormatServerLine(b []byte) (string, error) {
-	l, err := parseServerLine(b)
-	return l.format(), err
-}
-
 // Crash stops s as a killed process would: delivery ends, the files are closed
 // without a final sync, and nothing else happens.
 func Crash(s *Sender) {

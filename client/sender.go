@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/inletdev/inlet/wire"
 )
 
 // Defaults for the zero fields of Config.
@@ -24,7 +26,7 @@ const (
 	DefaultMaxBackoff = 30 * time.Second
 	// DefaultMaxMessage is the server's default --max-message: the longest
 	// "<seq> <payload>" it accepts.
-	DefaultMaxMessage = 4096
+	DefaultMaxMessage = wire.DefaultMaxMessage
 )
 
 var (
@@ -64,7 +66,7 @@ type Config struct {
 	// Window bounds the messages sent and not yet acknowledged (default 64).
 	Window int
 	// ConnectPerMessage: over TCP, connect, say hello, send one message, wait for
-	// its ACK and close, for every message (PROTOCOL.md §2).
+	// its ACK and close, for every message (docs/protocol.md).
 	ConnectPerMessage bool
 	// AckTimeout: no answer to a hello, or no ACK for an outstanding message,
 	// within this long fails the connection; it is retried and the messages are
@@ -166,16 +168,16 @@ func (c *Config) setDefaults() error {
 	default:
 		return fmt.Errorf("client: config: Network %q: want tcp or udp", c.Network)
 	}
-	if !validDevice(c.Device) {
+	if !wire.ValidDevice(c.Device) {
 		return fmt.Errorf("client: config: Device %q: want 1 to 64 characters of A-Z a-z 0-9 . _ : -", c.Device)
 	}
-	if c.Boot != "" && !validBoot(c.Boot) {
+	if c.Boot != "" && !wire.ValidBoot(c.Boot) {
 		return fmt.Errorf("client: config: Boot %q: want 1 to 32 characters of A-Z a-z 0-9", c.Boot)
 	}
 	if c.Boot != "" && c.Outbox == "" {
 		return errors.New("client: config: a fixed Boot needs an Outbox to remember its last seq across restarts")
 	}
-	if c.Token != "" && !validToken(c.Token) {
+	if c.Token != "" && !wire.ValidToken(c.Token) {
 		return errors.New("client: config: Token: want printable ASCII without spaces, at most 256 bytes")
 	}
 	if c.LocalAddr != "" && net.ParseIP(c.LocalAddr) == nil {

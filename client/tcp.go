@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/inletdev/inlet/wire"
 )
 
 // errAckTimeout fails a connection whose server stopped acknowledging.
@@ -20,7 +22,7 @@ func (e *helloError) Error() string { return "server refused hello: " + e.reason
 
 // event is a line from the server, or why there are no more.
 type event struct {
-	line serverLine
+	line wire.Answer
 	err  error
 }
 
@@ -42,23 +44,23 @@ func (s *Sender) tcpSession(boot string) (greeted bool, err error) {
 		stop()
 		conn.Close()
 	}()
-	br := bufio.NewReaderSize(conn, maxServerLine)
+	br := bufio.NewReaderSize(conn, wire.MaxAnswer)
 
 	conn.SetDeadline(time.Now().Add(s.cfg.AckTimeout))
-	if _, err := conn.Write(appendHello(nil, s.cfg.Device, boot, s.cfg.Token)); err != nil {
+	if _, err := conn.Write(wire.AppendHello(nil, wire.Hello{Device: s.cfg.Device, Boot: boot, Token: s.cfg.Token})); err != nil {
 		return false, fmt.Errorf("write hello: %w", err)
 	}
 	raw, err := readLine(br)
 	if err != nil {
 		return false, fmt.Errorf("read hello answer: %w", err)
 	}
-	hello, err := parseServerLine(raw)
+	hello, err := parseAnswer(raw)
 	if err != nil {
 		return false, err
 	}
 	switch hello.Kind {
-	case lineHelloOK:
-	case lineHelloErr:
+	case wire.AnswerOK:
+	case wire.AnswerHelloErr:
 		return false, &helloError{reason: hello.Reason}
 	default:
 		return false, fmt.Errorf("%w: %s before the hello answer", errProtocol, hello.Kind)
@@ -78,7 +80,7 @@ func (s *Sender) tcpSession(boot string) (greeted bool, err error) {
 			if err != nil {
 				ev.err = err
 			} else {
-				ev.line, ev.err = parseServerLine(raw)
+				ev.line, ev.err = parseAnswer(raw)
 			}
 			select {
 			case events <- ev:
@@ -119,7 +121,7 @@ func (s *Sender) tcpSession(boot string) (greeted bool, err error) {
 			if len(es) > 0 {
 				buf = buf[:0]
 				for _, e := range es {
-					buf = appendMessage(buf, e.seq, e.payload)
+					buf = wire.AppendMessage(buf, e.seq, e.payload)
 				}
 				// Counted before the write: part of a failed write may still
 				// reach the server.
@@ -161,7 +163,7 @@ func (s *Sender) tcpSession(boot string) (greeted bool, err error) {
 				return true, fmt.Errorf("read: %w", ev.err)
 			}
 			switch ev.line.Kind {
-			case lineAck:
+			case wire.AnswerAck:
 				n := ev.line.N
 				if n > last {
 					return true, fmt.Errorf("%w: ACK %d for a message not sent (last sent %d)", errProtocol, n, last)
@@ -175,7 +177,12 @@ func (s *Sender) tcpSession(boot string) (greeted bool, err error) {
 					inflight = append(inflight[:0], inflight[k:]...)
 					since = time.Now()
 				}
-			case lineErr:
+			case wire.AnswerErr:
+				if ev.line.N == 0 {
+					// The server could not read a seq at the start of a line this
+					// client wrote: the stream is out of step. Start afresh.
+					return true, fmt.Errorf("%w: the server could not read a message line (ERR 0 %s)", errProtocol, ev.line.Reason)
+				}
 				k := -1
 				for i, e := range inflight {
 					if e.seq == ev.line.N {
@@ -219,11 +226,11 @@ func (s *Sender) acceptLast(boot string, last int64) {
 		"boot", boot, "last", last, "lost", n)
 }
 
-// readLine reads one line of at most maxServerLine bytes.
+// readLine reads one line of at most wire.MaxAnswer bytes.
 func readLine(br *bufio.Reader) ([]byte, error) {
 	line, err := br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
-		return nil, fmt.Errorf("%w: line longer than %d bytes", errProtocol, maxServerLine)
+		return nil, fmt.Errorf("%w: line longer than %d bytes", errProtocol, wire.MaxAnswer)
 	}
 	if err != nil {
 		if errors.Is(err, io.EOF) && len(line) > 0 {

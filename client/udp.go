@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/inletdev/inlet/wire"
 )
 
 // firstRetry is the first UDP retry interval; it doubles up to AckTimeout.
@@ -49,7 +51,7 @@ func (s *Sender) udpSession(boot string) error {
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
-		buf := make([]byte, 2*maxServerLine)
+		buf := make([]byte, 2*wire.MaxAnswer)
 		for {
 			n, from, err := conn.ReadFromUDPAddrPort(buf)
 			if err != nil {
@@ -59,8 +61,8 @@ func (s *Sender) udpSession(boot string) error {
 			if int(from.Port()) != raddr.Port {
 				continue
 			}
-			l, err := parseServerLine(buf[:n])
-			if err != nil || l.Kind != lineAck {
+			l, err := parseAnswer(buf[:n])
+			if err != nil || l.Kind != wire.AnswerAck {
 				s.log.Debug("inlet client: ignoring a datagram", "remote", from, "err", err)
 				continue
 			}
@@ -96,7 +98,7 @@ func (s *Sender) udpSession(boot string) error {
 			es, resent := s.ob.take(boot, last, room)
 			for _, e := range es {
 				f := &flight{e: e, rto: rto0,
-					dg: appendDatagram(nil, s.cfg.Device, boot, s.cfg.Token, e.seq, e.payload)}
+					dg: wire.AppendDatagram(nil, wire.Hello{Device: s.cfg.Device, Boot: boot, Token: s.cfg.Token, Seq: e.seq}, e.payload)}
 				inflight[e.seq] = f
 				send(f)
 				last = e.seq

@@ -1,6 +1,11 @@
-// Package wire owns inlet's framing: how a byte stream or a datagram becomes
-// messages (PROTOCOL.md §1). It is pure functions and state machines over bytes,
-// with no I/O, so it can be fuzzed and benchmarked on its own.
+// Package wire owns inlet's framing and its one grammar of INLET/1
+// (docs/protocol.md): how a byte stream or a datagram becomes messages, and, in
+// both directions, the hellos, message lines and datagrams a device sends and
+// the answers the server gives — parsed by the side that reads them and built by
+// the side that writes them. The server, the Go client, the load generator and
+// the test fakes all call it; none writes INLET/1 by hand. It is pure functions
+// and state machines over bytes, standard library only, with no I/O, so that it
+// can be fuzzed and benchmarked on its own and the device client stays light.
 package wire
 
 import "bytes"
@@ -137,7 +142,7 @@ func (f *Framer) Reset() {
 	}
 }
 
-// SplitDatagram frames one datagram (PROTOCOL.md §1, UDP): trailing NUL padding is
+// SplitDatagram frames one datagram (docs/protocol.md, plain mode over UDP): trailing NUL padding is
 // removed, then the rest is framed like a stream that ends cleanly; a datagram
 // without '\n' is one message. It returns how many messages were too long.
 func SplitDatagram(p []byte, max int, emit func(msg []byte)) (tooLong int) {

@@ -6,8 +6,8 @@ import (
 	"strconv"
 )
 
-// Acknowledged mode, INLET/1 (PROTOCOL.md §2): the parsers of what a device sends
-// and the encoders of what the server answers.
+// Acknowledged mode, INLET/1 (docs/protocol.md): what a device sends, parsed
+// (for the server) and built (for devices). answer.go holds the other direction.
 
 // HelloPrefix starts the first line of an acknowledged TCP connection and every
 // acknowledged UDP datagram.
@@ -31,7 +31,7 @@ var (
 	ErrBadSeq   = errors.New("bad-seq")
 )
 
-// Limits of the names in a hello (PROTOCOL.md §2).
+// Limits of the names in a hello (docs/protocol.md).
 const (
 	MaxDeviceLen = 64
 	MaxBootLen   = 32
@@ -119,12 +119,12 @@ func parseHello(line []byte, withSeq bool) (Hello, error) {
 }
 
 // validName checks a device id (A-Z a-z 0-9 . _ : -) or a boot id (A-Z a-z 0-9).
-func validName(b []byte, max int, punct bool) bool {
+func validName[T string | []byte](b T, max int, punct bool) bool {
 	if len(b) == 0 || len(b) > max {
 		return false
 	}
-	for _, c := range b {
-		switch {
+	for i := range len(b) {
+		switch c := b[i]; {
 		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9':
 		case punct && (c == '.' || c == '_' || c == ':' || c == '-'):
 		default:
@@ -134,9 +134,9 @@ func validName(b []byte, max int, punct bool) bool {
 	return true
 }
 
-func printable(b []byte) bool {
-	for _, c := range b {
-		if c <= ' ' || c >= 0x7f {
+func printable[T string | []byte](b T) bool {
+	for i := range len(b) {
+		if c := b[i]; c <= ' ' || c >= 0x7f {
 			return false
 		}
 	}
@@ -145,16 +145,8 @@ func printable(b []byte) bool {
 
 // ParseSeq parses a sequence number: decimal digits only, 1 to 2^63−1.
 func ParseSeq(b []byte) (int64, error) {
-	if len(b) == 0 || len(b) > 19 {
-		return 0, ErrBadSeq
-	}
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, ErrBadSeq
-		}
-	}
-	n, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil || n < 1 {
+	n, ok := parseDecimal(b)
+	if !ok || n < 1 {
 		return 0, ErrBadSeq
 	}
 	return n, nil
@@ -185,32 +177,57 @@ func SeqPrefix(head []byte) (int64, bool) {
 	return seq, err == nil
 }
 
-// AppendOK appends the answer to a good hello: "INLET/1 OK last=<n>\n".
-func AppendOK(dst []byte, last int64) []byte {
-	dst = append(dst, "INLET/1 OK last="...)
-	dst = strconv.AppendInt(dst, last, 10)
+// AppendHello appends h as the first line of an acknowledged TCP connection:
+// "INLET/1 id=<device> boot=<boot>[ token=<token>]\n". h.Seq is not written;
+// ParseHello reads the line back as h when the names are valid (ValidDevice,
+// ValidBoot, ValidToken).
+func AppendHello(dst []byte, h Hello) []byte {
+	dst = appendHead(dst, h, false)
 	return append(dst, '\n')
 }
 
-// AppendHelloErr appends the answer to a refused hello: "INLET/1 ERR <reason>\n".
-func AppendHelloErr(dst []byte, reason string) []byte {
-	dst = append(dst, "INLET/1 ERR "...)
-	dst = append(dst, reason...)
-	return append(dst, '\n')
+// AppendDatagram appends an acknowledged UDP datagram for message h.Seq:
+// "INLET/1 id=<device> boot=<boot> seq=<seq>[ token=<token>]\n<payload>".
+// The payload is written as it is: one that ends in "\n" would lose it on the
+// way (ParseDatagram removes one).
+func AppendDatagram(dst []byte, h Hello, payload []byte) []byte {
+	dst = appendHead(dst, h, true)
+	dst = append(dst, '\n')
+	return append(dst, payload...)
 }
 
-// AppendAck appends "ACK <seq>\n".
-func AppendAck(dst []byte, seq int64) []byte {
-	dst = append(dst, "ACK "...)
-	dst = strconv.AppendInt(dst, seq, 10)
-	return append(dst, '\n')
+func appendHead(dst []byte, h Hello, withSeq bool) []byte {
+	dst = append(dst, HelloPrefix+"id="...)
+	dst = append(dst, h.Device...)
+	dst = append(dst, " boot="...)
+	dst = append(dst, h.Boot...)
+	if withSeq {
+		dst = append(dst, " seq="...)
+		dst = strconv.AppendInt(dst, h.Seq, 10)
+	}
+	if h.Token != "" {
+		dst = append(dst, " token="...)
+		dst = append(dst, h.Token...)
+	}
+	return dst
 }
 
-// AppendErr appends "ERR <seq> <reason>\n".
-func AppendErr(dst []byte, seq int64, reason string) []byte {
-	dst = append(dst, "ERR "...)
+// AppendMessage appends an acknowledged message line "<seq> <payload>\n". A
+// payload holding "\n", or ending in "\r", would not come back as it was.
+func AppendMessage(dst []byte, seq int64, payload []byte) []byte {
 	dst = strconv.AppendInt(dst, seq, 10)
 	dst = append(dst, ' ')
-	dst = append(dst, reason...)
+	dst = append(dst, payload...)
 	return append(dst, '\n')
 }
+
+// ValidDevice reports whether id is a device a hello may name: 1–64 of
+// A-Z a-z 0-9 . _ : -.
+func ValidDevice(id string) bool { return validName(id, MaxDeviceLen, true) }
+
+// ValidBoot reports whether b is a boot a hello may name: 1–32 of A-Z a-z 0-9.
+func ValidBoot(b string) bool { return validName(b, MaxBootLen, false) }
+
+// ValidToken reports whether t can be sent as token=<t>: 1–256 bytes of
+// printable ASCII without spaces (the hello is split on spaces).
+func ValidToken(t string) bool { return len(t) > 0 && len(t) <= MaxTokenLen && printable(t) }

@@ -12,7 +12,7 @@ import (
 	"github.com/inletdev/inlet/wire"
 )
 
-// Acknowledged mode, INLET/1 (PROTOCOL.md §2): the hello and datagram header
+// Acknowledged mode, INLET/1 (docs/protocol.md): the hello and datagram header
 // grammar, message lines, and the server's answers.
 
 const (
@@ -590,6 +590,9 @@ func TestHelloRoundTrip(t *testing.T) {
 		if h, err := wire.ParseHello([]byte(encodeHello(want))); err != nil || h != want {
 			t.Fatalf("ParseHello(encodeHello(%+v)) = %+v, %v", want, h, err)
 		}
+		if got := string(wire.AppendHello(nil, want)); got != encodeHello(want)+"\n" {
+			t.Fatalf("AppendHello(%+v) = %q, want %q", want, got, encodeHello(want)+"\n")
+		}
 		// With a trailing space, it is refused.
 		if h, err := wire.ParseHello([]byte(line + " ")); err == nil {
 			t.Fatalf("ParseHello(%q) = %+v, want bad-hello", line+" ", h)
@@ -612,6 +615,9 @@ func TestHelloRoundTrip(t *testing.T) {
 					t.Fatalf("ParseDatagram(%q) = %+v, %q, %v; want %+v, %q", d, h, p, err, want, payload)
 				}
 			}
+		}
+		if got := string(wire.AppendDatagram(nil, want, []byte(payload))); got != encodeHello(want)+"\n"+payload {
+			t.Fatalf("AppendDatagram(%+v, %q) = %q", want, payload, got)
 		}
 		// Without its seq it is a valid TCP hello, and with it, not.
 		want.Seq = 0

@@ -24,7 +24,7 @@ func (r framed) equal(o framed) bool {
 	return slices.Equal(r.msgs, o.msgs) && r.tooLong == o.tooLong && r.truncated == o.truncated
 }
 
-// model frames a whole stream at once, the obvious way, as PROTOCOL.md §1 reads:
+// model frames a whole stream at once, the obvious way, as docs/protocol.md (plain mode) reads:
 // split on '\n', remove one '\r' from the end of each line, skip empty lines and
 // count lines longer than max. The bytes after the last '\n' are a final line when
 // the stream ends cleanly; otherwise they are truncated, unless they are already

@@ -20,14 +20,14 @@ import (
 
 // benchJSON runs inlet bench in-process against the real binary (the test binary
 // cannot serve) and returns its report. It asserts no timings, only counts.
-func benchJSON(t *testing.T, args ...string) benchReport {
+func benchJSON(t *testing.T, args ...string) loadgen.Report {
 	t.Helper()
 	args = append([]string{"bench", "--json", "--server-bin", inletBinary(t)}, args...)
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
 		t.Fatalf("inlet %s: exit %d\n%s", strings.Join(args, " "), code, stderr.String())
 	}
-	var rep benchReport
+	var rep loadgen.Report
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("report %q: %v", stdout.String(), err)
 	}
@@ -35,7 +35,7 @@ func benchJSON(t *testing.T, args ...string) benchReport {
 }
 
 // checkCounts asserts that a run's numbers add up.
-func checkCounts(t *testing.T, r runReport) {
+func checkCounts(t *testing.T, r loadgen.RunReport) {
 	t.Helper()
 	if r.Stored == nil || r.Loss == nil {
 		t.Fatalf("%s: no stored or loss count: %+v", r.Target, r)
@@ -48,6 +48,13 @@ func checkCounts(t *testing.T, r runReport) {
 	}
 	if r.CPUS == nil || r.PeakRSSMB == nil || *r.PeakRSSMB <= 0 {
 		t.Errorf("%s: no CPU time or peak RSS: %+v", r.Target, r)
+	}
+	// Disk writes per message, for every receiver started here.
+	switch {
+	case r.DiskWriteBytes == nil || r.DiskBytesPerMsg == nil:
+		t.Errorf("%s: no disk writes: %+v", r.Target, r)
+	case *r.DiskWriteBytes < 0 || *r.Stored > 0 && *r.DiskBytesPerMsg != float64(*r.DiskWriteBytes)/float64(*r.Stored):
+		t.Errorf("%s: disk writes %d, %g per message for %d stored", r.Target, *r.DiskWriteBytes, *r.DiskBytesPerMsg, *r.Stored)
 	}
 	t.Logf("%s: sent %d, stored %d, loss %d, send errors %d %s", r.Target, r.Sent, *r.Stored, *r.Loss, r.SendErrors, r.FirstSendError)
 }
@@ -96,7 +103,7 @@ func TestBenchEveryScenario(t *testing.T) {
 
 // checkIdle asserts that an idle run held every connection and that each was
 // served twice: its first message and the one sent after the hold.
-func checkIdle(t *testing.T, r runReport, devices int) {
+func checkIdle(t *testing.T, r loadgen.RunReport, devices int) {
 	t.Helper()
 	ir := r.Idle
 	if ir == nil {
@@ -189,7 +196,7 @@ func TestBenchScenarios(t *testing.T) {
 
 // checkAcked asserts that an acknowledged run's numbers add up: without errors
 // every message sent is acknowledged and stored, and there is a latency for each.
-func checkAcked(t *testing.T, r runReport) {
+func checkAcked(t *testing.T, r loadgen.RunReport) {
 	t.Helper()
 	checkCounts(t, r)
 	if r.Acked == nil || r.AckedPerS == nil || r.Latency == nil {

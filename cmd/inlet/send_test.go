@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inletdev/inlet/internal/emulate"
 	"github.com/inletdev/inlet/internal/fakeinlet"
 )
 
@@ -31,9 +32,9 @@ func sendTestRun(t *testing.T, ctx context.Context, args ...string) (string, str
 }
 
 // sendTestReport parses the --json summary.
-func sendTestReport(t *testing.T, stdout string) sendReport {
+func sendTestReport(t *testing.T, stdout string) emulate.Report {
 	t.Helper()
-	var rep sendReport
+	var rep emulate.Report
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 		t.Fatalf("summary %q: %v", stdout, err)
 	}
@@ -430,6 +431,36 @@ func TestSendAckRejected(t *testing.T) {
 	}
 	if rep := sendTestReport(t, out); rep.Errors != 1 || *rep.Acked != 2 || rep.OK {
 		t.Errorf("summary %+v", rep)
+	}
+}
+
+// Connections the server refused and that were tried again count as retries
+// (inlet send --ack once said "retried 0" after retrying).
+func TestSendAckCountsRetries(t *testing.T) {
+	for _, mode := range []string{"stream", "tutorial"} {
+		t.Run(mode, func(t *testing.T) {
+			srv, err := fakeinlet.Start(fakeinlet.Options{
+				Hello: func(n int, _, _ string) string {
+					if n <= 2 {
+						return "busy"
+					}
+					return ""
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			out, _, code := sendTestRun(t, context.Background(), "--ack", "--mode", mode, "--addr", srv.TCPAddr(),
+				"--count", "3", "--every", "0", "--device", "d", "--json")
+			if code != 0 {
+				t.Errorf("exit %d, want 0", code)
+			}
+			rep := sendTestReport(t, out)
+			if rep.Retried != 2 || *rep.Acked != 3 || len(srv.Stored()) != 3 {
+				t.Errorf("summary %+v after %d hellos, %d stored; want retried 2", rep, srv.Hellos(), len(srv.Stored()))
+			}
+		})
 	}
 }
 

@@ -1,5 +1,5 @@
 // Package fakeinlet is a test double of the server side of inlet's acknowledged
-// mode (INLET/1, PROTOCOL.md §2) over TCP and UDP on loopback. It stores messages
+// mode (INLET/1, docs/protocol.md) over TCP and UDP on loopback. It stores messages
 // in memory, de-duplicated by (device, boot, seq) as the real server does, and
 // lets a test misbehave on purpose: refuse hellos, reject messages, lose acks,
 // drop connections. It exists so that the device client can be tested without
@@ -14,10 +14,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/inletdev/inlet/wire"
 )
 
 // MaxMessage is the longest "<seq> <payload>" line accepted, as the server's
@@ -296,62 +296,35 @@ func (s *Server) accept() {
 	}
 }
 
-// parseHello parses "INLET/1 id=<device> boot=<boot>[ seq=<n>][ token=<t>]".
-func parseHello(line string) (device, boot, token string, seq int64, ok bool) {
-	f := strings.Split(line, " ")
-	if len(f) < 3 || f[0] != "INLET/1" {
-		return "", "", "", 0, false
-	}
-	for _, kv := range f[1:] {
-		k, v, _ := strings.Cut(kv, "=")
-		switch k {
-		case "id":
-			device = v
-		case "boot":
-			boot = v
-		case "token":
-			token = v
-		case "seq":
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 1 {
-				return "", "", "", 0, false
-			}
-			seq = n
-		default:
-			return "", "", "", 0, false
-		}
-	}
-	return device, boot, token, seq, device != "" && boot != ""
-}
-
 func (s *Server) serveConn(c net.Conn, n int) {
 	remote := netip.MustParseAddrPort(c.RemoteAddr().String())
 	br := bufio.NewReaderSize(c, MaxMessage+64)
-	write := func(line string) bool {
+	write := func(line []byte) bool {
 		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		_, err := c.Write([]byte(line))
+		_, err := c.Write(line)
 		return err == nil
 	}
-	hello, err := br.ReadString('\n')
+	line, err := br.ReadSlice('\n')
 	if err != nil {
 		return
 	}
-	device, boot, token, seq, ok := parseHello(strings.TrimRight(hello, "\r\n"))
+	h, err := wire.ParseHello(bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r")))
+	device, boot := h.Device, h.Boot
 	s.mu.Lock()
 	s.hellos++
 	nh := s.hellos
 	s.mu.Unlock()
 	switch {
-	case !ok || seq != 0:
-		write("INLET/1 ERR bad-hello\n")
+	case err != nil:
+		write(wire.AppendHelloErr(nil, "bad-hello"))
 		return
-	case s.opts.Token != "" && token != s.opts.Token:
-		write("INLET/1 ERR unauthorized\n")
+	case s.opts.Token != "" && h.Token != s.opts.Token:
+		write(wire.AppendHelloErr(nil, "unauthorized"))
 		return
 	}
 	if s.opts.Hello != nil {
 		if reason := s.opts.Hello(nh, device, boot); reason != "" {
-			write("INLET/1 ERR " + reason + "\n")
+			write(wire.AppendHelloErr(nil, reason))
 			return
 		}
 	}
@@ -361,7 +334,7 @@ func (s *Server) serveConn(c net.Conn, n int) {
 	if s.opts.Last != nil {
 		last = s.opts.Last(device, boot, last)
 	}
-	if !write(fmt.Sprintf("INLET/1 OK last=%d\n", last)) {
+	if !write(wire.AppendOK(nil, last)) {
 		return
 	}
 	var (
@@ -373,14 +346,14 @@ func (s *Server) serveConn(c net.Conn, n int) {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			// Too long: discard through the '\n' and reject by the seq at its head.
-			seq, _, _ := bytes.Cut(line, []byte(" "))
+			seq, _ := wire.SeqPrefix(line)
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = br.ReadSlice('\n')
 			}
 			if err != nil {
 				return
 			}
-			if !write("ERR " + string(seq) + " too-long\n") {
+			if !write(wire.AppendErr(nil, seq, "too-long")) {
 				return
 			}
 			continue
@@ -389,10 +362,16 @@ func (s *Server) serveConn(c net.Conn, n int) {
 			return
 		}
 		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
-		sq, payload, _ := bytes.Cut(line, []byte(" "))
-		seq, perr := strconv.ParseInt(string(sq), 10, 64)
-		if perr != nil || seq < 1 || seq <= lastSeq {
-			if !write("ERR " + string(sq) + " bad-seq\n") {
+		seq, payload, perr := wire.ParseMessage(line)
+		if perr != nil {
+			// As the server: no seq to name.
+			if !write(wire.AppendErr(nil, 0, "bad-seq")) {
+				return
+			}
+			continue
+		}
+		if seq <= lastSeq {
+			if !write(wire.AppendErr(nil, seq, "bad-seq")) {
 				return
 			}
 			continue
@@ -405,7 +384,7 @@ func (s *Server) serveConn(c net.Conn, n int) {
 		case Disconnect:
 			return
 		case Reject:
-			if !write(fmt.Sprintf("ERR %d %s\n", seq, reason)) {
+			if !write(wire.AppendErr(nil, seq, reason)) {
 				return
 			}
 			continue
@@ -423,7 +402,7 @@ func (s *Server) serveConn(c net.Conn, n int) {
 			send = s.opts.AckWhen(m, unacked, !send)
 		}
 		if send && ackable > 0 {
-			if !write(fmt.Sprintf("ACK %d\n", ackable)) {
+			if !write(wire.AppendAck(nil, ackable)) {
 				return
 			}
 			unacked, ackable = 0, 0
@@ -433,7 +412,7 @@ func (s *Server) serveConn(c net.Conn, n int) {
 
 func (s *Server) serveUDP() {
 	defer s.wg.Done()
-	buf := make([]byte, 65536)
+	buf, ack := make([]byte, 65536), make([]byte, 0, 32)
 	for {
 		n, from, err := s.udp.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -442,17 +421,17 @@ func (s *Server) serveUDP() {
 			}
 			continue
 		}
-		head, payload, ok := bytes.Cut(buf[:n], []byte("\n"))
-		if !ok {
+		if !wire.IsHello(buf[:n]) {
 			continue // plain mode: not for this fake
 		}
-		device, boot, token, seq, ok := parseHello(string(head))
-		if !ok || seq == 0 || (s.opts.Token != "" && token != s.opts.Token) {
-			continue
+		h, payload, err := wire.ParseDatagram(buf[:n])
+		if err != nil || (s.opts.Token != "" && h.Token != s.opts.Token) {
+			continue // the server does not answer these either
 		}
+		device, boot, seq := h.Device, h.Boot, h.Seq
 		m := Msg{Device: device, Boot: boot, Seq: seq, Payload: bytes.Clone(payload), Network: "udp", Remote: from}
 		if a, _ := s.receive(m); a == Store {
-			s.udp.WriteToUDPAddrPort([]byte(fmt.Sprintf("ACK %d\n", seq)), from)
+			s.udp.WriteToUDPAddrPort(wire.AppendAck(ack[:0], seq), from)
 		}
 	}
 }

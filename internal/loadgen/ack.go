@@ -10,9 +10,11 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/inletdev/inlet/wire"
 )
 
-// The acknowledged scenarios speak INLET/1 (PROTOCOL.md §2): a hello, then
+// The acknowledged scenarios speak INLET/1 (docs/protocol.md, grammar in wire): a hello, then
 // "<seq> <payload>\n" lines answered by cumulative "ACK <seq>\n" after the commit.
 // The payload is the tutorial's counter, equal to the seq.
 
@@ -22,52 +24,42 @@ import (
 // it is not answering.
 const ackTimeout = 10 * time.Second
 
-// appendHello appends device i's hello line.
-func appendHello(b []byte, i int, boot string) []byte {
-	b = append(b, "INLET/1 id=bench-"...)
-	b = strconv.AppendInt(b, int64(i), 10)
-	b = append(b, " boot="...)
-	b = append(b, boot...)
-	return append(b, '\n')
+// helloLine is device i's hello line.
+func helloLine(i int, boot string) []byte {
+	return wire.AppendHello(nil, wire.Hello{Device: "bench-" + strconv.Itoa(i), Boot: boot})
 }
 
-// appendAckLine appends the message line "<seq> <counter>\n"; the counter is the seq.
-func appendAckLine(b []byte, seq int64) []byte {
-	b = strconv.AppendInt(b, seq, 10)
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, seq, 10)
-	return append(b, '\n')
+// appendAckLine appends the message line "<seq> <counter>\n"; the counter is the
+// seq, formatted in num (scratch space, so that nothing is allocated).
+func appendAckLine(b, num []byte, seq int64) ([]byte, []byte) {
+	num = strconv.AppendInt(num[:0], seq, 10)
+	return wire.AppendMessage(b, seq, num), num
 }
 
 // parseOK reads the hello's answer, "INLET/1 OK last=<n>".
 func parseOK(line []byte) (last int64, err error) {
-	line = bytes.TrimRight(line, "\r\n")
-	rest, ok := bytes.CutPrefix(line, []byte("INLET/1 OK last="))
-	if !ok {
-		return 0, fmt.Errorf("hello answered %q", line)
+	a, err := wire.ParseAnswer(line)
+	if err != nil {
+		return 0, fmt.Errorf("hello answered: %w", err)
 	}
-	last, err = strconv.ParseInt(string(rest), 10, 64)
-	if err != nil || last < 0 {
-		return 0, fmt.Errorf("hello answered %q", line)
+	if a.Kind != wire.AnswerOK {
+		return 0, fmt.Errorf("hello answered %q", bytes.TrimRight(line, "\r\n"))
 	}
-	return last, nil
+	return a.N, nil
 }
 
-// parseAnswer reads an answer line after the hello: "ACK <seq>" (isAck) or
-// "ERR <seq> <reason>".
-func parseAnswer(line []byte) (seq int64, isAck bool, err error) {
-	line = bytes.TrimRight(line, "\r\n")
-	if rest, ok := bytes.CutPrefix(line, []byte("ACK ")); ok {
-		if seq, err = strconv.ParseInt(string(rest), 10, 64); err == nil && seq > 0 {
-			return seq, true, nil
-		}
-	} else if rest, ok := bytes.CutPrefix(line, []byte("ERR ")); ok {
-		n, _, _ := bytes.Cut(rest, []byte(" "))
-		if seq, err = strconv.ParseInt(string(n), 10, 64); err == nil && seq >= 0 {
-			return seq, false, nil
-		}
+// expectAck checks that line is "ACK <seq>".
+func expectAck(line []byte, seq int64) error {
+	a, err := wire.ParseAnswer(line)
+	switch {
+	case err != nil:
+		return err
+	case a.Kind != wire.AnswerAck:
+		return fmt.Errorf("server: %s", bytes.TrimRight(line, "\r\n"))
+	case a.N != seq:
+		return fmt.Errorf("sent %d, answered ACK %d", seq, a.N)
 	}
-	return 0, false, fmt.Errorf("unexpected answer %q", line)
+	return nil
 }
 
 // ackWindow is one connection's messages in flight: their send times in a ring
@@ -95,7 +87,7 @@ func newAckWindow(size int) *ackWindow {
 func runAck(d *device) error {
 	dialer := d.g.tcpDialer(d.src)
 	target := d.g.target.String()
-	hello := appendHello(nil, d.index, d.g.boot)
+	hello := helloLine(d.index, d.g.boot)
 	w := newAckWindow(d.g.cfg.Window)
 	for d.stop.Err() == nil {
 		c, err := dialer.DialContext(d.stop, "tcp", target)
@@ -158,7 +150,7 @@ func (d *device) ackStream(c net.Conn, hello []byte, w *ackWindow) (done bool, e
 		<-w.dead // the reader records into d.hist: let it finish first
 	}()
 
-	buf := make([]byte, 0, 64)
+	buf, num := make([]byte, 0, 64), make([]byte, 0, 20)
 	for {
 		room := w.size - (w.issued.Load() - w.acked.Load())
 		for room <= 0 {
@@ -188,7 +180,7 @@ func (d *device) ackStream(c net.Conn, hello []byte, w *ackWindow) (done bool, e
 		buf = buf[:0]
 		for seq := d.counter; seq < d.counter+due; seq++ {
 			w.ring[seq%w.size].Store(sentAt)
-			buf = appendAckLine(buf, seq)
+			buf, num = appendAckLine(buf, num, seq)
 		}
 		d.counter += due // never reused, even if the write fails
 		w.issued.Store(d.counter - 1)
@@ -239,13 +231,17 @@ func (d *device) readAcks(r *bufio.Reader, w *ackWindow) {
 			return
 		}
 		now := int64(time.Since(w.base))
-		seq, isAck, err := parseAnswer(line)
+		a, err := wire.ParseAnswer(line)
+		if err == nil && a.Kind != wire.AnswerAck && a.Kind != wire.AnswerErr {
+			err = fmt.Errorf("unexpected answer %q", bytes.TrimRight(line, "\r\n"))
+		}
 		if err != nil {
 			w.rerr = err
 			return
 		}
+		seq := a.N
 		acked, issued := w.acked.Load(), w.issued.Load()
-		if !isAck {
+		if a.Kind == wire.AnswerErr {
 			d.g.countError(fmt.Errorf("server: %s", bytes.TrimRight(line, "\r\n")))
 			if seq <= acked || seq > issued {
 				continue // ERR 0 bad-seq, or not a message in flight
@@ -290,8 +286,8 @@ func (d *device) readAcks(r *bufio.Reader, w *ackWindow) {
 func runAckCPM(d *device) error {
 	dialer := d.g.tcpDialer(d.src)
 	target := d.g.target.String()
-	hello := appendHello(nil, d.index, d.g.boot)
-	out := make([]byte, 0, len(hello)+48)
+	hello := helloLine(d.index, d.g.boot)
+	out, num := make([]byte, 0, len(hello)+48), make([]byte, 0, 20)
 	in := make([]byte, 256)
 	for {
 		due := d.pace.next(d.stop, 1)
@@ -302,7 +298,7 @@ func runAckCPM(d *device) error {
 			if d.g.take(1) == 0 {
 				return nil
 			}
-			out = appendAckLine(append(out[:0], hello...), d.counter)
+			out, num = appendAckLine(append(out[:0], hello...), num, d.counter)
 			written, err := d.ackOnce(dialer, target, out, in, d.counter)
 			if !written {
 				d.g.giveBack(1)
@@ -358,14 +354,8 @@ func (d *device) ackOnce(dialer *net.Dialer, target string, out, in []byte, seq 
 		return true, err
 	}
 	second, _, _ := bytes.Cut(rest, []byte{'\n'})
-	got, isAck, err := parseAnswer(second)
-	switch {
-	case err != nil:
+	if err := expectAck(second, seq); err != nil {
 		return true, err
-	case !isAck:
-		return true, fmt.Errorf("server: %s", bytes.TrimRight(second, "\r"))
-	case got != seq:
-		return true, fmt.Errorf("sent %d, answered ACK %d", seq, got)
 	}
 	d.hist.record(now.Sub(start))
 	d.g.acked.Add(1)

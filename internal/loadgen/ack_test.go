@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/inletdev/inlet/internal/loadgen"
+	"github.com/inletdev/inlet/wire"
 )
 
 // fakeAck is a small INLET/1 server: it answers a hello "OK last=0", then
@@ -36,7 +37,10 @@ type fakeAck struct {
 	wg       sync.WaitGroup
 }
 
-var helloRE = regexp.MustCompile(`^INLET/1 id=(bench-[0-9]+) boot=([0-9a-f]{16})$`)
+var (
+	deviceRE = regexp.MustCompile(`^bench-[0-9]+$`)
+	bootRE   = regexp.MustCompile(`^[0-9a-f]{16}$`)
+)
 
 func newFakeAck(t *testing.T, window, errEvery int64) *fakeAck {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -70,20 +74,20 @@ func (f *fakeAck) serve(c net.Conn) {
 	if err != nil {
 		return
 	}
-	m := helloRE.FindStringSubmatch(strings.TrimSuffix(hello, "\n"))
-	if m == nil {
+	h, err := wire.ParseHello([]byte(strings.TrimSuffix(hello, "\n")))
+	if err != nil || !deviceRE.MatchString(h.Device) || !bootRE.MatchString(h.Boot) || h.Token != "" {
 		f.problem("hello %q", hello)
 		return
 	}
-	dev := m[1]
+	dev := h.Device
 	f.mu.Lock()
 	f.conns++
-	f.boots[m[2]] = true
+	f.boots[h.Boot] = true
 	if f.next[dev] == 0 {
 		f.next[dev] = 1
 	}
 	f.mu.Unlock()
-	if _, err := c.Write([]byte("INLET/1 OK last=0\n")); err != nil {
+	if _, err := c.Write(wire.AppendOK(nil, 0)); err != nil {
 		return
 	}
 	var acked, last int64 // per connection
@@ -93,11 +97,10 @@ func (f *fakeAck) serve(c net.Conn) {
 		if err != nil {
 			return
 		}
-		seqS, payload, _ := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
-		seq, _ := strconv.ParseInt(seqS, 10, 64)
+		seq, payload, err := wire.ParseMessage([]byte(strings.TrimSuffix(line, "\n")))
 		f.mu.Lock()
 		f.lines++
-		if seq != f.next[dev] || payload != seqS {
+		if err != nil || seq != f.next[dev] || string(payload) != strconv.FormatInt(seq, 10) {
 			f.problems = append(f.problems, fmt.Sprintf("%s: line %q, want seq %d", dev, line, f.next[dev]))
 		}
 		f.next[dev] = seq + 1
@@ -113,13 +116,13 @@ func (f *fakeAck) serve(c net.Conn) {
 		}
 		f.mu.Unlock()
 		if refuse {
-			out = fmt.Appendf(out, "ERR %d too-long\n", seq)
+			out = wire.AppendErr(out, seq, "too-long")
 		} else {
 			last = seq
 		}
 		if r.Buffered() == 0 {
 			if last > 0 {
-				out = fmt.Appendf(out, "ACK %d\n", last)
+				out = wire.AppendAck(out, last)
 				last = 0
 			}
 			acked = seq
@@ -215,9 +218,9 @@ func TestAckUnanswered(t *testing.T) {
 		defer c.Close()
 		r := bufio.NewReader(c)
 		r.ReadString('\n')
-		c.Write([]byte("INLET/1 OK last=0\n"))
+		c.Write(wire.AppendOK(nil, 0))
 		r.ReadString('\n')
-		c.Write([]byte("ACK 1\n"))
+		c.Write(wire.AppendAck(nil, 1))
 		r.ReadString('\n')
 		c.Write([]byte("nonsense\n")) // the generator hangs up on this
 		for {

@@ -13,6 +13,13 @@
 // peak memory from /proc and pins threads to CPUs, so that a benchmark on a small
 // machine can keep the sender from starving the receiver.
 //
+// Bench runs a whole measurement as inlet bench does: it starts inlet serve
+// (or the baseline) as a child process on free loopback ports, sends the load,
+// waits until the receiver has stored what it received, and reads what it cost
+// from the outside: the counters of /metrics, the rows of its database (read
+// only), and its CPU time, memory and disk writes from /proc. It returns the
+// numbers as a Report; the command prints them.
+//
 // It must not import the server's packages: it measures them from the outside,
 // through sockets and /proc. It only ever sends to loopback addresses.
 package loadgen

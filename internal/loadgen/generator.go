@@ -6,12 +6,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/inletdev/inlet/internal/emulate"
 )
 
 // MaxDevices bounds --devices: every device needs a loopback address of its own.
@@ -151,7 +154,7 @@ func (g *Generator) Run(ctx context.Context) (Result, error) {
 			stop:    stop,
 			abort:   ctx,
 			counter: 1,
-			pace:    pacer{rate: g.cfg.Rate, start: start},
+			pace:    pacer{rate: g.cfg.Rate, start: start.Add(phase(i, g.cfg.Devices, g.cfg.Rate))},
 		}
 		if g.cfg.Scenario.Acked {
 			d.hist = new(histogram)
@@ -222,15 +225,14 @@ func (g *Generator) tcpDialer(src netip.Addr) *net.Dialer {
 	return d
 }
 
-// sourceAddr is device i's own loopback address, 127.0.0.10 upwards, so that
-// the server sees one device per emulated device. On ::1 there are no other
-// addresses, and the kernel chooses.
+// sourceAddr is device i's own loopback address (emulate.SourceAddr, as inlet
+// send's), so that the server sees one device per emulated device. On ::1 there
+// are no other addresses, and the kernel chooses.
 func sourceAddr(target netip.Addr, i int) netip.Addr {
 	if !target.Is4() {
 		return netip.Addr{}
 	}
-	v := uint32(127<<24|10) + uint32(i)
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	return emulate.SourceAddr(i)
 }
 
 // ResolveLoopback resolves host:port and refuses anything that is not a loopback
@@ -309,6 +311,19 @@ func (g *Generator) countError(err error) {
 // ok ends a series of failures.
 func (d *device) ok() { d.backoff = 0 }
 
+// phase is device i's offset within one interval of the rate: the devices are
+// spread evenly over it, as a real fleet's are, instead of all sending at the
+// same instant. In step, n devices queue n messages at once every interval, and
+// each waits behind the others: the ack latency measured was the burst's, which
+// no fleet of independent devices sees (issue 15: p50 3x that of a client with
+// devices at random phases).
+func phase(i, devices int, rate float64) time.Duration {
+	if rate <= 0 || devices <= 1 {
+		return 0
+	}
+	return time.Duration(float64(i) / float64(devices) / rate * float64(time.Second))
+}
+
 // pacer spaces one device's messages at its rate. It counts slots, not
 // successes, so that a device catching up after an error does not burst.
 type pacer struct {
@@ -329,7 +344,8 @@ func (p *pacer) next(ctx context.Context, max int64) int64 {
 		return max
 	}
 	for {
-		due := int64(time.Since(p.start).Seconds()*p.rate) + 1 - p.n
+		// Floor, not truncation: a device whose phase is still ahead has nothing due.
+		due := int64(math.Floor(time.Since(p.start).Seconds()*p.rate)) + 1 - p.n
 		if due > 0 {
 			due = min(due, max)
 			p.n += due

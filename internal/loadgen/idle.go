@@ -43,6 +43,7 @@ type idleConn struct {
 	c   net.Conn
 	in  []byte // answer bytes read and not yet parsed
 	buf []byte
+	num []byte // scratch for the counter
 }
 
 // runIdle is Run for the idle scenarios.
@@ -167,9 +168,9 @@ func (g *Generator) idleSend(ctx context.Context, i int, ic *idleConn, seq int64
 		b = appendLine(b, seq)
 	} else {
 		if seq == 1 {
-			b = appendHello(b, i, g.boot)
+			b = append(b, helloLine(i, g.boot)...)
 		}
-		b = appendAckLine(b, seq)
+		b, ic.num = appendAckLine(b, ic.num, seq)
 	}
 	ic.buf = b
 	sentAt := time.Now()
@@ -194,14 +195,8 @@ func (g *Generator) idleSend(ctx context.Context, i int, ic *idleConn, seq int64
 	if err != nil {
 		return fmt.Errorf("read the ACK: %w", err)
 	}
-	got, isAck, err := parseAnswer(line)
-	switch {
-	case err != nil:
+	if err := expectAck(line, seq); err != nil {
 		return err
-	case !isAck:
-		return fmt.Errorf("server: %s", bytes.TrimRight(line, "\r\n"))
-	case got != seq:
-		return fmt.Errorf("sent %d, answered ACK %d", seq, got)
 	}
 	now := time.Now()
 	g.histMu.Lock()

@@ -222,3 +222,62 @@ garbage
 		t.Errorf("rejected %v", got)
 	}
 }
+
+// Paced devices are spread over the interval, as a fleet's are: device i sends
+// its first message no earlier than i/N of an interval after the start. (In
+// step, every device sent at the same instant and the ack latency measured was
+// that of the burst.) The test checks only that lower bound, which holds however
+// slow the machine is.
+func TestPacedDevicesSpreadOverTheInterval(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		first = map[string]time.Time{} // source address → first byte read
+		wg    sync.WaitGroup
+	)
+	defer wg.Wait()
+	defer ln.Close()
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				var b [1]byte
+				if _, err := io.ReadFull(c, b[:]); err != nil {
+					return
+				}
+				host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+				mu.Lock()
+				if _, ok := first[host]; !ok {
+					first[host] = time.Now()
+				}
+				mu.Unlock()
+				io.Copy(io.Discard, c)
+			})
+		}
+	})
+	const devices, rate = 8, 2.0 // an interval of 500 ms
+	start := time.Now()
+	run(t, loadgen.Config{
+		Scenario: mustScenario(t, "stream"), Target: netip.MustParseAddrPort(ln.Addr().String()),
+		Devices: devices, Duration: 1500 * time.Millisecond, Rate: rate, SenderCPU: -1,
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(first) != devices {
+		t.Fatalf("first messages from %d devices, want %d: %v", len(first), devices, first)
+	}
+	for i := range devices {
+		src := netip.AddrFrom4([4]byte{127, 0, 0, byte(10 + i)}).String()
+		phase := time.Duration(float64(i) / devices / rate * float64(time.Second))
+		if got := first[src].Sub(start); got < phase {
+			t.Errorf("device %d (%s) sent its first message %v after the start, before its phase %v", i, src, got, phase)
+		}
+	}
+}

@@ -147,6 +147,26 @@ func ReadProc(pid int) (ProcStat, error) {
 	return ps, nil
 }
 
+// ReadWriteBytes reads how many bytes process pid has caused to be written to
+// storage so far (write_bytes of /proc/<pid>/io: what reached the block layer,
+// so nothing for files on tmpfs).
+func ReadWriteBytes(pid int) (int64, error) {
+	io, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read disk writes: %w", err)
+	}
+	for line := range bytes.Lines(io) {
+		if rest, ok := bytes.CutPrefix(line, []byte("write_bytes:")); ok {
+			n, err := strconv.ParseInt(string(bytes.TrimSpace(rest)), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("read disk writes: /proc/%d/io: %w", pid, err)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("read disk writes: /proc/%d/io: no write_bytes", pid)
+}
+
 // statusKB reads a "Name:   1234 kB" line of /proc/<pid>/status, in bytes.
 func statusKB(status []byte, name string) (int64, error) {
 	for line := range bytes.Lines(status) {

@@ -33,3 +33,5 @@ func ReadProc(pid int) (ProcStat, error) { return ProcStat{}, errUnsupported }
 func bindAddressNoPort(network, address string, c syscall.RawConn) error { return nil }
 
 func setSendBuffer(c syscall.RawConn, n int) error { return nil }
+
+func ReadWriteBytes(pid int) (int64, error) { return 0, errUnsupported }

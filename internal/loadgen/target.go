@@ -1,0 +1,205 @@
+package loadgen
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" driver, to count stored rows
+)
+
+// startInlet starts inlet serve for scenario sc on free loopback ports, with database db.
+func (b *Bench) startInlet(ctx context.Context, sc *Scenario, db string) (*target, error) {
+	before, err := rowsBefore(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"serve", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--db", db}
+	if sc.Idle {
+		// The held connections must outlive the hold; --max-conns (10,000 by
+		// default) must take every device.
+		args = append(args, "--idle-timeout", (b.cfg.Duration + 2*time.Minute).String(),
+			"--max-conns", strconv.Itoa(max(10000, b.devices+16)))
+	}
+	p, err := startChild(ctx, "inlet serve", b.bin, args, b.serverCPUs)
+	if err != nil {
+		return nil, err
+	}
+	t := &target{proc: p, addr: p.ready.TCP, countWord: "committed"}
+	if sc.Transport == "udp" {
+		t.addr = p.ready.UDP
+	}
+	if t.addr == "" || p.ready.HTTP == "" {
+		p.kill()
+		return nil, fmt.Errorf("inlet serve: ready line without %s and http addresses", sc.Transport)
+	}
+	metricsURL := "http://" + p.ready.HTTP + "/metrics"
+	t.progress = func(ctx context.Context) (int64, int64, error) {
+		m, err := b.scrape(ctx, metricsURL)
+		if err != nil {
+			return 0, 0, err
+		}
+		return m.Sum("inlet_messages_committed_total"), m.Sum("inlet_messages_received_total"), nil
+	}
+	t.gauges = func(ctx context.Context) (serverGauges, error) {
+		m, err := b.scrape(ctx, metricsURL)
+		if err != nil {
+			return serverGauges{}, err
+		}
+		return serverGauges{Goroutines: m.Sum("go_goroutines"), Conns: m.Sum("inlet_connections_open"),
+			StackBytes: m.Sum("go_memstats_stack_inuse_bytes"), HeapBytes: m.Sum("go_memstats_heap_inuse_bytes")}, nil
+	}
+	t.final = func(ctx context.Context, r *RunReport) error {
+		m, err := b.scrape(ctx, metricsURL)
+		if err != nil {
+			return err
+		}
+		drops := m.Sum("inlet_udp_kernel_drops_total")
+		r.KernelDrops = &drops
+		r.Rejected = m.ByLabel("inlet_rejected_total", "reason")
+		return nil
+	}
+	t.stored = func(ctx context.Context) (int64, error) {
+		n, err := countRows(ctx, db)
+		return n - before, err
+	}
+	return t, nil
+}
+
+// startBaseline starts the bare receiver (inlet bench-baseline).
+func (b *Bench) startBaseline(ctx context.Context) (*target, error) {
+	p, err := startChild(ctx, "inlet bench-baseline", b.bin, []string{"bench-baseline",
+		"--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0"}, b.serverCPUs)
+	if err != nil {
+		return nil, err
+	}
+	tr := b.scenario.Transport
+	t := &target{proc: p, addr: p.ready.TCP, countWord: "counted"}
+	if tr == "udp" {
+		t.addr = p.ready.UDP
+	}
+	if t.addr == "" || p.ready.HTTP == "" {
+		p.kill()
+		return nil, fmt.Errorf("inlet bench-baseline: ready line without %s and http addresses", tr)
+	}
+	countsURL := "http://" + p.ready.HTTP + "/counts"
+	t.progress = func(ctx context.Context) (int64, int64, error) {
+		c, err := b.counts(ctx, countsURL)
+		n := c.Messages(tr)
+		return n, n, err
+	}
+	t.final = func(ctx context.Context, r *RunReport) error {
+		c, err := b.counts(ctx, countsURL)
+		if tr == "udp" {
+			r.KernelDrops = &c.UDPKernelDrops
+		}
+		return err
+	}
+	// The counts it prints when it stops include every byte it read.
+	t.stored = func(ctx context.Context) (int64, error) {
+		var c Counts
+		line := p.out.lastLine()
+		if err := json.Unmarshal(line, &c); err != nil {
+			return 0, fmt.Errorf("inlet bench-baseline: final counts %q: %w", line, err)
+		}
+		return c.Messages(tr), nil
+	}
+	return t, nil
+}
+
+// external is an inlet serve already running at --target. Only its database, if
+// named, tells what it stored.
+func (b *Bench) external(ctx context.Context) (*target, error) {
+	t := &target{addr: b.target, countWord: "stored"}
+	if b.db == "" {
+		return t, nil
+	}
+	before, err := countRows(ctx, b.db)
+	if err != nil {
+		return nil, err
+	}
+	t.progress = func(ctx context.Context) (int64, int64, error) {
+		n, err := countRows(ctx, b.db)
+		return n - before, n - before, err
+	}
+	t.stored = func(ctx context.Context) (int64, error) {
+		n, err := countRows(ctx, b.db)
+		return n - before, err
+	}
+	return t, nil
+}
+
+// get fetches a small document from a receiver's HTTP address.
+func (b *Bench) get(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("get %s: %s", url, resp.Status)
+	}
+	return body, nil
+}
+
+func (b *Bench) counts(ctx context.Context, url string) (Counts, error) {
+	var c Counts
+	body, err := b.get(ctx, url)
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(body, &c); err != nil {
+		return c, fmt.Errorf("get %s: %w", url, err)
+	}
+	return c, nil
+}
+
+func (b *Bench) scrape(ctx context.Context, url string) (Metrics, error) {
+	body, err := b.get(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	m := ParseMetrics(body)
+	if !m.Has("inlet_messages_committed_total") {
+		return nil, fmt.Errorf("get %s: no inlet_messages_committed_total", url)
+	}
+	return m, nil
+}
+
+// countRows counts the stored messages with a read-only connection; it is safe
+// while a server writes.
+func countRows(ctx context.Context, path string) (int64, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return 0, fmt.Errorf("count rows in %s: %w", path, err)
+	}
+	defer db.Close()
+	var n int64
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM messages").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count rows in %s: %w", path, err)
+	}
+	return n, nil
+}
+
+// rowsBefore counts the rows already in a database the server is about to open.
+func rowsBefore(ctx context.Context, path string) (int64, error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	return countRows(ctx, path)
+}
