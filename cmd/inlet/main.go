@@ -20,6 +20,9 @@ Usage:
   inlet export   [flags]   write stored messages as NDJSON or CSV
   inlet devices  [flags]   per-device counts: messages, gaps, missing, duplicates, resets
   inlet tail     [flags]   follow messages as they are stored (from the server, or --db)
+  inlet backup   FILE      copy the database consistently while the server runs
+  inlet prune    --before  delete old messages (e.g. --before 90d), accounting kept
+  inlet health   [flags]   exit 0 when a running server is ready (for health checks)
   inlet bench    [flags]   load-test a server on loopback: sent, stored, loss, rate, CPU per message
   inlet send     [flags]   act as devices: the tutorial sketch, streams, UDP, or --ack (INLET/1)
   inlet version            print the version
@@ -55,6 +58,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runSend(ctx, args[1:], stdout, stderr)
 	case "tail":
 		err = runTail(ctx, args[1:], stdout, stderr)
+	case "backup":
+		err = runBackup(ctx, args[1:], stdout, stderr)
+	case "prune":
+		err = runPrune(ctx, args[1:], stdout, stderr)
+	case "health":
+		err = runHealth(ctx, args[1:], stdout, stderr)
 	case "bench-baseline": // started by inlet bench --baseline; not in the usage
 		err = runBenchBaseline(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":

@@ -1,0 +1,69 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// PruneOptions tune Prune. The zero value is sensible.
+type PruneOptions struct {
+	// BatchRows is how many ids one DELETE transaction covers (default 2000):
+	// small enough that the commit writer, which waits for the write lock
+	// meanwhile, sees no stall worth measuring.
+	BatchRows int64
+	// Pause between transactions (default 5 ms), so commits go first.
+	Pause time.Duration
+}
+
+// Prune deletes the messages received before the unix-nanosecond time before, in
+// small transactions off the commit path, and returns how many it deleted. The
+// devices' loss accounting and the acknowledged sequences (tables devices and
+// boots) are not touched: a pruned range is not "missing", and a resend of a
+// pruned seq is still recognised as a duplicate by its boot's last_seq, so it is
+// acknowledged and not stored again. The freed pages are reused by new rows, so
+// under a retention policy the file stops growing.
+func (s *Store) Prune(ctx context.Context, before int64, opt PruneOptions) (int64, error) {
+	if opt.BatchRows <= 0 {
+		opt.BatchRows = 2000
+	}
+	if opt.Pause <= 0 {
+		opt.Pause = 5 * time.Millisecond
+	}
+	// Rows are in id order and received_at follows it within timeSlack, so the
+	// rows to delete lie in an id prefix: find an end past which every row is
+	// received at or after before (binary search, no scan), then delete the
+	// prefix in id ranges; the received_at condition keeps the rows near the end
+	// that were received at or after before.
+	var lo, hi, hiAt sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, "SELECT min(id), max(id), (SELECT received_at FROM messages ORDER BY id DESC LIMIT 1) FROM messages").Scan(&lo, &hi, &hiAt); err != nil {
+		return 0, fmt.Errorf("sqlite: prune: %w", err)
+	}
+	if !lo.Valid {
+		return 0, nil
+	}
+	end := hi.Int64 // every row, when even the newest is older than the bound
+	if hiAt.Int64 >= before+timeSlack {
+		var err error
+		if end, err = s.firstIDAt(ctx, before+2*timeSlack); err != nil {
+			return 0, fmt.Errorf("sqlite: prune: %w", err)
+		}
+	}
+	var deleted int64
+	for from := lo.Int64 - 1; from < end; from += opt.BatchRows {
+		to := min(from+opt.BatchRows, end)
+		res, err := s.db.ExecContext(ctx, "DELETE FROM messages WHERE id > ? AND id <= ? AND received_at < ?", from, to, before)
+		if err != nil {
+			return deleted, fmt.Errorf("sqlite: prune messages %d to %d: %w", from+1, to, err)
+		}
+		n, _ := res.RowsAffected()
+		deleted += n
+		select {
+		case <-ctx.Done():
+			return deleted, ctx.Err()
+		case <-time.After(opt.Pause):
+		}
+	}
+	return deleted, nil
+}
