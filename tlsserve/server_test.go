@@ -54,6 +54,9 @@ type inletServer struct {
 	tee       func(net.Conn) net.Conn
 	handshook func(net.Conn)
 	raw       bool // write to the *tls.Conn directly, bypassing the record split (to check that the record test can fail)
+	// holdAcks, when set, holds acks until a multiple of holdAcks lines is
+	// acknowledged (the client's window), so writes are that many ACKs long.
+	holdAcks int64
 }
 
 func startInlet(t testing.TB, ts *tlsserve.Server, opt func(*inletServer)) *inletServer {
@@ -151,7 +154,7 @@ func (s *inletServer) serve(c net.Conn) {
 			}
 		}
 		w.Write(buf)
-		if r.Buffered() == 0 {
+		if r.Buffered() == 0 && (s.holdAcks == 0 || s.acked.Load()%s.holdAcks == 0) {
 			if w.Flush() != nil {
 				return
 			}
