@@ -21,6 +21,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -334,9 +335,17 @@ type rawConn struct {
 }
 
 // Conn is an established TLS connection whose writes are cut into records of
-// at most MaxRecordPlaintext bytes. It is a net.Conn.
+// at most MaxRecordPlaintext bytes. It is a net.Conn. Its Wait lets a reader
+// hold no buffer while the connection is idle.
 type Conn struct {
 	*tls.Conn
+
+	peek     [1]byte // the byte Wait read, returned first by the next Read
+	havePeek bool
+
+	mu       sync.Mutex
+	readDL   time.Time // the read deadline the user set
+	draining bool      // Read has set a past deadline to drain what TLS holds
 }
 
 // Write writes p in records of at most MaxRecordPlaintext bytes each, so a
@@ -354,4 +363,72 @@ func (c *Conn) Write(p []byte) (int, error) {
 		p = p[k:]
 	}
 	return n, nil
+}
+
+// Wait blocks until the client sends application data, closes, or the read
+// deadline passes, without the caller holding a read buffer: an idle
+// connection then costs its goroutine and TLS state only. The byte it reads is
+// returned by the next Read, which after a Wait never waits on the socket: it
+// returns what TLS has already received (at least that byte), so a reader can
+// borrow a pooled buffer for it and give it back before the next Wait.
+func (c *Conn) Wait() error {
+	if c.havePeek {
+		return nil
+	}
+	n, err := c.Conn.Read(c.peek[:])
+	if n == 1 {
+		c.havePeek = true
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// Read reads as tls.Conn.Read does, except after Wait (see there).
+func (c *Conn) Read(p []byte) (int, error) {
+	if !c.havePeek || len(p) == 0 {
+		return c.Conn.Read(p)
+	}
+	p[0] = c.peek[0]
+	c.havePeek = false
+	if len(p) == 1 {
+		return 1, nil
+	}
+	// Drain what TLS holds, decrypted or still raw, with a deadline in the
+	// past: crypto/tls returns buffered data without touching the socket and
+	// a timeout is not sticky, so the connection stays usable.
+	c.mu.Lock()
+	c.draining = true
+	c.Conn.SetReadDeadline(time.Unix(1, 0))
+	c.mu.Unlock()
+	n, err := c.Conn.Read(p[1:])
+	c.mu.Lock()
+	c.draining = false
+	c.Conn.SetReadDeadline(c.readDL)
+	c.mu.Unlock()
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		err = nil
+	}
+	return 1 + n, err
+}
+
+// SetReadDeadline sets the read deadline, also for Wait.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.readDL = t
+	if c.draining {
+		return nil // applied when the drain ends
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline sets the read and write deadlines.
+func (c *Conn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetWriteDeadline(t)
 }
