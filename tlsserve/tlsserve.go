@@ -297,7 +297,7 @@ func (s *Server) Handshake(ctx context.Context, conn net.Conn, timeout time.Dura
 		return nil, fmt.Errorf("tlsserve: handshake with %s: %w", conn.RemoteAddr(), err)
 	}
 	s.handshakes.Add(1)
-	return &Conn{Conn: tc}, nil
+	return &Conn{Conn: tc, raw: conn}, nil
 }
 
 func reasonIndex(r string) int {
@@ -339,9 +339,13 @@ type rawConn struct {
 // hold no buffer while the connection is idle.
 type Conn struct {
 	*tls.Conn
+	raw net.Conn // the TCP connection, for waiting on the socket
 
 	peek     [1]byte // the byte Wait read, returned first by the next Read
 	havePeek bool
+	// empty: crypto/tls holds no complete record (the last drain ran into
+	// its deadline), so Wait may wait on the socket itself.
+	empty bool
 
 	mu       sync.Mutex
 	readDL   time.Time // the read deadline the user set
@@ -375,6 +379,12 @@ func (c *Conn) Wait() error {
 	if c.havePeek {
 		return nil
 	}
+	if c.empty {
+		if err := waitReadable(c.raw); err != nil {
+			return err
+		}
+		c.empty = false
+	}
 	n, err := c.Conn.Read(c.peek[:])
 	if n == 1 {
 		c.havePeek = true
@@ -398,20 +408,31 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	// Drain what TLS holds, decrypted or still raw, with a deadline in the
 	// past: crypto/tls returns buffered data without touching the socket and
-	// a timeout is not sticky, so the connection stays usable.
+	// a timeout is not sticky, so the connection stays usable. A drain that
+	// runs into the deadline leaves no complete record behind.
 	c.mu.Lock()
 	c.draining = true
 	c.Conn.SetReadDeadline(time.Unix(1, 0))
 	c.mu.Unlock()
-	n, err := c.Conn.Read(p[1:])
+	n := 1
+	var err error
+	for n < len(p) {
+		var k int
+		k, err = c.Conn.Read(p[n:])
+		n += k
+		if err != nil {
+			break
+		}
+	}
 	c.mu.Lock()
 	c.draining = false
 	c.Conn.SetReadDeadline(c.readDL)
 	c.mu.Unlock()
 	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		c.empty = true
 		err = nil
 	}
-	return 1 + n, err
+	return n, err
 }
 
 // SetReadDeadline sets the read deadline, also for Wait.
