@@ -125,6 +125,34 @@ func TestBearSSLClient(t *testing.T) {
 	}
 }
 
+// TestBearSSLWrongKey: a BearSSL client pinned to another key refuses the
+// server (BR_ERR_BAD_SIGNATURE, 27), as a sketch with a stale setKnownKey.
+func TestBearSSLWrongKey(t *testing.T) {
+	bin := buildC(t, "bearssl_client.c", "libbearssl-dev", "-lbearssl")
+	_, _, ss := testCert(t, t.TempDir(), 0)
+	_, _, other := testCert(t, t.TempDir(), 0)
+	ts, err := tlsserve.New(mustPair(t, ss))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startInlet(t, ts, nil)
+	host, port := hostPort(t, srv.addr())
+	args := append([]string{host, port, "2048", "512"}, knownKeyArgs(t, other)...)
+	out, err := runClient(t, bin, append(args, "1", "1")...)
+	if err == nil || !strings.Contains(out, "bearssl error 27") {
+		t.Fatalf("a client pinned to another key: %v: %s", err, out)
+	}
+	// The server sees the client give up: an alert (handshake) or a bare
+	// close (closed), depending on whether the alert is flushed before exit.
+	waitFor(t, func() bool {
+		f := ts.Failures()
+		return f[tlsserve.ReasonHandshake]+f[tlsserve.ReasonClosed] == 1
+	}, "the refused handshake counted")
+	if f := ts.Failures(); f[tlsserve.ReasonOldVersion] != 0 || ts.Handshakes() != 0 {
+		t.Errorf("failures %v, handshakes %d", f, ts.Handshakes())
+	}
+}
+
 // TestBearSSLSmallBufferNeedsSplit checks that the 2 KiB test above can fail:
 // the same session with the server writing straight to the *tls.Conn sends
 // records larger than the device's buffer, and BearSSL gives up.
