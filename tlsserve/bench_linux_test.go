@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -43,18 +44,20 @@ func BenchmarkHandshake(b *testing.B) {
 		version uint16
 		resume  bool
 		rsaBits int
+		curves  []tls.CurveID // the client's; nil: Go's default (X25519MLKEM768 first in TLS 1.3)
 	}{
-		{"TLS1.3-ECDSA-full", tls.VersionTLS13, false, 0},
-		{"TLS1.3-ECDSA-resumed", tls.VersionTLS13, true, 0},
-		{"TLS1.2-ECDSA-full", tls.VersionTLS12, false, 0},
-		{"TLS1.2-ECDSA-resumed", tls.VersionTLS12, true, 0},
-		{"TLS1.2-RSA2048-full", tls.VersionTLS12, false, 2048},
+		{"TLS1.3-ECDSA-full", tls.VersionTLS13, false, 0, nil},
+		{"TLS1.3-ECDSA-resumed", tls.VersionTLS13, true, 0, nil},
+		{"TLS1.3-ECDSA-full-X25519", tls.VersionTLS13, false, 0, []tls.CurveID{tls.X25519}},
+		{"TLS1.2-ECDSA-full", tls.VersionTLS12, false, 0, nil},
+		{"TLS1.2-ECDSA-resumed", tls.VersionTLS12, true, 0, nil},
+		{"TLS1.2-RSA2048-full", tls.VersionTLS12, false, 2048, nil},
 	} {
-		b.Run(bc.name, func(b *testing.B) { benchHandshake(b, bc.version, bc.resume, bc.rsaBits) })
+		b.Run(bc.name, func(b *testing.B) { benchHandshake(b, bc.version, bc.resume, bc.rsaBits, bc.curves) })
 	}
 }
 
-func benchHandshake(b *testing.B, version uint16, resume bool, rsaBits int) {
+func benchHandshake(b *testing.B, version uint16, resume bool, rsaBits int, curves []tls.CurveID) {
 	_, _, ss := testCert(b, b.TempDir(), rsaBits)
 	ts, err := tlsserve.New(mustPair(b, ss))
 	if err != nil {
@@ -95,6 +98,7 @@ func benchHandshake(b *testing.B, version uint16, resume bool, rsaBits int) {
 	}()
 	cfg := clientConfig(ss)
 	cfg.MinVersion, cfg.MaxVersion = version, version
+	cfg.CurvePreferences = curves
 	if resume {
 		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
 	}
@@ -287,6 +291,9 @@ func benchIdle(b *testing.B, version uint16) {
 			b.Fatalf("%d of %d answered", got, n)
 		}
 		after := memNow()
+		if f := os.Getenv("INLET_IDLE_HEAPPROFILE"); f != "" {
+			writeHeapProfile(b, f)
+		}
 		goroutines := runtime.NumGoroutine() - goroutinesBefore
 		heap := float64(after.heap-before.heap) / float64(n)
 		stack := float64(after.stack-before.stack) / float64(n)
@@ -299,6 +306,19 @@ func benchIdle(b *testing.B, version uint16) {
 		cmd.Wait()
 		ln.Close()
 		wg.Wait()
+	}
+}
+
+// writeHeapProfile writes the live heap with all connections idle, to see
+// what an idle connection holds (go tool pprof -sample_index=inuse_space).
+func writeHeapProfile(b *testing.B, name string) {
+	f, err := os.Create(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
 	}
 }
 
