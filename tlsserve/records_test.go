@@ -2,7 +2,9 @@ package tlsserve_test
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 
@@ -141,7 +143,9 @@ func checkRecords(t *testing.T, srv *inletServer, st tls.ConnectionState, tees f
 	over := aeadOverhead(t, st)
 	during, after := parseRecords(t, sent[:hs]), parseRecords(t, sent[hs:])
 	maxHS, maxApp := 0, 0
+	var sizes []string
 	for _, r := range during {
+		sizes = append(sizes, fmt.Sprintf("%d:%d", r.typ, r.len))
 		maxHS = max(maxHS, r.len)
 		if r.len > tlsserve.MaxHandshakeRecord {
 			t.Errorf("handshake record type %d of %d bytes > %d", r.typ, r.len, tlsserve.MaxHandshakeRecord)
@@ -158,8 +162,8 @@ func checkRecords(t *testing.T, srv *inletServer, st tls.ConnectionState, tees f
 	if srv.maxWrite.Load() <= tlsserve.MaxRecordPlaintext {
 		t.Errorf("the largest write was %d bytes: the session never needed a split", srv.maxWrite.Load())
 	}
-	t.Logf("%s %s: %d handshake records (largest %d bytes, %d in all), %d records after (largest %d = %d of plaintext), largest write %d",
-		tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), len(during), maxHS, hs, len(after), maxApp, maxApp-over, srv.maxWrite.Load())
+	t.Logf("%s %s: %d handshake records (type:bytes %s; %d bytes in all), %d records after (largest %d = %d of plaintext), largest write %d",
+		tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), len(during), strings.Join(sizes, " "), hs, len(after), maxApp, maxApp-over, srv.maxWrite.Load())
 }
 
 // TestRecordSizesWithoutSplit checks that TestRecordSizes can fail: the same
