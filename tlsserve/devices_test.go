@@ -125,6 +125,57 @@ func TestBearSSLClient(t *testing.T) {
 	}
 }
 
+// TestBearSSLTrustAnchor: the self-signed certificate (as inlet cert makes
+// it) taken as BearSSL's one trust anchor, the setTrustAnchors way, with full
+// chain and date checks; and a certificate that is not the anchor is refused
+// (BR_ERR_X509_NOT_TRUSTED, 62).
+func TestBearSSLTrustAnchor(t *testing.T) {
+	bin := buildC(t, "bearssl_client.c", "libbearssl-dev", "-lbearssl")
+	for _, bits := range []int{0, 2048} {
+		_, _, ss := testCert(t, t.TempDir(), bits)
+		ts, err := tlsserve.New(mustPair(t, ss))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := startInlet(t, ts, nil)
+		host, port := hostPort(t, srv.addr())
+		out, err := runClient(t, bin, host, port, "2048", "512", "ta", hex.EncodeToString(ss.Cert.Raw), itoa(readings), itoa(window))
+		if err != nil || !strings.HasPrefix(out, "ok acked=1000 ") {
+			t.Fatalf("trust anchor, %d-bit RSA (0: ECDSA): %v: %s", bits, err, out)
+		}
+		_, _, other := testCert(t, t.TempDir(), bits)
+		out, err = runClient(t, bin, host, port, "2048", "512", "ta", hex.EncodeToString(other.Cert.Raw), "1", "1")
+		if err == nil || !strings.Contains(out, "bearssl error 62") {
+			t.Errorf("another certificate as the anchor: %v: %s", err, out)
+		}
+	}
+}
+
+// TestBearSSLOldVersion: BearSSL limited to TLS 1.1 is refused, and counted
+// as old_version.
+func TestBearSSLOldVersion(t *testing.T) {
+	bin := buildC(t, "bearssl_client.c", "libbearssl-dev", "-lbearssl")
+	_, _, ss := testCert(t, t.TempDir(), 0)
+	ts, err := tlsserve.New(mustPair(t, ss))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startInlet(t, ts, nil)
+	host, port := hostPort(t, srv.addr())
+	cmd := exec.Command(bin, append(append([]string{host, port, "2048", "512"}, knownKeyArgs(t, ss)...), "1", "1")...)
+	cmd.Env = append(cmd.Environ(), "BEARSSL_MAXVER=0x0302")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("a TLS 1.1 BearSSL client was served: %s", out)
+	}
+	// BR_ERR_RECV_FATAL_ALERT (256) + protocol_version (70).
+	if !strings.Contains(string(out), "bearssl error 326") {
+		t.Errorf("want a protocol_version alert: %s", out)
+	}
+	waitFor(t, func() bool { return ts.Failures()[tlsserve.ReasonOldVersion] == 1 }, "the TLS 1.1 client counted as old_version")
+	t.Logf("refused: %s", strings.TrimSpace(string(out)))
+}
+
 // TestBearSSLWrongKey: a BearSSL client pinned to another key refuses the
 // server (BR_ERR_BAD_SIGNATURE, 27), as a sketch with a stale setKnownKey.
 func TestBearSSLWrongKey(t *testing.T) {

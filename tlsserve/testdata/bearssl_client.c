@@ -7,9 +7,12 @@
  * data size plus BearSSL's 325 bytes of input and 85 bytes of output overhead
  * (the core's default is setBufferSizes(16384, 512)).
  *
- * Usage: bearssl_client HOST PORT RECV XMIT ec|rsa KEYHEX [EXPHEX] COUNT WINDOW
+ * Usage: bearssl_client HOST PORT RECV XMIT ec|rsa|ta KEYHEX [EXPHEX] COUNT WINDOW
  *   ec:  KEYHEX is the uncompressed P-256 point; rsa: KEYHEX the modulus and
- *   EXPHEX the public exponent, big-endian hex.
+ *   EXPHEX the public exponent, big-endian hex (setKnownKey). ta: KEYHEX is the
+ *   server's DER certificate, made the one trust anchor as setTrustAnchors
+ *   does (BearSSL's x509_minimal, with the host's clock as the time).
+ * BEARSSL_MAXVER=0x0302 limits the client to TLS 1.1 (a legacy device).
  * Sends "INLET/1 id=bearssl boot=<pid>", then COUNT readings in windows of
  * WINDOW, and checks that every one is acknowledged in order. Prints one line
  * "ok acked=N version=0xVVVV suite=0xSSSS" and exits 0, or prints the BearSSL
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static const uint16_t core_suites[] = {
@@ -82,6 +86,17 @@ static size_t unhex(const char *s, unsigned char **out) {
 }
 
 static br_ssl_client_context sc;
+
+/* dn collects the subject DN of the trust anchor's certificate. */
+static unsigned char dn[1024];
+static size_t dnlen;
+static void dn_append(void *ctx, const void *buf, size_t len) {
+	(void)ctx;
+	if (dnlen + len <= sizeof dn) {
+		memcpy(dn + dnlen, buf, len);
+		dnlen += len;
+	}
+}
 static br_sslio_context io;
 
 static void fail(const char *what) {
@@ -140,7 +155,10 @@ int main(int argc, char **argv) {
 
 	br_ssl_client_zero(&sc);
 	br_ssl_engine_add_flags(&sc.eng, BR_OPT_NO_RENEGOTIATION);
-	br_ssl_engine_set_versions(&sc.eng, BR_TLS10, BR_TLS12);
+	unsigned maxver = BR_TLS12;
+	if (getenv("BEARSSL_MAXVER"))
+		maxver = (unsigned)strtoul(getenv("BEARSSL_MAXVER"), NULL, 0);
+	br_ssl_engine_set_versions(&sc.eng, BR_TLS10, maxver);
 	br_ssl_engine_set_suites(&sc.eng, core_suites, sizeof core_suites / sizeof core_suites[0]);
 	br_ssl_client_set_default_rsapub(&sc);
 	br_ssl_engine_set_default_rsavrfy(&sc.eng);
@@ -162,9 +180,35 @@ int main(int argc, char **argv) {
 
 	/* setKnownKey: trust exactly this public key. */
 	static br_x509_knownkey_context xk;
+	static br_x509_minimal_context xm;
+	static br_x509_decoder_context dc;
+	static br_x509_trust_anchor ta;
 	unsigned char *k, *e;
 	size_t klen = unhex(keyhex, &k);
-	if (exphex) {
+	if (strcmp(kt, "ta") == 0) {
+		/* setTrustAnchors(new X509List(cert)): the certificate's subject
+		   and key become a trust anchor, a CA one if the certificate says so. */
+		br_x509_decoder_init(&dc, dn_append, NULL);
+		br_x509_decoder_push(&dc, k, klen);
+		br_x509_pkey *pk = br_x509_decoder_get_pkey(&dc);
+		if (pk == NULL) {
+			printf("fail decode certificate: %d\n", br_x509_decoder_last_error(&dc));
+			return 1;
+		}
+		ta.dn.data = dn, ta.dn.len = dnlen;
+		ta.flags = br_x509_decoder_isCA(&dc) ? BR_X509_TA_CA : 0;
+		ta.pkey = *pk;
+		br_x509_minimal_init(&xm, &br_sha256_vtable, &ta, 1);
+		br_x509_minimal_set_rsa(&xm, br_ssl_engine_get_rsavrfy(&sc.eng));
+		br_x509_minimal_set_ecdsa(&xm, br_ssl_engine_get_ec(&sc.eng), br_ssl_engine_get_ecdsa(&sc.eng));
+		br_x509_minimal_set_hash(&xm, br_sha1_ID, &br_sha1_vtable);
+		br_x509_minimal_set_hash(&xm, br_sha256_ID, &br_sha256_vtable);
+		br_x509_minimal_set_hash(&xm, br_sha384_ID, &br_sha384_vtable);
+		br_x509_minimal_set_hash(&xm, br_sha512_ID, &br_sha512_vtable);
+		time_t now = time(NULL);
+		br_x509_minimal_set_time(&xm, (uint32_t)(now / 86400 + 719528), (uint32_t)(now % 86400));
+		br_ssl_engine_set_x509(&sc.eng, &xm.vtable);
+	} else if (exphex) {
 		size_t elen = unhex(exphex, &e);
 		static br_rsa_public_key rk;
 		rk.n = k, rk.nlen = klen, rk.e = e, rk.elen = elen;
@@ -174,7 +218,8 @@ int main(int argc, char **argv) {
 		ek.curve = BR_EC_secp256r1, ek.q = k, ek.qlen = klen;
 		br_x509_knownkey_init_ec(&xk, &ek, BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN);
 	}
-	br_ssl_engine_set_x509(&sc.eng, &xk.vtable);
+	if (strcmp(kt, "ta") != 0)
+		br_ssl_engine_set_x509(&sc.eng, &xk.vtable);
 	br_ssl_engine_set_buffers_bidi(&sc.eng, ibuf, inlen, obuf, outlen);
 	if (!br_ssl_client_reset(&sc, NULL, 0))
 		fail("reset");
