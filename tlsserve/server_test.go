@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -441,5 +444,46 @@ func TestSelfSignedInfo(t *testing.T) {
 		if err := ss.Cert.VerifyHostname("127.0.0.1"); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestLongChainInfo: a chain whose Certificate message cannot fit one 2 KiB
+// record is reported (the server still serves it, for devices with default
+// buffers); a key type the devices cannot use is refused.
+func TestLongChainInfo(t *testing.T) {
+	_, _, leaf := testCert(t, t.TempDir(), 2048)
+	_, _, inter := testCert(t, t.TempDir(), 2048)
+	pair := mustPair(t, leaf)
+	if info, err := tlsserve.New(pair); err != nil || !info.Info().FitsSmallRecords {
+		t.Fatalf("one RSA-2048 certificate: %v, %+v", err, info.Info())
+	}
+	// Two RSA-2048 certificates (about 1,700 bytes) still fit; three do not.
+	pair.Certificate = append(pair.Certificate, inter.Cert.Raw)
+	ts, err := tlsserve.New(pair)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := ts.Info(); !info.FitsSmallRecords || info.ChainBytes != len(leaf.Cert.Raw)+len(inter.Cert.Raw) {
+		t.Errorf("two RSA-2048 certificates: %+v", info)
+	}
+	pair.Certificate = append(pair.Certificate, inter.Cert.Raw)
+	if ts, err = tlsserve.New(pair); err != nil {
+		t.Fatal(err)
+	}
+	if info := ts.Info(); info.FitsSmallRecords {
+		t.Errorf("three RSA-2048 certificates (%d bytes) reported to fit 2 KiB records", info.ChainBytes)
+	}
+
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, priv.Public(), priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tlsserve.New(tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv}); err == nil {
+		t.Error("an Ed25519 certificate was accepted; BearSSL and mbedTLS 2 cannot verify it")
 	}
 }
