@@ -354,7 +354,8 @@ type Conn struct {
 
 // Write writes p in records of at most MaxRecordPlaintext bytes each, so a
 // device with a small receive buffer can take every record. It returns as
-// tls.Conn.Write does.
+// tls.Conn.Write does. A long p is several records: concurrent Writes may
+// interleave them, so one goroutine writes (listen's ack writer).
 func (c *Conn) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
