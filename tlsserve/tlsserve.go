@@ -13,7 +13,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/sha1"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -247,13 +246,6 @@ func Fingerprint(der []byte) string {
 		fmt.Fprintf(&b, "%02X", c)
 	}
 	return b.String()
-}
-
-// SPKIHash is the SHA-256 of the certificate's public key (for logs: it stays
-// the same across renewals that keep the key, as setKnownKey does).
-func SPKIHash(leaf *x509.Certificate) string {
-	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
-	return fmt.Sprintf("%x", sum[:8])
 }
 
 // Failures returns the failed handshakes counted so far, by reason (every key
