@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"slices"
@@ -70,6 +71,7 @@ type Store struct {
 	db *sql.DB     // readers, and the schema set-up
 	w  *sql.Conn   // the writer's connection, used only by Commit (one goroutine)
 	ws *writeStmts // prepared on w's driver connection, used only inside w.Raw
+	g  *guard      // the writer's hold on its file (guard.go); nil for readers
 }
 
 // writeStmts are the writer's statements at the driver level: Commit runs inside
@@ -133,6 +135,9 @@ func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
 // Options for Open.
 type Options struct {
 	ReadOnly bool // for export and devices while a server writes; no migration
+	// Logger, for a writer, hears once when the database file is deleted or
+	// replaced under it (guard.go).
+	Logger *slog.Logger
 }
 
 func dsn(path string, readOnly bool) string {
@@ -162,8 +167,16 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 			return nil, fmt.Errorf("sqlite: no database at %s: %w", path, err)
 		}
 	}
+	var g *guard
+	if !opt.ReadOnly {
+		var err error
+		if g, err = acquire(path, opt.Logger); err != nil {
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+	}
 	db, err := sql.Open("sqlite", dsn(path, opt.ReadOnly))
 	if err != nil {
+		g.release()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	// Readers (HTTP requests, event streams) come and go; keep their
@@ -175,7 +188,15 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 			s.w.Close()
 		}
 		db.Close()
+		g.release()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if g != nil {
+		s.g = g
+		if err := s.guardOpen(ctx, path); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
 	}
 	return s, nil
 }
@@ -213,8 +234,21 @@ func (s *Store) Commit(ctx context.Context, b *inlet.Batch) error {
 	if s.w == nil {
 		return fmt.Errorf("sqlite: commit: %w", inlet.ErrClosed)
 	}
+	if err := s.g.check(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	s.g.begin()
+	defer s.g.end()
 	slices.SortStableFunc(b.Messages, func(x, y inlet.Message) int { return cmp.Compare(x.Device, y.Device) })
-	return s.w.Raw(func(any) error { return s.ws.commit(ctx, b) })
+	if err := s.w.Raw(func(any) error { return s.ws.commit(ctx, b) }); err != nil {
+		return err
+	}
+	// Committed, but into the file the path names? If not, the batch is not
+	// reported stored: the writer keeps it and nothing is acknowledged.
+	if err := s.g.check(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	return nil
 }
 
 func (ws *writeStmts) commit(ctx context.Context, b *inlet.Batch) (err error) {
@@ -636,6 +670,16 @@ func (s *Store) Latest(ctx context.Context) ([]inlet.Stored, error) {
 
 // Close closes the database; it is safe to call twice.
 func (s *Store) Close() error {
+	if s.g != nil {
+		defer s.g.release()
+		if !s.g.safeToClose() {
+			// SQLite's last close would delete <db>-wal and <db>-shm by name,
+			// which may now be another database's: leave the descriptors to
+			// the process's exit.
+			s.w, s.g = nil, nil
+			return nil
+		}
+	}
 	if s.w != nil {
 		if s.ws != nil {
 			s.w.Raw(func(any) error {
