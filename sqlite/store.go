@@ -234,7 +234,7 @@ func (s *Store) Commit(ctx context.Context, b *inlet.Batch) error {
 	if s.w == nil {
 		return fmt.Errorf("sqlite: commit: %w", inlet.ErrClosed)
 	}
-	if err := s.g.check(); err != nil {
+	if err := s.g.recheck(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
 	}
 	s.g.begin()
@@ -670,16 +670,10 @@ func (s *Store) Latest(ctx context.Context) ([]inlet.Stored, error) {
 
 // Close closes the database; it is safe to call twice.
 func (s *Store) Close() error {
-	if s.g != nil {
-		defer s.g.release()
-		if !s.g.safeToClose() {
-			// SQLite's last close would delete <db>-wal and <db>-shm by name,
-			// which may now be another database's: leave the descriptors to
-			// the process's exit.
-			s.w, s.g = nil, nil
-			return nil
-		}
-	}
+	// After the connections: SQLite's last close checkpoints and removes the
+	// -wal, which the next writer must not see half done. (It skips both when
+	// the file was deleted or replaced: SQLITE_FCNTL_HAS_MOVED.)
+	defer s.g.release()
 	if s.w != nil {
 		if s.ws != nil {
 			s.w.Raw(func(any) error {
