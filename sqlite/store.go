@@ -234,13 +234,10 @@ func (s *Store) Commit(ctx context.Context, b *inlet.Batch) error {
 	if s.w == nil {
 		return fmt.Errorf("sqlite: commit: %w", inlet.ErrClosed)
 	}
-	if err := s.g.recheck(); err != nil {
-		return fmt.Errorf("sqlite: commit: %w", err)
-	}
 	s.g.begin()
 	defer s.g.end()
 	slices.SortStableFunc(b.Messages, func(x, y inlet.Message) int { return cmp.Compare(x.Device, y.Device) })
-	if err := s.w.Raw(func(any) error { return s.ws.commit(ctx, b) }); err != nil {
+	if err := s.w.Raw(func(any) error { return s.ws.commit(ctx, b, s.g.check) }); err != nil {
 		return err
 	}
 	// Committed, but into the file the path names? If not, the batch is not
@@ -251,7 +248,9 @@ func (s *Store) Commit(ctx context.Context, b *inlet.Batch) error {
 	return nil
 }
 
-func (ws *writeStmts) commit(ctx context.Context, b *inlet.Batch) (err error) {
+// commit writes b in one transaction; before its COMMIT, guard must agree that
+// the path still names the open file (otherwise it rolls back).
+func (ws *writeStmts) commit(ctx context.Context, b *inlet.Batch, guard func() error) (err error) {
 	if _, err := ws.conn.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
@@ -297,6 +296,9 @@ func (ws *writeStmts) commit(ctx context.Context, b *inlet.Batch) (err error) {
 		if err := ws.saveBoot(ctx, &b.Boots[i]); err != nil {
 			return err
 		}
+	}
+	if err := guard(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
 	}
 	if _, err := ws.conn.ExecContext(ctx, "COMMIT", nil); err != nil {
 		return fmt.Errorf("sqlite: commit batch: %w", err)
