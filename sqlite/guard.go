@@ -47,9 +47,11 @@ func LockPath(path string) string { return path + lockSuffix }
 
 // guard is the writer's hold on its database file.
 type guard struct {
-	path   string
-	lock   *os.File
-	logger *slog.Logger
+	path        string
+	lock        *os.File
+	logger      *slog.Logger
+	created     bool // Open created the database file
+	createdLock bool // and the lock file
 
 	mu    sync.Mutex
 	db    os.FileInfo // the open database file
@@ -88,6 +90,10 @@ func acquire(path string, logger *slog.Logger) (*guard, error) {
 		return nil, err
 	}
 	lp := LockPath(path)
+	_, err := os.Stat(path)
+	dbExisted := err == nil
+	_, err = os.Stat(lp)
+	lockExisted := err == nil
 	f, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		if isPermission(err) {
@@ -117,7 +123,24 @@ func acquire(path string, logger *slog.Logger) (*guard, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &guard{path: path, lock: f, logger: logger}, nil
+	return &guard{path: path, lock: f, logger: logger, created: !dbExisted, createdLock: !lockExisted}, nil
+}
+
+// abandon undoes a failed Open: it removes the files this Open created (a
+// failed start leaves nothing behind) and releases the lock.
+func (g *guard) abandon() {
+	if g == nil {
+		return
+	}
+	if g.created {
+		for _, sfx := range []string{"", "-wal", "-shm", "-journal"} {
+			os.Remove(g.path + sfx)
+		}
+	}
+	if g.createdLock && g.lock != nil {
+		os.Remove(LockPath(g.path)) // while still holding it
+	}
+	g.release()
 }
 
 // readHolder returns the pid written in a lock file, or "".

@@ -249,3 +249,26 @@ func BenchmarkCommitGuard(b *testing.B) {
 		}
 	})
 }
+
+// A refused Open leaves nothing it created behind, and nothing it did not
+// create is touched.
+func TestFailedOpenLeavesNothingBehind(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "foreign.db")
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec("CREATE TABLE mine (x)"); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	if _, err := sqlite.Open(context.Background(), path, sqlite.Options{}); err == nil || !strings.Contains(err.Error(), "another database") {
+		t.Fatalf("open of a foreign database: %v", err)
+	}
+	if _, err := os.Stat(sqlite.LockPath(path)); err == nil {
+		t.Error("the refused open left its lock file behind")
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("the refused open removed a file it did not create: %v", err)
+	}
+}

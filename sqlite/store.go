@@ -176,7 +176,7 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 	}
 	db, err := sql.Open("sqlite", dsn(path, opt.ReadOnly))
 	if err != nil {
-		g.release()
+		g.abandon()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	// Readers (HTTP requests, event streams) come and go; keep their
@@ -188,13 +188,15 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 			s.w.Close()
 		}
 		db.Close()
-		g.release()
+		g.abandon()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	if g != nil {
 		s.g = g
 		if err := s.guardOpen(ctx, path); err != nil {
+			s.g = nil
 			s.Close()
+			g.abandon()
 			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 		}
 	}
