@@ -26,9 +26,10 @@ Usage:
   inlet send     [flags]   act as devices: the tutorial sketch, streams, UDP, or --ack (INLET/1)
   inlet version            print the version
 
-Run 'inlet <command> -h' for a command's flags.
-Quick start:  inlet serve     then point a device (or: echo 41 | nc -q0 127.0.0.1 3000) at it,
-              open http://127.0.0.1:8080 to watch it live, or: inlet tail
+Run 'inlet help <command>' (or 'inlet <command> -h') for a command's flags.
+Quick start:  inlet serve     it prints the address to point a device at; no device yet?
+              inlet send --count 10   in another terminal pretends to be one,
+              then open http://127.0.0.1:8080 to watch it live, or: inlet tail
 `
 
 func main() {
