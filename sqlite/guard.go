@@ -188,7 +188,7 @@ func (g *guard) check() error {
 	if g.gone {
 		return g.lost
 	}
-	why := ""
+	what, why := "database file", ""
 	st, err := os.Stat(g.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -205,9 +205,9 @@ func (g *guard) check() error {
 		case err == nil && g.wal == nil:
 			g.wal = wst
 		case err == nil && !os.SameFile(wst, g.wal):
-			why, g.gone = "'s -wal file replaced by another file", true
+			what, why, g.gone = "database's -wal file", "replaced by another file", true
 		case err != nil && g.wal != nil:
-			why = "'s -wal file deleted or moved away"
+			what, why = "database's -wal file", "deleted or moved away"
 		}
 	}
 	if why == "" {
@@ -218,13 +218,13 @@ func (g *guard) check() error {
 		return nil
 	}
 	if g.lost == nil {
-		g.lost = fmt.Errorf("%w: %s %s", ErrFileLost, g.path, why)
-		g.logger.Error("database file "+why+" while open: nothing more is acknowledged or stored; "+
+		g.lost = fmt.Errorf("%w: %s: %s %s", ErrFileLost, g.path, what, why)
+		g.logger.Error(what+" "+why+" while open: nothing more is acknowledged or stored; "+
 			"what was received since stays in memory. Put the file back where it was to resume, "+
 			"or restart inlet serve (plain-mode readings held in memory are then lost; acknowledged-mode devices resend theirs)",
 			"db", g.path, "pid", os.Getpid())
 	} else if g.gone && !strings.Contains(g.lost.Error(), why) {
-		g.lost = fmt.Errorf("%w: %s %s", ErrFileLost, g.path, why)
+		g.lost = fmt.Errorf("%w: %s: %s %s", ErrFileLost, g.path, what, why)
 	}
 	if g.gone && !g.moved {
 		g.moved = true
@@ -237,17 +237,13 @@ func (g *guard) check() error {
 // the database: left there, they would be read as the new file's journal, and
 // the new file would read as malformed. The store keeps them open.
 func (g *guard) clearPath() {
+	st, err := os.Stat(g.path + "-wal")
+	if err != nil || g.wal == nil || !os.SameFile(st, g.wal) {
+		return // not ours: the -wal and -shm beside the path belong to another database
+	}
 	for _, sfx := range []string{"-wal", "-shm"} {
-		p := g.path + sfx
-		st, err := os.Stat(p)
-		if err != nil || (sfx == "-wal" && (g.wal == nil || !os.SameFile(st, g.wal))) {
-			continue
-		}
-		if sfx == "-shm" && g.wal == nil {
-			continue
-		}
-		if err := os.Remove(p); err != nil {
-			g.logger.Warn("could not remove the old "+sfx+" file beside the replacement database", "path", p, "err", err)
+		if err := os.Remove(g.path + sfx); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			g.logger.Warn("could not remove the old "+sfx+" file beside the replacement database", "path", g.path+sfx, "err", err)
 		}
 	}
 }
