@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"slices"
@@ -70,6 +71,7 @@ type Store struct {
 	db *sql.DB     // readers, and the schema set-up
 	w  *sql.Conn   // the writer's connection, used only by Commit (one goroutine)
 	ws *writeStmts // prepared on w's driver connection, used only inside w.Raw
+	g  *guard      // the writer's hold on its file (guard.go); nil for readers
 }
 
 // writeStmts are the writer's statements at the driver level: Commit runs inside
@@ -133,6 +135,9 @@ func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
 // Options for Open.
 type Options struct {
 	ReadOnly bool // for export and devices while a server writes; no migration
+	// Logger, for a writer, hears once when the database file is deleted or
+	// replaced under it (guard.go).
+	Logger *slog.Logger
 }
 
 func dsn(path string, readOnly bool) string {
@@ -162,8 +167,16 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 			return nil, fmt.Errorf("sqlite: no database at %s: %w", path, err)
 		}
 	}
+	var g *guard
+	if !opt.ReadOnly {
+		var err error
+		if g, err = acquire(path, opt.Logger); err != nil {
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+	}
 	db, err := sql.Open("sqlite", dsn(path, opt.ReadOnly))
 	if err != nil {
+		g.abandon()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	// Readers (HTTP requests, event streams) come and go; keep their
@@ -175,7 +188,17 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 			s.w.Close()
 		}
 		db.Close()
+		g.abandon()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if g != nil {
+		s.g = g
+		if err := s.guardOpen(ctx, path); err != nil {
+			s.g = nil
+			s.Close()
+			g.abandon()
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
 	}
 	return s, nil
 }
@@ -213,11 +236,23 @@ func (s *Store) Commit(ctx context.Context, b *inlet.Batch) error {
 	if s.w == nil {
 		return fmt.Errorf("sqlite: commit: %w", inlet.ErrClosed)
 	}
+	s.g.begin()
+	defer s.g.end()
 	slices.SortStableFunc(b.Messages, func(x, y inlet.Message) int { return cmp.Compare(x.Device, y.Device) })
-	return s.w.Raw(func(any) error { return s.ws.commit(ctx, b) })
+	if err := s.w.Raw(func(any) error { return s.ws.commit(ctx, b, s.g.check) }); err != nil {
+		return err
+	}
+	// Committed, but into the file the path names? If not, the batch is not
+	// reported stored: the writer keeps it and nothing is acknowledged.
+	if err := s.g.check(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	return nil
 }
 
-func (ws *writeStmts) commit(ctx context.Context, b *inlet.Batch) (err error) {
+// commit writes b in one transaction; before its COMMIT, guard must agree that
+// the path still names the open file (otherwise it rolls back).
+func (ws *writeStmts) commit(ctx context.Context, b *inlet.Batch, guard func() error) (err error) {
 	if _, err := ws.conn.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
@@ -263,6 +298,9 @@ func (ws *writeStmts) commit(ctx context.Context, b *inlet.Batch) (err error) {
 		if err := ws.saveBoot(ctx, &b.Boots[i]); err != nil {
 			return err
 		}
+	}
+	if err := guard(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
 	}
 	if _, err := ws.conn.ExecContext(ctx, "COMMIT", nil); err != nil {
 		return fmt.Errorf("sqlite: commit batch: %w", err)
@@ -636,6 +674,10 @@ func (s *Store) Latest(ctx context.Context) ([]inlet.Stored, error) {
 
 // Close closes the database; it is safe to call twice.
 func (s *Store) Close() error {
+	// After the connections: SQLite's last close checkpoints and removes the
+	// -wal, which the next writer must not see half done. (It skips both when
+	// the file was deleted or replaced: SQLITE_FCNTL_HAS_MOVED.)
+	defer s.g.release()
 	if s.w != nil {
 		if s.ws != nil {
 			s.w.Raw(func(any) error {

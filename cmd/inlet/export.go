@@ -28,17 +28,20 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *limit < 0 {
+		return badUsage(fmt.Errorf("--limit %d: want 0 (all) or more", *limit))
+	}
 	now := time.Now()
 	q := inlet.Query{Device: *device, Limit: *limit}
 	var err error
 	if q.Since, err = record.ParseTime(*since, now); err != nil {
-		return fmt.Errorf("--since: %w", err)
+		return badUsage(fmt.Errorf("--since: %w", err))
 	}
 	if q.Until, err = record.ParseTime(*until, now); err != nil {
-		return fmt.Errorf("--until: %w", err)
+		return badUsage(fmt.Errorf("--until: %w", err))
 	}
 	if *format != "ndjson" && *format != "csv" {
-		return fmt.Errorf("--format %q: want ndjson or csv", *format)
+		return badUsage(fmt.Errorf("--format %q: want ndjson or csv", *format))
 	}
 	store, err := sqlite.Open(ctx, *db, sqlite.Options{ReadOnly: true})
 	if err != nil {

@@ -105,8 +105,8 @@ func TestExportAndDevices(t *testing.T) {
 	if out != "" {
 		t.Errorf("--since the future: %q", out)
 	}
-	if _, code := runCmd(t, "export", "--db", cfg.DB, "--since", "yesterday-ish"); code != 1 {
-		t.Errorf("bad --since: exit %d, want 1", code)
+	if _, code := runCmd(t, "export", "--db", cfg.DB, "--since", "yesterday-ish"); code != 2 { // a usage error (docs/cli.md)
+		t.Errorf("bad --since: exit %d, want 2", code)
 	}
 
 	// Devices, as JSON and as a table.

@@ -1557,8 +1557,8 @@ func TestHTTPRefusesOpenAddressWithoutToken(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		cancel()
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-			t.Errorf("--http %s without a token: %v, want exit status 1\n%s", addr, err, out)
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 { // a usage error (docs/cli.md)
+			t.Errorf("--http %s without a token: %v, want exit status 2\n%s", addr, err, out)
 		}
 		if !bytes.Contains(out, []byte("--http-token")) {
 			t.Errorf("--http %s without a token: output does not name --http-token:\n%s", addr, out)

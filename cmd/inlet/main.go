@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"slices"
+	"strings"
 )
 
 const usage = `inlet receives device readings over TCP and UDP and stores every one.
@@ -28,9 +30,10 @@ Usage:
   inlet cert     [flags]   make a self-signed TLS certificate and print what a sketch pastes
   inlet version            print the version
 
-Run 'inlet <command> -h' for a command's flags.
-Quick start:  inlet serve     then point a device (or: echo 41 | nc -q0 127.0.0.1 3000) at it,
-              open http://127.0.0.1:8080 to watch it live, or: inlet tail
+Run 'inlet help <command>' (or 'inlet <command> -h') for a command's flags.
+Quick start:  inlet serve     it prints the address to point a device at; no device yet?
+              inlet send --count 10   in another terminal pretends to be one,
+              then open http://127.0.0.1:8080 to watch it live, or: inlet tail
 `
 
 func main() {
@@ -39,6 +42,9 @@ func main() {
 
 // errUsage marks an error already explained by a flag set's usage output.
 var errUsage = errors.New("usage")
+
+// commands are the subcommands, in the order the usage lists them.
+var commands = []string{"serve", "export", "devices", "tail", "bench", "send", "version"}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -73,12 +79,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "inlet", version())
 		return 0
 	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && args[1] != "version" && slices.Contains(commands, args[1]) {
+			// inlet help serve: serve's own usage, on stdout since it was asked for.
+			return run(ctx, []string{args[1], "-h"}, stdout, stdout)
+		}
+		if len(args) > 1 && args[1] != "version" {
+			fmt.Fprintf(stderr, "inlet help: unknown command %q%s\n\n%s", args[1], didYouMean(args[1]), usage)
+			return 2
+		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "inlet: unknown command %q\n\n%s", args[0], usage)
+		fmt.Fprintf(stderr, "inlet: unknown command %q%s\n\n%s", args[0], didYouMean(args[0]), usage)
 		return 2
 	}
+	var ue usageError
 	switch {
 	case err == nil:
 		return 0
@@ -86,9 +101,71 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, errUsage):
 		return 2
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "inlet %s: %v\nRun 'inlet %s -h' for its flags.\n", args[0], ue.error, args[0])
+		return 2
+	case errors.Is(err, errReported):
+		return 1
 	}
 	fmt.Fprintln(stderr, "inlet:", err)
 	return 1
+}
+
+// usageError is a flag value that cannot work: exit status 2, like a flag the
+// parser refused (docs/cli.md).
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+
+// badUsage marks err as a usage error.
+func badUsage(err error) error {
+	if err == nil {
+		return nil
+	}
+	return usageError{err}
+}
+
+// errReported is an error the command has already logged: exit 1 without
+// printing it a second time.
+var errReported = errors.New("reported")
+
+// didYouMean suggests the command name closest to a mistyped one.
+func didYouMean(name string) string {
+	best, bestD := "", 3
+	for _, c := range commands {
+		d := editDistance(name, c)
+		if strings.HasPrefix(c, name) && len(name) >= 2 {
+			d = min(d, 1)
+		}
+		if d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(": did you mean %s?", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // newFlags makes a flag set whose usage starts with a one-line summary.

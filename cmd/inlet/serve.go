@@ -13,6 +13,8 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -158,7 +160,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	envDefault(fs, "http-token", "INLET_HTTP_TOKEN")
 	envDefault(fs, "token", "INLET_TOKEN")
 	if err := cfg.Validate(); err != nil {
-		return err
+		return badUsage(err)
 	}
 	logger := newLogger(&cfg, stderr)
 
@@ -183,7 +185,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logger.Info("shutting down")
 	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return m.Close(closeCtx)
+	if err := m.Close(closeCtx); err != nil {
+		return errReported // Close logged it
+	}
+	return nil
 }
 
 // Main is one running server: the binary and the tests share it.
@@ -200,6 +205,9 @@ type Main struct {
 	udp     *listen.UDP
 	http    *http.Server
 	httpLn  net.Listener
+	sink    lateSink
+	serving bool
+	hosts   []hostAddr // this machine's addresses devices on the network may reach
 	closed  bool
 }
 
@@ -208,16 +216,47 @@ func NewMain(cfg Config, logger *slog.Logger) *Main {
 	return &Main{Config: cfg, Logger: logger, Stats: new(inlet.Stats)}
 }
 
-// Run opens the store, binds every listener and starts serving. It returns once
-// the server is ready; on error everything it opened is closed again.
+// Run binds every listener, opens the store and starts serving. It returns once
+// the server is ready; on error everything it opened is closed again, and a
+// database it created is removed. The listeners are bound first: a port in use
+// is the likeliest mistake, and it must not leave a new inlet.db behind.
 func (m *Main) Run(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
-			m.Close(context.Background())
+			m.shutdown(context.Background())
 		}
 	}()
 	cfg := &m.Config
-	if m.store, err = sqlite.Open(ctx, cfg.DB, sqlite.Options{}); err != nil {
+	lc := listen.Config{
+		MaxMessage:    cfg.MaxMessage,
+		IdleTimeout:   cfg.IdleTimeout,
+		MaxConns:      cfg.MaxConns,
+		MaxConnsPerIP: cfg.MaxConnsPerIP,
+		UDPBuffer:     cfg.UDPBuffer,
+		Token:         cfg.Token,
+		Logger:        m.Logger,
+		Stats:         m.Stats,
+	}
+	if cfg.TCP != "" {
+		if m.tcp, err = listen.ListenTCP(cfg.TCP, &m.sink, lc); err != nil {
+			return listenError("TCP", "--tcp", cfg.TCP, err)
+		}
+	}
+	if cfg.UDP != "" {
+		if m.udp, err = listen.ListenUDP(cfg.UDP, &m.sink, lc); err != nil {
+			return listenError("UDP", "--udp", cfg.UDP, err)
+		}
+		if cfg.UDPBuffer > 0 && m.udp.RecvBuffer < cfg.UDPBuffer {
+			m.Logger.Warn("udp: receive buffer smaller than asked; raise net.core.rmem_max or run with CAP_NET_ADMIN",
+				"asked", cfg.UDPBuffer, "granted", m.udp.RecvBuffer)
+		}
+	}
+	if cfg.HTTP != "" {
+		if m.httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
+			return listenError("HTTP", "--http", cfg.HTTP, err)
+		}
+	}
+	if m.store, err = sqlite.Open(ctx, cfg.DB, sqlite.Options{Logger: m.Logger}); err != nil {
 		return err
 	}
 	if m.hub, err = live.New(ctx, m.store); err != nil {
@@ -235,40 +274,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	lc := listen.Config{
-		MaxMessage:    cfg.MaxMessage,
-		IdleTimeout:   cfg.IdleTimeout,
-		MaxConns:      cfg.MaxConns,
-		MaxConnsPerIP: cfg.MaxConnsPerIP,
-		UDPBuffer:     cfg.UDPBuffer,
-		Token:         cfg.Token,
-		Logger:        m.Logger,
-		Stats:         m.Stats,
-	}
-	if cfg.TCP != "" {
-		if m.tcp, err = listen.ListenTCP(cfg.TCP, m.writer, lc); err != nil {
-			return fmt.Errorf("listen tcp %s: %w", cfg.TCP, err)
-		}
-		go m.tcp.Serve()
-	}
-	if cfg.UDP != "" {
-		if m.udp, err = listen.ListenUDP(cfg.UDP, m.writer, lc); err != nil {
-			return fmt.Errorf("listen udp %s: %w", cfg.UDP, err)
-		}
-		if cfg.UDPBuffer > 0 && m.udp.RecvBuffer < cfg.UDPBuffer {
-			m.Logger.Warn("udp: receive buffer smaller than asked; raise net.core.rmem_max or run with CAP_NET_ADMIN",
-				"asked", cfg.UDPBuffer, "granted", m.udp.RecvBuffer)
-		}
-		go m.udp.Serve()
-	}
-	if cfg.HTTP != "" {
-		if m.httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
-			return fmt.Errorf("listen http %s: %w", cfg.HTTP, err)
-		}
+	m.sink.w = m.writer
+	m.serve()
+	m.hosts = reachableHosts()
+	if m.httpLn != nil {
 		stopStreams := make(chan struct{})
 		hc := httpapi.Config{
 			Stats:   m.Stats,
-			Ready:   m.Stats.StoreHealthy.Load,
+			Ready:   m.Ready,
 			Reader:  m.store,
 			Hub:     m.hub,
 			UI:      ui.Files,
@@ -276,6 +289,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			Logger:  m.Logger,
 			Version: version(),
 			Listen:  map[string]string{},
+			Hosts:   m.hostIPs(),
 			Stop:    stopStreams,
 		}
 		if m.tcp != nil {
@@ -303,21 +317,125 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	ri := m.ReadyInfo()
 	m.Logger.Info("ready", "tcp", ri.TCP, "udp", ri.UDP, "http", ri.HTTP, "db", cfg.DB, "version", ri.Version)
+	m.logReach(ri)
 	return nil
+}
+
+// serve starts the listeners' loops, once.
+func (m *Main) serve() {
+	if m.serving {
+		return
+	}
+	m.serving = true
+	if m.tcp != nil {
+		go m.tcp.Serve()
+	}
+	if m.udp != nil {
+		go m.udp.Serve()
+	}
+}
+
+// Ready reports whether the server takes messages: the last commit succeeded,
+// and the store is not stuck or lost (/readyz).
+func (m *Main) Ready() bool {
+	return m.Stats.StoreHealthy.Load() && m.store != nil && m.store.Ready()
+}
+
+// lateSink lets the listeners be bound before the writer exists; it is set
+// before they serve. Without a writer (a Run that failed after binding) it
+// refuses everything, as a closing writer does.
+type lateSink struct{ w listen.Sink }
+
+func (s *lateSink) Submit(ctx context.Context, msgs []inlet.Message) error {
+	if s.w == nil {
+		return inlet.ErrClosed
+	}
+	return s.w.Submit(ctx, msgs)
+}
+
+func (s *lateSink) TrySubmit(msgs []inlet.Message) (bool, error) {
+	if s.w == nil {
+		return false, inlet.ErrClosed
+	}
+	return s.w.TrySubmit(msgs)
+}
+
+func (s *lateSink) Durable(device, boot string) int64 {
+	if s.w == nil {
+		return 0
+	}
+	return s.w.Durable(device, boot)
+}
+
+// listenError says which listener could not bind and what to do about it,
+// without repeating the "listen tcp" of the net package's error.
+func listenError(what, flag, addr string, err error) error {
+	var op *net.OpError
+	cause := err
+	if errors.As(err, &op) && op.Err != nil {
+		cause = op.Err
+		var sys *os.SyscallError
+		if errors.As(cause, &sys) {
+			cause = sys.Err
+		}
+	}
+	hint := ""
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		hint = fmt.Sprintf(": another program (perhaps another inlet serve) has that port; stop it, or pick another port with %s %s",
+			flag, otherPort(addr, what))
+	case errors.Is(err, syscall.EACCES):
+		hint = fmt.Sprintf(": ports below 1024 need root or CAP_NET_BIND_SERVICE; pick another with %s %s", flag, otherPort(addr, what))
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		hint = fmt.Sprintf(": no interface of this machine has that address; use %s :%s to listen on all of them", flag, portOf(addr))
+	}
+	return fmt.Errorf("cannot listen for %s on %s: %w%s", what, addr, cause, hint)
+}
+
+func portOf(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "PORT"
+	}
+	return port
+}
+
+// otherPort suggests a neighbouring port: +2 for the device ports, which come
+// in a pair (3000/3001 → 3002/3003), +1 for HTTP.
+func otherPort(addr, what string) string {
+	host, port, err := net.SplitHostPort(addr)
+	n, err2 := strconv.Atoi(port)
+	if err != nil || err2 != nil || n == 0 {
+		return "HOST:PORT"
+	}
+	step := 2
+	if what == "HTTP" {
+		step = 1
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n+step))
 }
 
 // ReadyInfo is the JSON line inlet serve prints on stdout once it serves.
 type ReadyInfo struct {
-	Event   string `json:"event"`
-	TCP     string `json:"tcp,omitempty"`
-	UDP     string `json:"udp,omitempty"`
-	HTTP    string `json:"http,omitempty"`
-	DB      string `json:"db"`
-	Version string `json:"version"`
+	Event     string   `json:"event"`
+	TCP       string   `json:"tcp,omitempty"`
+	UDP       string   `json:"udp,omitempty"`
+	HTTP      string   `json:"http,omitempty"`
+	DB        string   `json:"db"`
+	Version   string   `json:"version"`
+	Dashboard string   `json:"dashboard,omitempty"` // the dashboard's URL for a browser on this machine
+	Hosts     []string `json:"hosts,omitempty"`     // this machine's addresses devices on the network can reach
 }
 
 // ReadyInfo returns the bound addresses.
 func (m *Main) ReadyInfo() ReadyInfo {
+	ri := m.boundInfo()
+	ri.Hosts = m.hostIPs()
+	return ri
+}
+
+// boundInfo is ReadyInfo without the hosts.
+func (m *Main) boundInfo() ReadyInfo {
 	ri := ReadyInfo{Event: "ready", DB: m.Config.DB, Version: version()}
 	if m.tcp != nil {
 		ri.TCP = m.tcp.Addr().String()
@@ -327,18 +445,36 @@ func (m *Main) ReadyInfo() ReadyInfo {
 	}
 	if m.httpLn != nil {
 		ri.HTTP = m.httpLn.Addr().String()
+		ri.Dashboard = dashboardURL(ri.HTTP)
 	}
 	return ri
 }
 
 // Close shuts down in stages: listeners stop and drain what clients already sent,
 // the writer commits everything queued, HTTP stops, the store closes. It is safe
-// to call twice.
+// to call twice. An incomplete shutdown is logged, and returned.
 func (m *Main) Close(ctx context.Context) error {
 	if m.closed {
 		return nil
 	}
+	err := m.shutdown(ctx)
+	if err != nil {
+		m.Logger.Error("shutdown incomplete", "err", err)
+	} else {
+		m.Logger.Info("stopped", "received", m.Stats.MessagesTCP.Load()+m.Stats.MessagesUDP.Load(),
+			"committed", m.Stats.Committed.Load(), "duplicates", m.Stats.Duplicates.Load())
+	}
+	return err
+}
+
+// shutdown is Close without its closing log line (a Run that fails undoes its
+// work through it quietly: nothing was started, so nothing "stopped").
+func (m *Main) shutdown(ctx context.Context) error {
+	if m.closed {
+		return nil
+	}
 	m.closed = true
+	m.serve() // a listener's Close waits for its loop, even if Run failed before it started
 	var errs []error
 	if m.tcp != nil {
 		errs = append(errs, m.tcp.Close(ctx))
@@ -374,12 +510,28 @@ func (m *Main) Close(ctx context.Context) error {
 	if m.store != nil {
 		errs = append(errs, m.store.Close())
 	}
-	err := errors.Join(errs...)
-	if err != nil {
-		m.Logger.Error("shutdown incomplete", "err", err)
-	} else {
-		m.Logger.Info("stopped", "received", m.Stats.MessagesTCP.Load()+m.Stats.MessagesUDP.Load(),
-			"committed", m.Stats.Committed.Load())
+	return joinDistinct(errs)
+}
+
+// joinDistinct joins errs, leaving out repeats and a bare error that another one
+// already wraps (the context's deadline, which several stages report when it
+// ends).
+func joinDistinct(errs []error) error {
+	var out []error
+	for i, e := range errs {
+		if e == nil || slices.Contains(out, e) {
+			continue
+		}
+		dup := false
+		for j, o := range errs {
+			if j != i && o != nil && o != e && errors.Is(o, e) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, e)
+		}
 	}
-	return err
+	return errors.Join(out...)
 }

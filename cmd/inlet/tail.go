@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -44,10 +45,13 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	envDefault(fs, "token", "INLET_HTTP_TOKEN")
 	if *format != "text" && *format != "json" {
-		return fmt.Errorf("--format %q: want text or json", *format)
+		return badUsage(fmt.Errorf("--format %q: want text or json", *format))
 	}
 	if *n < 0 {
-		return fmt.Errorf("-n %d: want 0 or more", *n)
+		return badUsage(fmt.Errorf("-n %d: want 0 or more", *n))
+	}
+	if *count < 0 {
+		return badUsage(fmt.Errorf("--count %d: want 0 (no limit) or more", *count))
 	}
 	var useColor bool
 	switch *color {
@@ -57,7 +61,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case "auto":
 		useColor = isTerminal(stdout) && os.Getenv("NO_COLOR") == ""
 	default:
-		return fmt.Errorf("--color %q: want auto, always or never", *color)
+		return badUsage(fmt.Errorf("--color %q: want auto, always or never", *color))
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -200,7 +204,7 @@ func tailDB(ctx context.Context, path, device string, n int, follow bool, p *tai
 func tailServer(ctx context.Context, server, token, device string, n int, p *tailPrinter, stderr io.Writer) error {
 	base, err := url.Parse(strings.TrimSuffix(server, "/"))
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return fmt.Errorf("--server %q: want a URL like http://127.0.0.1:8080", server)
+		return badUsage(fmt.Errorf("--server %q: want a URL like http://127.0.0.1:8080", server))
 	}
 	client := &http.Client{}
 	get := func(path string, v url.Values, header http.Header) (*http.Response, error) {
@@ -256,7 +260,7 @@ func tailServer(ctx context.Context, server, token, device string, n int, p *tai
 		}
 		resp, err := get("/api/messages", v, nil)
 		if err != nil {
-			return err
+			return noServer(server, err)
 		}
 		err = eachLine(resp.Body, emit)
 		resp.Body.Close()
@@ -268,6 +272,8 @@ func tailServer(ctx context.Context, server, token, device string, n int, p *tai
 		}
 	}
 	backoff := time.Second
+	connected := n > 0 // the first request already reached the server
+	closed := false    // the server ended the stream: wait for it quietly
 	for {
 		p.w.Flush()
 		v := url.Values{}
@@ -279,7 +285,14 @@ func tailServer(ctx context.Context, server, token, device string, n int, p *tai
 			h.Set("Last-Event-ID", strconv.FormatInt(last, 10))
 		}
 		resp, err := get("/api/stream", v, h)
+		if err != nil && !connected {
+			return noServer(server, err)
+		}
 		if err == nil {
+			if closed {
+				fmt.Fprintln(stderr, "inlet tail: reconnected")
+			}
+			connected, closed = true, false
 			backoff = time.Second
 			if last < 0 {
 				last = 0
@@ -296,15 +309,20 @@ func tailServer(ctx context.Context, server, token, device string, n int, p *tai
 				return emit(data)
 			}, p.w.Flush)
 			resp.Body.Close()
-			if err == nil {
-				err = io.ErrUnexpectedEOF
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				// The server ended the stream: it stopped or restarts. Say
+				// so once, then wait for it without a line per attempt.
+				fmt.Fprintln(stderr, "inlet tail: the server closed the stream (stopped or restarting); reconnecting when it is back")
+				closed, backoff = true, time.Second
 			}
 		}
 		var perm permanent
 		if errors.Is(err, errTailDone) || errors.As(err, &perm) || ctx.Err() != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "inlet tail: lost the stream (%v); reconnecting in %s\n", err, backoff)
+		if !closed {
+			fmt.Fprintf(stderr, "inlet tail: lost the stream (%v); reconnecting in %s\n", err, backoff)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -312,6 +330,22 @@ func tailServer(ctx context.Context, server, token, device string, n int, p *tai
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
+}
+
+// noServer explains a first request that found no server: the likeliest cause
+// is that inlet serve is not running, or runs elsewhere.
+func noServer(server string, err error) error {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		return err
+	}
+	cause := op.Err
+	var sys *os.SyscallError
+	if errors.As(cause, &sys) {
+		cause = sys.Err
+	}
+	return fmt.Errorf("no inlet server answers at %s (%v): start one with `inlet serve`, point --server at it, "+
+		"or read the database file without a server: inlet tail --db inlet.db", server, cause)
 }
 
 // permanent marks an error that retrying will not fix (a 4xx answer).
