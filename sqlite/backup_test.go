@@ -14,7 +14,7 @@ import (
 	"github.com/inletdev/inlet/sqlite"
 )
 
-func count(t *testing.T, path, where string) int64 {
+func countRows(t *testing.T, path, where string) int64 {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
@@ -75,7 +75,7 @@ func TestBackupUnderLoad(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Dir(dst)); len(entries) != 1 {
 		t.Fatalf("the backup left files beside it: %v", entries)
 	}
-	if n := count(t, dst, ""); n < before || n > committed.Load() {
+	if n := countRows(t, dst, ""); n < before || n > committed.Load() {
 		t.Fatalf("backup holds %d rows; %d were committed before it started, %d by its end", n, before, committed.Load())
 	}
 	db, err := sql.Open("sqlite", "file:"+dst+"?mode=ro")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -66,4 +67,27 @@ func (s *Store) Prune(ctx context.Context, before int64, opt PruneOptions) (int6
 		}
 	}
 	return deleted, nil
+}
+
+// PruneFile runs Prune on the database at path from a process of its own (inlet
+// prune), beside a server that may be writing to it: it takes no writer's lock
+// and migrates nothing, and refuses a database of another schema version.
+func PruneFile(ctx context.Context, path string, before int64, opt PruneOptions) (int64, error) {
+	if _, err := os.Stat(path); err != nil {
+		return 0, fmt.Errorf("sqlite: prune: no database at %s: %w", path, err)
+	}
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: prune: open %s: %w", path, err)
+	}
+	defer db.Close()
+	var version int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return 0, fmt.Errorf("sqlite: prune: %s: %w", path, err)
+	}
+	if err := checkVersion(version); err != nil {
+		return 0, fmt.Errorf("sqlite: prune: %s: %w", path, err)
+	}
+	s := &Store{db: db}
+	return s.Prune(ctx, before, opt)
 }

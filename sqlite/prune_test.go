@@ -31,10 +31,10 @@ func TestPruneDeletesOnlyOlderRows(t *testing.T) {
 	if n != 2001 {
 		t.Fatalf("pruned %d rows, want the 2000 received before 20 s and the straggler", n)
 	}
-	if c := count(t, path, "WHERE received_at < 20000000000"); c != 0 {
+	if c := countRows(t, path, "WHERE received_at < 20000000000"); c != 0 {
 		t.Fatalf("%d rows received before the bound remain", c)
 	}
-	if c := count(t, path, ""); c != 3000 {
+	if c := countRows(t, path, ""); c != 3000 {
 		t.Fatalf("%d rows remain, want 3000", c)
 	}
 	// Again: nothing more to do.

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/inletdev/inlet"
 	"github.com/inletdev/inlet/internal/testenv"
 )
 
@@ -55,5 +58,48 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	}
 	if out, _ := exec.Command(analyze, "verify", path).CombinedOutput(); !strings.Contains(string(out), "maybe") {
 		t.Fatalf("systemd-analyze verify did not notice a bad directive:\n%s", out)
+	}
+}
+
+// inlet prune runs beside a serving inlet (which holds the database's writer
+// lock), deletes what is older than the bound, and the server goes on storing.
+func TestPruneBesideServer(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "inlet.db")
+	srv := startBinary(t, "--tcp", "127.0.0.1:0", "--udp", "", "--http", "", "--db", db)
+	for i := 1; i <= 20; i++ {
+		if err := sendOnce("127.0.0.1", srv.ready.TCP, fmt.Sprintf("%d\r\n", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitRows(t, db, 20)
+	cmd := exec.Command(inletBinary(t), "prune", "--db", db, "--before", "2200-01-01")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "deleted 20 messages") {
+		t.Fatalf("inlet prune beside the server: %v\n%s", err, out)
+	}
+	if err := sendOnce("127.0.0.1", srv.ready.TCP, "21\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitRows(t, db, 1)
+	srv.stop(t, syscall.SIGTERM)
+	out, _ = exec.Command(inletBinary(t), "devices", "--db", db, "--format", "json").CombinedOutput()
+	if !strings.Contains(string(out), `"messages": 21`) {
+		t.Fatalf("the device's accounting after the prune:\n%s", out)
+	}
+}
+
+// waitRows waits until the database at db holds n messages.
+func waitRows(t *testing.T, db string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := len(messages(t, db, inlet.Query{}))
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages stored, want %d", got, n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

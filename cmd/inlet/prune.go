@@ -35,13 +35,8 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "inlet prune: --before: %v\n", err)
 		return errUsage
 	}
-	store, err := sqlite.Open(ctx, *db, sqlite.Options{})
-	if err != nil {
-		return err
-	}
-	defer store.Close()
 	start := time.Now()
-	n, err := store.Prune(ctx, t, sqlite.PruneOptions{})
+	n, err := sqlite.PruneFile(ctx, *db, t, sqlite.PruneOptions{})
 	if err != nil {
 		return err
 	}
