@@ -34,6 +34,7 @@ type Config struct {
 	// reported by /api/overview.
 	Version string
 	Listen  map[string]string
+	Hosts   []string // addresses of this machine that devices on the network can reach (non-loopback interface IPs)
 	// MaxStreams bounds concurrent /api/stream subscribers (default 256).
 	MaxStreams int
 	// StreamWriteTimeout is how long a stream write may block before the
