@@ -196,6 +196,19 @@ func TestDevicesKinds(t *testing.T) {
 			t.Errorf("/api/devices %s: %s\n want %s", d.Device, got, want[d.Device])
 		}
 	}
+	// The chart marks a counter's loss, never a sensor's ups and downs.
+	for dev, want := range map[string]string{"127.0.0.52": "gap 6-7", "127.0.0.53": "", "127.0.0.54": ""} {
+		var s apiSeries
+		htJSON(t, htBase(m)+"/api/series?device="+dev, &s)
+		var got []string
+		for _, mk := range s.Markers {
+			got = append(got, fmt.Sprintf("%s %d-%d", mk.Kind, mk.From, mk.To))
+		}
+		if strings.Join(got, ",") != want {
+			t.Errorf("/api/series?device=%s markers %q, want %q", dev, got, want)
+		}
+	}
+
 	var cli []dev
 	out, _ := runCmd(t, "devices", "--db", cfg.DB, "--format", "json")
 	if err := json.Unmarshal([]byte(out), &cli); err != nil || len(cli) != len(api) {
