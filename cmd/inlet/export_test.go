@@ -196,6 +196,14 @@ func TestDevicesKinds(t *testing.T) {
 			t.Errorf("/api/devices %s: %s\n want %s", d.Device, got, want[d.Device])
 		}
 	}
+	// /api/overview lists the addresses devices can reach: always an array.
+	var ov struct {
+		Hosts []string `json:"hosts"`
+	}
+	if raw := htJSON(t, htBase(m)+"/api/overview", &ov); ov.Hosts == nil {
+		t.Errorf("/api/overview without a hosts array: %s", raw)
+	}
+
 	// The chart marks a counter's loss, never a sensor's ups and downs.
 	for dev, want := range map[string]string{"127.0.0.52": "gap 6-7", "127.0.0.53": "", "127.0.0.54": ""} {
 		var s apiSeries
