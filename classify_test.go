@@ -285,3 +285,32 @@ func TestEvidencePack(t *testing.T) {
 		e = d.Evidence
 	}
 }
+
+// Reported figures never go below zero, whatever mix of values a device sends
+// and however it switches; and a device whose lone integers never count up is
+// never a counter.
+func TestReportedNeverNegative(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	for iter := range 3000 {
+		d := &inlet.Device{ID: "mix"}
+		v := int64(rng.IntN(100))
+		for range 1 + rng.IntN(300) {
+			switch r := rng.IntN(100); {
+			case r < 50:
+				v++ // counting
+			case r < 65:
+				v += int64(2 + rng.IntN(30))
+			case r < 85:
+				v -= int64(rng.IntN(inlet.Window + 1))
+			case r < 95:
+				v -= int64(inlet.Window + 1 + rng.IntN(50))
+			default:
+				v = int64(rng.IntN(1000))
+			}
+			feed(d, v)
+			if l, _ := d.Reported(); l.Gaps < 0 || l.Missing < 0 || l.Duplicates < 0 || l.Resets < 0 {
+				t.Fatalf("iter %d: reported %+v", iter, l)
+			}
+		}
+	}
+}

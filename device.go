@@ -53,6 +53,13 @@ func (l *Loss) add(o Loss) {
 	l.Resets += o.Resets
 }
 
+// floor keeps reported figures from going below zero: a late arrival can fill a
+// slot opened while the device was not counted (before it was a counter, or
+// while it was values), whose opening was never added.
+func (l *Loss) floor() {
+	l.Gaps, l.Missing = max(l.Gaps, 0), max(l.Missing, 0)
+}
+
 // Acked reports whether the device speaks the acknowledged protocol.
 func (d *Device) Acked() bool { return d.LastBoot != "" }
 
@@ -77,6 +84,7 @@ func (d *Device) Reported() (Loss, bool) {
 	case d.Kind == KindCounter:
 		l := d.Loss
 		l.add(d.Suspect)
+		l.floor()
 		return l, true
 	}
 	return Loss{}, false
@@ -184,6 +192,7 @@ func (d *Device) classify(o Observation, c Loss) {
 	case o.Kind == Next:
 		// The counter goes on: what it counted since the last next value was loss.
 		d.Loss.add(d.Suspect)
+		d.Loss.floor()
 		d.Suspect = Loss{}
 	default:
 		d.Suspect.add(c)
@@ -202,6 +211,7 @@ func (d *Device) classify(o Observation, c Loss) {
 	case d.Kind != KindCounter && d.Evidence.Counter():
 		d.Kind = KindCounter
 		d.Loss.add(d.Pending)
+		d.Loss.floor()
 		d.Pending = Loss{}
 	case d.Kind == KindCounter && d.Evidence.Values():
 		// Not a counter any more (a new sketch sends readings): what the
