@@ -289,7 +289,10 @@
     $('#port-udp').textContent = udp ? udp.port : 'off';
     const local = tcp && isLoopback(tcp.host) && (!udp || isLoopback(udp.host));
     $('#loopback-only').hidden = !local;
-    const lines = local ? [] : hosts.map((h) => {
+    // A listener on one address is reached there only.
+    const any = (h) => h === '' || h === '::' || h === '0.0.0.0';
+    const bound = tcp && !any(tcp.host) && !isLoopback(tcp.host) ? [tcp.host] : null;
+    const lines = local ? [] : (bound || hosts).map((h) => {
       const parts = [];
       if (tcp) parts.push(hostPort(h, tcp.port) + ' (tcp)');
       if (udp) parts.push((tcp ? ':' + udp.port : hostPort(h, udp.port)) + ' (udp)');
@@ -301,11 +304,11 @@
     // on loopback is reached there, one on a single address at that address.
     let cmd = 'inlet send';
     if (tcp) {
-      const h = tcp.host === '' || tcp.host === '::' || tcp.host === '0.0.0.0' || isLoopback(tcp.host) ? '127.0.0.1' : tcp.host;
+      const h = any(tcp.host) || isLoopback(tcp.host) ? '127.0.0.1' : tcp.host;
       const addr = hostPort(h, tcp.port);
       if (addr !== '127.0.0.1:3000') cmd += ' --addr ' + addr;
     } else if (udp) {
-      cmd += ' --mode udp --addr ' + hostPort(isLoopback(udp.host) || udp.host === '::' || udp.host === '0.0.0.0' || udp.host === '' ? '127.0.0.1' : udp.host, udp.port);
+      cmd += ' --mode udp --addr ' + hostPort(any(udp.host) || isLoopback(udp.host) ? '127.0.0.1' : udp.host, udp.port);
     }
     $('#try-send').textContent = cmd;
   }
