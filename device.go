@@ -1,7 +1,7 @@
 package inlet
 
 // Device is the loss accounting the server keeps per device (docs/protocol.md,
-// "Loss accounting"). It is updated by the commit writer in the same transaction
+// "Loss accounting of plain devices"). It is updated by the commit writer in the same transaction
 // as the messages it counts, so the two never disagree after a crash.
 //
 // Gaps, Missing, Duplicates and Resets are the raw accounting: for a plain device,
@@ -121,7 +121,7 @@ func (d *Device) Observe(m *Message) {
 	d.classify(o, c)
 }
 
-// Counter recognition (docs/protocol.md, "Loss accounting"). Each lone integer is
+// Counter recognition (docs/protocol.md, "Loss accounting of plain devices"). Each lone integer is
 // evidence: the next value (highest+1) for a counter; a duplicate, a reset or a
 // jump over more than Window values against one; a late arrival, a small jump
 // (lost readings) or the first value neither. Over the last EvidenceWindow
