@@ -83,6 +83,7 @@ type writeStmts struct {
 	upsertBoot            driver.StmtExecContext
 	closers               []driver.Stmt
 	args                  []driver.NamedValue
+	counting              []byte // reused to format devices.counting
 }
 
 func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
@@ -299,7 +300,8 @@ func (ws *writeStmts) saveDevices(ctx context.Context, st driver.StmtExecContext
 		if d.Acked() {
 			set(nil)
 		} else {
-			set(appendCounting(nil, d))
+			ws.counting = appendCounting(ws.counting[:0], d)
+			set(string(ws.counting))
 		}
 	}
 	_, err := st.ExecContext(ctx, ws.args[:n])
@@ -482,7 +484,7 @@ func (s *Store) Devices(ctx context.Context) ([]inlet.Device, error) {
 // appendCounting is the stored form of a plain device's counter recognition:
 // the evidence, then its raw, confirmed, suspect and pending loss (gaps,
 // missing, duplicates, resets each), separated by spaces.
-func appendCounting(b []byte, d *inlet.Device) string {
+func appendCounting(b []byte, d *inlet.Device) []byte {
 	b = strconv.AppendInt(b, d.Evidence.Pack(), 10)
 	for _, l := range [...]inlet.Loss{{Gaps: d.Gaps, Missing: d.Missing, Duplicates: d.Duplicates, Resets: d.Resets}, d.Loss, d.Suspect, d.Pending} {
 		for _, v := range [...]int64{l.Gaps, l.Missing, l.Duplicates, l.Resets} {
@@ -490,7 +492,7 @@ func appendCounting(b []byte, d *inlet.Device) string {
 			b = strconv.AppendInt(b, v, 10)
 		}
 	}
-	return string(b)
+	return b
 }
 
 func parseCounting(s string, d *inlet.Device) error {
