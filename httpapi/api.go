@@ -30,7 +30,7 @@ type deviceJSON struct {
 	record.Device
 	Boots         []record.Boot   `json:"boots"` // always an array here; the newest bootsListed
 	BootsTotal    int64           `json:"boots_total"`
-	Lost          int64           `json:"lost"`
+	Lost          *int64          `json:"lost"` // null for a values device: unknown
 	Clean         bool            `json:"clean"`
 	LastPayload   *string         `json:"last_payload"`
 	LastFields    json.RawMessage `json:"last_fields"`
@@ -64,7 +64,7 @@ func (a *api) devices(w http.ResponseWriter, r *http.Request) {
 			d.Boots = []record.Boot{}
 		}
 		d.BootsTotal = totals[d.Device.Device]
-		d.Lost = devs[i].Missing
+		d.Lost = d.Device.Missing
 		d.Clean = d.Device.Clean()
 		d.AgeSeconds = float64(max(0, now-devs[i].LastSeen)) / 1e9
 		if l, ok := live[devs[i].ID]; ok {
@@ -102,6 +102,7 @@ type overviewJSON struct {
 	Devices             int               `json:"devices"`
 	Store               storeJSON         `json:"store"`
 	Listen              map[string]string `json:"listen"`
+	Hosts               []string          `json:"hosts"`
 	Auth                bool              `json:"auth"`
 }
 
@@ -130,10 +131,14 @@ func (a *api) overview(w http.ResponseWriter, r *http.Request) {
 		Devices:             a.cfg.Hub.DeviceCount(),
 		Store:               storeJSON{Healthy: s.StoreHealthy.Load(), Errors: s.StoreErrors.Load()},
 		Listen:              a.cfg.Listen,
+		Hosts:               a.cfg.Hosts,
 		Auth:                a.cfg.Token != "",
 	}
 	if o.Listen == nil {
 		o.Listen = map[string]string{}
+	}
+	if o.Hosts == nil {
+		o.Hosts = []string{}
 	}
 	for _, reason := range inlet.Reasons {
 		o.Rejected[string(reason)] = s.Rejected(reason).Load()

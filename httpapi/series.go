@@ -255,6 +255,21 @@ func (a *api) series(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	// Counter markers only for a device the server takes for a counter now: a
+	// sensor's readings going up and down are not loss (docs/protocol.md).
+	devs, err := a.cfg.Reader.Devices(ctx)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	counter := false
+	for i := range devs {
+		if devs[i].ID == q.Device {
+			counter = devs[i].KindName() == "counter"
+			break
+		}
+	}
+
 	now := float64(time.Now().UnixNano()) / 1e9
 	sb := &seriesBuilder{maxPts: pts, index: make(map[string]int), t0: float64(q.Since) / 1e9, t1: now}
 	if q.Until != 0 {
@@ -293,6 +308,9 @@ func (a *api) series(w http.ResponseWriter, r *http.Request) {
 			if rg, ok := after[bootSeq{m.Boot, m.Seq}]; ok {
 				mark(marker{Kind: "gap", Missing: rg[1] - rg[0] + 1, From: rg[0], To: rg[1], Boot: m.Boot})
 			}
+			return nil
+		}
+		if !counter {
 			return nil
 		}
 		var c int64

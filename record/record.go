@@ -26,6 +26,12 @@ const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
 // Time formats unix nanoseconds as TimeFormat.
 func Time(ns int64) string { return time.Unix(0, ns).UTC().Format(TimeFormat) }
 
+// LocalFormat is how tables for people show a time: local, 24-hour, to the second.
+const LocalFormat = "2006-01-02 15:04:05"
+
+// LocalTime formats unix nanoseconds as LocalFormat in the local time zone.
+func LocalTime(ns int64) string { return time.Unix(0, ns).Local().Format(LocalFormat) }
+
 // ParseTime reads a since/until value: RFC 3339, a date (UTC), unix seconds, or a
 // duration meaning that long before now. "" is no bound (0).
 func ParseTime(s string, now time.Time) (int64, error) {
@@ -162,15 +168,20 @@ func NewBoot(b *inlet.Boot) Boot {
 
 // Device is one device as `inlet devices --format json` lists it.
 type Device struct {
-	Device      string `json:"device"`
+	Device string `json:"device"`
+	// Kind is "counter" (plain, its lone integers are a counter: loss is
+	// counted), "values" (plain, anything else: loss unknown) or "acked"
+	// (INLET/1: loss counted by seq).
+	Kind        string `json:"kind"`
 	Messages    int64  `json:"messages"`
 	FirstSeen   string `json:"first_seen"`
 	LastSeen    string `json:"last_seen"`
 	LastCounter *int64 `json:"last_counter"`
-	Gaps        int64  `json:"gaps"`
-	Missing     int64  `json:"missing"`
-	Duplicates  int64  `json:"duplicates"`
-	Resets      int64  `json:"resets"`
+	// The loss figures are null for a values device: unknown.
+	Gaps       *int64 `json:"gaps"`
+	Missing    *int64 `json:"missing"`
+	Duplicates *int64 `json:"duplicates"`
+	Resets     *int64 `json:"resets"`
 	// Acknowledged mode: the device's sequences, one per boot.
 	Boots []Boot `json:"boots,omitempty"`
 }
@@ -178,9 +189,11 @@ type Device struct {
 // NewDevice converts d (without its boots).
 func NewDevice(d *inlet.Device) Device {
 	r := Device{
-		Device: d.ID, Messages: d.Messages,
+		Device: d.ID, Kind: d.KindName(), Messages: d.Messages,
 		FirstSeen: Time(d.FirstSeen), LastSeen: Time(d.LastSeen),
-		Gaps: d.Gaps, Missing: d.Missing, Duplicates: d.Duplicates, Resets: d.Resets,
+	}
+	if l, known := d.Reported(); known {
+		r.Gaps, r.Missing, r.Duplicates, r.Resets = &l.Gaps, &l.Missing, &l.Duplicates, &l.Resets
 	}
 	if v, ok := d.LastCounter(); ok {
 		r.LastCounter = &v
@@ -188,9 +201,14 @@ func NewDevice(d *inlet.Device) Device {
 	return r
 }
 
-// Clean reports that nothing was lost, duplicated or reset: the dashboard's
-// green badge. (Missing counts both counter values and acknowledged seqs never
-// received, less those that arrived late.)
+// LossKnown reports whether the device's loss is counted: a counter or an
+// acknowledged device.
+func (d *Device) LossKnown() bool { return d.Missing != nil }
+
+// Clean reports that no loss, duplicate or reset is known: the dashboard's
+// green badge, or its grey one for a values device, whose loss is unknown and
+// which is never shown as losing anything. (Missing counts both counter values
+// and acknowledged seqs never received, less those that arrived late.)
 func (d *Device) Clean() bool {
-	return d.Missing == 0 && d.Gaps == 0 && d.Duplicates == 0 && d.Resets == 0
+	return !d.LossKnown() || *d.Missing == 0 && *d.Gaps == 0 && *d.Duplicates == 0 && *d.Resets == 0
 }

@@ -62,3 +62,43 @@ func TestParseTime(t *testing.T) {
 		t.Errorf("blank: %d %v", got, err)
 	}
 }
+
+func TestNewDeviceKinds(t *testing.T) {
+	counter := &inlet.Device{ID: "c"}
+	for v := int64(1); v <= 12; v++ {
+		if v == 5 {
+			continue // one lost
+		}
+		counter.Observe(&inlet.Message{ReceivedAt: v, Counter: v, IsCounter: true})
+	}
+	sensor := &inlet.Device{ID: "s"}
+	for _, v := range []int64{512, 509, 515, 512, 511, 530, 498, 512, 512, 507, 520, 512} {
+		sensor.Observe(&inlet.Message{ReceivedAt: 1, Counter: v, IsCounter: true})
+	}
+	acked := &inlet.Device{ID: "a", LastBoot: "b1", Gaps: 1, Missing: 2}
+	for _, c := range []struct {
+		d     *inlet.Device
+		want  string
+		clean bool
+	}{
+		{counter, `"kind":"counter","messages":11,"first_seen":"1970-01-01T00:00:00.000000001Z","last_seen":"1970-01-01T00:00:00.000000012Z","last_counter":12,"gaps":1,"missing":1,"duplicates":0,"resets":0`, false},
+		{sensor, `"kind":"values","messages":12,"first_seen":"1970-01-01T00:00:00.000000001Z","last_seen":"1970-01-01T00:00:00.000000001Z","last_counter":520,"gaps":null,"missing":null,"duplicates":null,"resets":null`, true},
+		{acked, `"kind":"acked","messages":0,"first_seen":"1970-01-01T00:00:00.000000000Z","last_seen":"1970-01-01T00:00:00.000000000Z","last_counter":null,"gaps":1,"missing":2,"duplicates":0,"resets":0`, false},
+	} {
+		r := NewDevice(c.d)
+		b, _ := json.Marshal(r)
+		if want := `{"device":"` + c.d.ID + `",` + c.want + `}`; string(b) != want {
+			t.Errorf("%s:\n got %s\nwant %s", c.d.ID, b, want)
+		}
+		if r.Clean() != c.clean || r.LossKnown() == (c.d == sensor) {
+			t.Errorf("%s: clean %v, loss known %v", c.d.ID, r.Clean(), r.LossKnown())
+		}
+	}
+}
+
+func TestLocalTime(t *testing.T) {
+	ns := time.Date(2026, 11, 29, 22, 5, 7, 123456789, time.Local).UnixNano()
+	if got := LocalTime(ns); got != "2026-11-29 22:05:07" {
+		t.Errorf("LocalTime = %q, want 24-hour local time to the second", got)
+	}
+}

@@ -93,6 +93,60 @@ func TestMigrateFromV1(t *testing.T) {
 	if d := byID["127.0.0.1"]; d.Messages != 11 || d.Duplicates != 3 || d.Missing != 1 {
 		t.Fatalf("127.0.0.1 after migration: %+v", d)
 	}
+	// Version 2: whether a device is a counter is learnt again; a plain device
+	// starts as values with its old figures pending, an acknowledged one is acked.
+	type kindRow struct {
+		kind                              string
+		counting                          sql.NullString
+		gaps, missing, duplicates, resets int64
+	}
+	wantKinds := map[string]kindRow{
+		"127.0.0.1":  {"values", sql.NullString{String: "0 1 1 3 0 0 0 0 0 0 0 0 0 1 1 3 0", Valid: true}, 0, 0, 0, 0},
+		"127.0.0.10": {"values", sql.NullString{String: "0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0", Valid: true}, 0, 0, 0, 0},
+		"gap-3":      {"acked", sql.NullString{}, 1, 2, 0, 0},
+		"lab-1":      {"acked", sql.NullString{}, 0, 0, 0, 0},
+	}
+	for dev, want := range wantKinds {
+		var got kindRow
+		if err := s.db.QueryRowContext(ctx, "SELECT kind, counting, gaps, missing, duplicates, resets FROM devices WHERE device = ?", dev).
+			Scan(&got.kind, &got.counting, &got.gaps, &got.missing, &got.duplicates, &got.resets); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s after migration: %+v, want %+v", dev, got, want)
+		}
+	}
+	if d := byID["127.0.0.1"]; d.KindName() != "values" || d.Pending != (inlet.Loss{Gaps: 1, Missing: 1, Duplicates: 3}) {
+		t.Fatalf("127.0.0.1 read back after migration: kind %s, pending %+v", d.KindName(), d.Pending)
+	}
+	g := byID["gap-3"]
+	if l, known := g.Reported(); g.KindName() != "acked" || !known || l.Missing != 2 {
+		t.Fatalf("gap-3 after migration: kind %s, reported %+v %v", g.KindName(), l, known)
+	}
+	// A migrated tutorial counter that goes on counting is recognised, and its
+	// old figures come back with it.
+	d := byID["127.0.0.1"]
+	for v := int64(9); v < 9+inlet.CounterMin; v++ {
+		d.Observe(&inlet.Message{ReceivedAt: 1, Device: d.ID, Counter: v, IsCounter: true})
+	}
+	if l, known := d.Reported(); d.KindName() != "counter" || !known || l != (inlet.Loss{Gaps: 1, Missing: 1, Duplicates: 3}) {
+		t.Fatalf("127.0.0.1 counting on after migration: kind %s, reported %+v", d.KindName(), l)
+	}
+	if err := s.Commit(ctx, &inlet.Batch{Devices: []inlet.Device{d}}); err != nil {
+		t.Fatal(err)
+	}
+	if devs, err = s.Devices(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, back := range devs {
+		if back.ID == d.ID && back != d {
+			t.Fatalf("device state does not survive the store:\nwrote %+v\n read %+v", d, back)
+		}
+	}
+	var reported int64
+	if err := s.db.QueryRowContext(ctx, "SELECT duplicates FROM devices WHERE device = ? AND kind = 'counter'", d.ID).Scan(&reported); err != nil || reported != 3 {
+		t.Fatalf("stored duplicates of the counter: %d, %v; want 3", reported, err)
+	}
 	b, ok, err := s.Boot(ctx, "gap-3", "b1")
 	if err != nil || !ok {
 		t.Fatalf("boot gap-3/b1: ok=%v err=%v", ok, err)

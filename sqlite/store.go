@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/inletdev/inlet"
@@ -51,15 +52,15 @@ const (
 )
 
 const (
-	upsertHead = `INSERT INTO devices (device, messages, first_seen, last_seen, gaps, missing, duplicates, resets, last_counter, run_low, run_seen, last_boot)
+	upsertHead = `INSERT INTO devices (device, messages, first_seen, last_seen, gaps, missing, duplicates, resets, last_counter, run_low, run_seen, last_boot, kind, counting)
 VALUES `
-	upsertRow  = "(?,?,?,?,?,?,?,?,?,?,?,?)"
-	colsDevice = 12
+	upsertRow  = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+	colsDevice = 14
 	upsertTail = `
 ON CONFLICT (device) DO UPDATE SET messages=excluded.messages, first_seen=excluded.first_seen,
  last_seen=excluded.last_seen, gaps=excluded.gaps, missing=excluded.missing, duplicates=excluded.duplicates,
  resets=excluded.resets, last_counter=excluded.last_counter, run_low=excluded.run_low, run_seen=excluded.run_seen,
- last_boot=excluded.last_boot`
+ last_boot=excluded.last_boot, kind=excluded.kind, counting=excluded.counting`
 
 	upsertBoot = `INSERT INTO boots (device, boot, last_seq, missing, messages, first_seen, last_seen) VALUES (?,?,?,?,?,?,?)
 ON CONFLICT (device, boot) DO UPDATE SET last_seq=excluded.last_seq, missing=excluded.missing,
@@ -84,6 +85,7 @@ type writeStmts struct {
 	upsertBoot            driver.StmtExecContext
 	closers               []driver.Stmt
 	args                  []driver.NamedValue
+	counting              []byte // reused to format devices.counting
 }
 
 func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
@@ -314,7 +316,8 @@ func (ws *writeStmts) saveDevices(ctx context.Context, st driver.StmtExecContext
 	for i := range devs {
 		d := &devs[i]
 		set(d.ID)
-		for _, v := range [...]int64{d.Messages, d.FirstSeen, d.LastSeen, d.Gaps, d.Missing, d.Duplicates, d.Resets} {
+		l, _ := d.Reported() // 0 for a values device: its loss is unknown
+		for _, v := range [...]int64{d.Messages, d.FirstSeen, d.LastSeen, l.Gaps, l.Missing, l.Duplicates, l.Resets} {
 			set(v)
 		}
 		if d.Run.Active {
@@ -330,6 +333,13 @@ func (ws *writeStmts) saveDevices(ctx context.Context, st driver.StmtExecContext
 			set(d.LastBoot)
 		} else {
 			set(nil)
+		}
+		set(d.KindName())
+		if d.Acked() {
+			set(nil)
+		} else {
+			ws.counting = appendCounting(ws.counting[:0], d)
+			set(string(ws.counting))
 		}
 	}
 	_, err := st.ExecContext(ctx, ws.args[:n])
@@ -474,7 +484,7 @@ func (ws *writeStmts) insert(ctx context.Context, st driver.StmtExecContext, msg
 // Devices returns every device's persisted state, ordered by device.
 func (s *Store) Devices(ctx context.Context) ([]inlet.Device, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT device, messages, first_seen, last_seen, gaps, missing, duplicates, resets,
-		last_counter, run_low, run_seen, last_boot FROM devices ORDER BY device`)
+		last_counter, run_low, run_seen, last_boot, kind, counting FROM devices ORDER BY device`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: devices: %w", err)
 	}
@@ -483,10 +493,19 @@ func (s *Store) Devices(ctx context.Context) ([]inlet.Device, error) {
 	for rows.Next() {
 		var d inlet.Device
 		var last, low, seen sql.NullInt64
-		var lastBoot sql.NullString
+		var lastBoot, counting sql.NullString
+		var kind string
 		if err := rows.Scan(&d.ID, &d.Messages, &d.FirstSeen, &d.LastSeen, &d.Gaps, &d.Missing, &d.Duplicates,
-			&d.Resets, &last, &low, &seen, &lastBoot); err != nil {
+			&d.Resets, &last, &low, &seen, &lastBoot, &kind, &counting); err != nil {
 			return nil, fmt.Errorf("sqlite: devices: %w", err)
+		}
+		if kind == "counter" {
+			d.Kind = inlet.KindCounter
+		}
+		if counting.Valid {
+			if err := parseCounting(counting.String, &d); err != nil {
+				return nil, fmt.Errorf("sqlite: devices: %s: counting %q: %w", d.ID, counting.String, err)
+			}
 		}
 		if last.Valid {
 			d.Run = inlet.CounterRun{Active: true, High: last.Int64, Low: low.Int64, Seen: uint64(seen.Int64)}
@@ -498,6 +517,40 @@ func (s *Store) Devices(ctx context.Context) ([]inlet.Device, error) {
 		return nil, fmt.Errorf("sqlite: devices: %w", err)
 	}
 	return out, nil
+}
+
+// appendCounting is the stored form of a plain device's counter recognition:
+// the evidence, then its raw, confirmed, suspect and pending loss (gaps,
+// missing, duplicates, resets each), separated by spaces.
+func appendCounting(b []byte, d *inlet.Device) []byte {
+	b = strconv.AppendInt(b, d.Evidence.Pack(), 10)
+	for _, l := range [...]inlet.Loss{{Gaps: d.Gaps, Missing: d.Missing, Duplicates: d.Duplicates, Resets: d.Resets}, d.Loss, d.Suspect, d.Pending} {
+		for _, v := range [...]int64{l.Gaps, l.Missing, l.Duplicates, l.Resets} {
+			b = append(b, ' ')
+			b = strconv.AppendInt(b, v, 10)
+		}
+	}
+	return b
+}
+
+func parseCounting(s string, d *inlet.Device) error {
+	f := strings.Fields(s)
+	if len(f) != 17 {
+		return fmt.Errorf("%d numbers, want 17", len(f))
+	}
+	var v [17]int64
+	for i := range f {
+		var err error
+		if v[i], err = strconv.ParseInt(f[i], 10, 64); err != nil {
+			return err
+		}
+	}
+	d.Evidence = inlet.UnpackEvidence(v[0])
+	d.Gaps, d.Missing, d.Duplicates, d.Resets = v[1], v[2], v[3], v[4]
+	d.Loss = inlet.Loss{Gaps: v[5], Missing: v[6], Duplicates: v[7], Resets: v[8]}
+	d.Suspect = inlet.Loss{Gaps: v[9], Missing: v[10], Duplicates: v[11], Resets: v[12]}
+	d.Pending = inlet.Loss{Gaps: v[13], Missing: v[14], Duplicates: v[15], Resets: v[16]}
+	return nil
 }
 
 // timeSlack bounds how far received_at may run out of id order: rows are stamped

@@ -39,29 +39,52 @@ func TestDashboard(t *testing.T) {
 	b.waitFor("the empty state with no devices", time.Now().Add(3*time.Second),
 		`!document.querySelector('#empty').hidden && document.querySelectorAll('#devices tbody tr').length === 0`,
 		`document.querySelector('#home')?.innerText`)
-	// The hint names the ports this server listens on, and there is no sign-out without a token.
+	// The hint names the ports this server listens on and a command that sends
+	// to them, and there is no sign-out without a token. This server listens on
+	// loopback only: no addresses for devices on the network, but a note saying so.
 	_, tcpPort, _ := net.SplitHostPort(srv.ready.TCP)
-	b.waitFor("the empty state to name TCP port "+tcpPort, time.Now().Add(3*time.Second),
-		`document.querySelector('#port-tcp').textContent === `+jsString(tcpPort)+` && document.querySelector('#logout').hidden`,
+	_, udpPort, _ := net.SplitHostPort(srv.ready.UDP)
+	b.waitFor("the empty state to name TCP port "+tcpPort+", UDP port "+udpPort+" and inlet send to them", time.Now().Add(3*time.Second),
+		`document.querySelector('#port-tcp').textContent === `+jsString(tcpPort)+`
+			&& document.querySelector('#port-udp').textContent === `+jsString(udpPort)+`
+			&& document.querySelector('#try-send').textContent === `+jsString("inlet send --addr 127.0.0.1:"+tcpPort)+`
+			&& !document.querySelector('#loopback-only').hidden && document.querySelector('#hosts').hidden
+			&& document.querySelector('#logout').hidden`,
 		`document.querySelector('#empty')?.innerText`)
+	b.screenshot(shots, "empty.png")
 
-	// The tutorial sketch: connect, write a reading, close.
+	// The tutorial sketch: connect, write a reading, close. While inlet learns
+	// whether the readings are a counter it says so, in grey; after nine
+	// counting up by one it is a counter with a green 0 lost, never red.
 	const dev = "127.0.0.2"
 	var sent time.Time
-	for i, line := range []string{"1\r\n", "2\r\n", "3\r\n"} {
-		if err := sendOnce(dev, srv.ready.TCP, line); err != nil {
-			t.Fatal(err)
+	stored := 0
+	sendStored := func(dev string, lines ...string) {
+		t.Helper()
+		for _, line := range lines {
+			if err := sendOnce(dev, srv.ready.TCP, line); err != nil {
+				t.Fatal(err)
+			}
+			sent = time.Now()
+			stored++
+			n := stored
+			// Like the sketch, one after the other: separate connections carry no
+			// order between them, so wait for each to be stored.
+			waitFor(t, "message stored", 5*time.Second, func() bool { return len(messages(t, db, inlet.Query{Device: dev})) == n })
 		}
-		sent = time.Now()
-		// Like the sketch, one after the other: separate connections carry no
-		// order between them, so wait for each to be stored.
-		waitFor(t, "message stored", 5*time.Second, func() bool { return len(messages(t, db, inlet.Query{Device: dev})) == i+1 })
 	}
+	sendStored(dev, counters(1, 3)...)
 	row := rowJS(dev)
-	b.waitFor("device "+dev+" in the table with last value 3, 3 messages, 0 lost", sent.Add(2*time.Second),
+	b.waitFor("device "+dev+" in the table with last value 3, 3 messages, values, loss unknown", sent.Add(2*time.Second),
 		`(() => { const r = `+row+`; return !!r && r.querySelector('.last-value').textContent.trim() === '3'
 			&& r.querySelector('.messages').textContent.trim() === '3'
-			&& r.querySelector('.loss').textContent.includes('0 lost'); })()`,
+			&& r.querySelector('.loss').textContent === 'values, loss unknown' && !r.querySelector('.loss .bad'); })()`,
+		`document.querySelector('#devices')?.innerText`)
+	sendStored(dev, counters(4, 10)...)
+	b.waitFor("device "+dev+" a counter with last value 10, 10 messages, 0 lost", sent.Add(2*time.Second),
+		`(() => { const r = `+row+`; return !!r && r.querySelector('.last-value').textContent.trim() === '10'
+			&& r.querySelector('.messages').textContent.trim() === '10'
+			&& r.querySelector('.loss').textContent === 'counter0 lost' && r.querySelector('.loss .badge.ok'); })()`,
 		`document.querySelector('#devices')?.innerText`)
 	if b.eval(`!document.querySelector('#empty').hidden`) == "true" {
 		t.Errorf("the empty-state hint is still shown with a device in the table")
@@ -84,9 +107,9 @@ func TestDashboard(t *testing.T) {
 
 	// The device page: click the row.
 	b.do(chromedp.Click(chromedp.CSS(`#devices tr[data-device="` + dev + `"] td.messages`)))
-	b.waitFor("the device page with a chart of 3 points, the stream open", time.Now().Add(5*time.Second),
+	b.waitFor("the device page with a chart of 10 points, the stream open", time.Now().Add(5*time.Second),
 		`!document.querySelector('#device-page').hidden && document.querySelector('#chart .uplot') !== null
-			&& document.querySelector('#chart').dataset.points === '3' && document.querySelector('#chart').dataset.lastValue === '3'
+			&& document.querySelector('#chart').dataset.points === '10' && document.querySelector('#chart').dataset.lastValue === '10'
 			&& document.querySelector('#live').classList.contains('on')`,
 		`JSON.stringify({hash: location.hash, chart: {...document.querySelector('#chart').dataset}, live: document.querySelector('#live').textContent})`)
 	if got := b.eval(`location.hash`); got != "#/device/"+url.PathEscape(dev) {
@@ -96,26 +119,34 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("device page title %q, want %q", got, dev)
 	}
 
+	// Dates are local and 24-hour, as inlet devices prints them; the facts say
+	// the kind; a plain device's raw table has no seq column.
+	b.waitFor("the facts: counter, 24-hour first seen", time.Now().Add(2*time.Second),
+		`/^counter\b/.test(document.querySelector('#facts dd').textContent)
+			&& /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/.test([...document.querySelectorAll('#facts dt')].find(e => e.textContent === 'first seen').nextElementSibling.textContent)
+			&& getComputedStyle(document.querySelector('#raw th.seq')).display === 'none'`,
+		`document.querySelector('#facts').innerText`)
+
 	// A new reading moves the chart's last point and tops the raw table.
-	if err := sendOnce(dev, srv.ready.TCP, "4\r\n"); err != nil {
+	if err := sendOnce(dev, srv.ready.TCP, "11\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	sent = time.Now()
-	b.waitFor("the chart's last point to become 4", sent.Add(2*time.Second),
-		`document.querySelector('#chart').dataset.lastValue === '4' && document.querySelector('#chart').dataset.points === '4'`,
+	b.waitFor("the chart's last point to become 11", sent.Add(2*time.Second),
+		`document.querySelector('#chart').dataset.lastValue === '11' && document.querySelector('#chart').dataset.points === '11'`,
 		`JSON.stringify({...document.querySelector('#chart').dataset})`)
-	b.waitFor("the raw table to show 4 on top", time.Now().Add(time.Second),
-		`document.querySelector('#raw tbody tr td.payload')?.textContent === '4' && document.querySelectorAll('#raw tbody tr').length === 4`,
+	b.waitFor("the raw table to show 11 on top", time.Now().Add(time.Second),
+		`document.querySelector('#raw tbody tr td.payload')?.textContent === '11' && document.querySelectorAll('#raw tbody tr').length === 11`,
 		`document.querySelector('#raw')?.innerText`)
 
-	// A counter that jumps from 4 to 7 lost two readings: a gap marker, and the
+	// A counter that jumps from 11 to 14 lost two readings: a gap marker, and the
 	// device's loss facts.
-	if err := sendOnce(dev, srv.ready.TCP, "7\r\n"); err != nil {
+	if err := sendOnce(dev, srv.ready.TCP, "14\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	sent = time.Now()
 	b.waitFor("a gap marker for the 2 missing readings", sent.Add(2*time.Second),
-		`document.querySelector('#chart').dataset.lastValue === '7' && !document.querySelector('#marker-legend').hidden
+		`document.querySelector('#chart').dataset.lastValue === '14' && !document.querySelector('#marker-legend').hidden
 			&& document.querySelector('#marker-legend').textContent.includes('2 readings missing')`,
 		`JSON.stringify({chart: {...document.querySelector('#chart').dataset}, legend: document.querySelector('#marker-legend').textContent})`)
 	b.waitFor("the loss badge to say 2 lost", sent.Add(3*time.Second),
@@ -151,16 +182,16 @@ func TestDashboard(t *testing.T) {
 			payloads = append(payloads, r[payload])
 		}
 	}
-	if !slices.Equal(payloads, []string{"1", "2", "3", "4", "7"}) {
-		t.Errorf("CSV payloads %q, want 1 2 3 4 7\n%s", payloads, body)
+	if want := []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "14"}; !slices.Equal(payloads, want) {
+		t.Errorf("CSV payloads %q, want %q\n%s", payloads, want, body)
 	}
 
 	// Another range: its own chart and CSV link, kept in the address.
 	b.do(chromedp.Click(chromedp.CSS(`#range button[data-range="5m"]`)))
 	b.waitFor("the 5 min range", time.Now().Add(3*time.Second),
 		`location.hash.endsWith('?range=5m') && document.querySelector('#range button[data-range="5m"]').getAttribute('aria-pressed') === 'true'
-			&& document.querySelector('a#csv').href.includes('since=5m') && document.querySelector('#chart').dataset.points === '5'
-			&& document.querySelector('#chart').dataset.lastValue === '7'`,
+			&& document.querySelector('a#csv').href.includes('since=5m') && document.querySelector('#chart').dataset.points === '12'
+			&& document.querySelector('#chart').dataset.lastValue === '14'`,
 		`JSON.stringify({hash: location.hash, csv: document.querySelector('a#csv').href, chart: {...document.querySelector('#chart').dataset}})`)
 
 	// Back home; a UDP reading, the tutorial's 10-byte NUL-padded datagram.
@@ -181,7 +212,7 @@ func TestDashboard(t *testing.T) {
 	b.screenshot(shots, "home-phone.png")
 	b.do(chromedp.Evaluate[chromedp.Void](`location.hash = '#/device/' + encodeURIComponent(` + jsString(dev) + `)`))
 	b.waitFor("the device page to fit 375 px with its chart", time.Now().Add(5*time.Second),
-		`document.querySelector('#chart').dataset.points === '5' && document.querySelector('#chart .uplot') !== null
+		`document.querySelector('#chart').dataset.points === '12' && document.querySelector('#chart .uplot') !== null
 			&& document.querySelector('#chart .uplot').getBoundingClientRect().right <= innerWidth
 			&& document.documentElement.scrollWidth <= innerWidth + 1`,
 		`JSON.stringify({scrollWidth: document.documentElement.scrollWidth, innerWidth, chart: {...document.querySelector('#chart').dataset},
@@ -193,6 +224,51 @@ func TestDashboard(t *testing.T) {
 	b.waitFor("the chart to widen with the window", time.Now().Add(2*time.Second),
 		`document.querySelector('#chart .uplot').getBoundingClientRect().width > 1000`,
 		`document.querySelector('#chart .uplot').getBoundingClientRect().width`)
+
+	// A sensor sending analogRead() values: grey, no loss facts, no markers; it
+	// falls silent for 3 s, and the chart's line breaks there instead of
+	// drawing a slope across the silence.
+	const sensor = "127.0.0.6"
+	adc := htDial(t, sensor, srv.ready.TCP)
+	burst := func(from int) {
+		for i := range 8 {
+			adc.send(fmt.Sprintf("%d\r\n", 500+(from+i*7)%23))
+			time.Sleep(150 * time.Millisecond)
+		}
+	}
+	burst(0)
+	time.Sleep(3 * time.Second)
+	burst(8)
+	waitFor(t, "the sensor's readings stored", 5*time.Second, func() bool { return len(messages(t, db, inlet.Query{Device: sensor})) == 16 })
+	b.do(chromedp.Evaluate[chromedp.Void](`location.hash = '#/device/' + encodeURIComponent(` + jsString(sensor) + `)`))
+	b.waitFor("the sensor's page: 16 points, one break in the line, values, loss unknown", time.Now().Add(5*time.Second),
+		`document.querySelector('#chart').dataset.points === '16' && JSON.parse(document.querySelector('#chart').dataset.breaks).length === 1
+			&& document.querySelector('#dev-badge').textContent === 'values, loss unknown'
+			&& ![...document.querySelectorAll('#facts dt')].some(e => e.textContent === 'lost')
+			&& document.querySelector('#marker-legend').hidden`,
+		`JSON.stringify({chart: {...document.querySelector('#chart').dataset}, badge: document.querySelector('#dev-badge').textContent,
+			facts: document.querySelector('#facts').innerText})`)
+	// No pixel of the line's colour inside the break, and plenty outside it.
+	pixels := b.eval(`(() => {
+		const g = JSON.parse(document.querySelector('#chart').dataset.breaks)[0];
+		const cv = document.querySelector('#chart canvas');
+		const ctx = cv.getContext('2d');
+		const stroke = [37, 99, 235]; // the first series colour, light scheme
+		const count = (x0, x1) => {
+			const d = ctx.getImageData(x0, 0, x1 - x0, cv.height).data;
+			let n = 0;
+			for (let i = 0; i < d.length; i += 4) {
+				if (d[i + 3] > 100 && Math.abs(d[i] - stroke[0]) < 40 && Math.abs(d[i + 1] - stroke[1]) < 40 && Math.abs(d[i + 2] - stroke[2]) < 40) n++;
+			}
+			return n;
+		};
+		return count(g[0] + 8, g[1] - 8) + ' ' + count(0, g[0]) + ' ' + (g[1] - g[0]);
+	})()`)
+	var inBreak, before, width int
+	if _, err := fmt.Sscan(pixels, &inBreak, &before, &width); err != nil || inBreak != 0 || before < 20 || width < 50 {
+		t.Errorf("line pixels inside the break, before it, the break's width: %s (want 0, many, wide)", pixels)
+	}
+	b.screenshot(shots, "silence.png")
 
 	b.check()
 }

@@ -5,16 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
-	"text/tabwriter"
+	"unicode/utf8"
 
+	"github.com/inletdev/inlet"
 	"github.com/inletdev/inlet/record"
 	"github.com/inletdev/inlet/sqlite"
 )
 
 func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("devices", "List every device with its loss accounting: messages stored, first and last seen,\n"+
-		"and for counter payloads the gaps (separate missing ranges), missing values, duplicates and resets.\n"+
+	fs := newFlags("devices", "List every device by kind with its loss accounting: messages stored, first and last\n"+
+		"seen (local time), and for counters (plain devices whose lone integers count up by one) and\n"+
+		"acknowledged devices the missing values, gaps (separate missing ranges), duplicates and resets.\n"+
+		"A values device (sensor readings, anything not a counter) has no loss figures: they are unknown.\n"+
 		"Acknowledged-mode devices also get one line per boot: the sequence's last seq, what is durable\n"+
 		"without a hole (the hello's last=), and the missing seq ranges.", stderr)
 	db := fs.String("db", "inlet.db", "SQLite database file")
@@ -54,31 +58,138 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "device\tmessages\tfirst_seen\tlast_seen\tlast_counter\tgaps\tmissing\tduplicates\tresets\t")
-	for i := range devs {
-		r := record.NewDevice(&devs[i])
-		last := "-"
-		if r.LastCounter != nil {
-			last = fmt.Sprint(*r.LastCounter)
+	return devicesTable(stdout, devs, boots)
+}
+
+// devicesTable prints the devices by kind, each kind with the columns that mean
+// something for it, in one layout: the columns they share line up, text is left
+// and numbers right-aligned, times local and 24-hour. Acknowledged devices'
+// boots follow in a table of their own, aligned the same way.
+func devicesTable(w io.Writer, devs []inlet.Device, boots []inlet.Boot) error {
+	num := func(v int64) cell { return cell{strconv.FormatInt(v, 10), true} }
+	txt := func(s string) cell { return cell{s, false} }
+	head := func(names ...string) []cell {
+		c := make([]cell, len(names))
+		for i, n := range names {
+			c[i] = cell{n, i > 0 && n != "first_seen" && n != "last_seen" && n != "boot" && n != "missing_ranges"}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t\n", r.Device, r.Messages, r.FirstSeen, r.LastSeen,
-			last, r.Gaps, r.Missing, r.Duplicates, r.Resets)
+		return c
 	}
-	if err := tw.Flush(); err != nil || len(boots) == 0 {
+	sections := []struct {
+		kind, title string
+		loss        bool
+	}{
+		{"counter", "counters: loss counted from the counter values", true},
+		{"values", "values: not a counter, loss unknown", false},
+		{"acked", "acknowledged (INLET/1): loss counted by seq", true},
+	}
+	var t table
+	for _, sec := range sections {
+		var rows [][]cell
+		for i := range devs {
+			d := &devs[i]
+			if d.KindName() != sec.kind {
+				continue
+			}
+			row := []cell{txt(d.ID), num(d.Messages), txt(record.LocalTime(d.FirstSeen)), txt(record.LocalTime(d.LastSeen))}
+			if l, known := d.Reported(); sec.loss && known {
+				row = append(row, num(l.Missing), num(l.Gaps), num(l.Duplicates), num(l.Resets))
+			}
+			rows = append(rows, row)
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		t.title(sec.title)
+		if sec.loss {
+			t.row(head("device", "messages", "first_seen", "last_seen", "missing", "gaps", "dups", "resets"))
+		} else {
+			t.row(head("device", "messages", "first_seen", "last_seen"))
+		}
+		for _, r := range rows {
+			t.row(r)
+		}
+	}
+	if err := t.print(w); err != nil {
 		return err
 	}
-	// Acknowledged mode: one line per (device, boot) sequence.
-	fmt.Fprintln(stdout)
-	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "device\tboot\tmessages\tlast_seq\tdurable\tmissing\tmissing_ranges\tlast_seen\t")
-	for i := range devs {
-		for _, b := range byDevice[devs[i].ID] {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", b.Device, b.Boot, b.Messages, b.LastSeq, b.Durable,
-				b.MissingCount, formatRanges(b.Missing, 4), b.LastSeen)
+	var bt table
+	for i := range boots { // ordered by device, then first seen
+		b := &boots[i]
+		if len(bt.lines) == 0 {
+			bt.title("boots of acknowledged devices: durable is what a hello is answered (nothing missing below it)")
+			bt.row(head("device", "boot", "messages", "last_seq", "durable", "missing", "missing_ranges", "last_seen"))
+		}
+		r := record.NewBoot(b)
+		bt.row([]cell{txt(b.Device), txt(b.Boot), num(b.Messages), num(r.LastSeq), num(r.Durable),
+			num(r.MissingCount), txt(formatRanges(r.Missing, 4)), txt(record.LocalTime(b.LastSeen))})
+	}
+	if len(bt.lines) == 0 {
+		return nil
+	}
+	if _, err := fmt.Fprintln(w); err != nil {
+		return err
+	}
+	return bt.print(w)
+}
+
+// cell is one table cell; numbers are right-aligned.
+type cell struct {
+	s     string
+	right bool
+}
+
+// table lays out rows of cells with two spaces between columns; a title line
+// stands alone, with a blank line before it unless it is the first.
+type table struct {
+	lines []tableLine
+}
+
+type tableLine struct {
+	title string
+	cells []cell
+}
+
+func (t *table) title(s string) { t.lines = append(t.lines, tableLine{title: s}) }
+func (t *table) row(c []cell)   { t.lines = append(t.lines, tableLine{cells: c}) }
+
+func (t *table) print(w io.Writer) error {
+	var width []int
+	for _, l := range t.lines {
+		for i, c := range l.cells {
+			if i == len(width) {
+				width = append(width, 0)
+			}
+			width[i] = max(width[i], utf8.RuneCountInString(c.s))
 		}
 	}
-	return tw.Flush()
+	var b strings.Builder
+	for n, l := range t.lines {
+		if l.cells == nil {
+			if n > 0 {
+				b.WriteString("\n")
+			}
+			b.WriteString(l.title + "\n")
+			continue
+		}
+		var line strings.Builder
+		for i, c := range l.cells {
+			if i > 0 {
+				line.WriteString("  ")
+			}
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c.s))
+			if c.right {
+				line.WriteString(pad + c.s)
+			} else if i < len(l.cells)-1 {
+				line.WriteString(c.s + pad)
+			} else {
+				line.WriteString(c.s)
+			}
+		}
+		b.WriteString(strings.TrimRight(line.String(), " ") + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // formatRanges shows up to max ranges as "3-4,9" and how many more there are.

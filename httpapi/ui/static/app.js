@@ -157,19 +157,36 @@
     return hms + '.' + String(d.getMilliseconds()).padStart(3, '0').slice(0, digits);
   }
 
+  // fmtDateTime is a local 24-hour date and time to the second, as inlet devices prints it.
   function fmtDateTime(iso) {
     const d = new Date(iso);
-    return Number.isNaN(d.getTime()) ? (iso || '–') : d.toLocaleString();
+    if (Number.isNaN(d.getTime())) return iso || '–';
+    const p = (n) => String(n).padStart(2, '0');
+    return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' '
+      + p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds());
   }
 
   function plural(n, one, many) {
     return fmtNum(n) + ' ' + (n === 1 ? one : many);
   }
 
+  // KINDS says what a device's kind means for its loss (docs/http.md).
+  const KINDS = {
+    counter: 'counter: its readings count up by one, so a value that never came is a reading lost',
+    values: 'not a counter (sensor readings, text): inlet cannot tell whether a reading was lost',
+    acked: 'acknowledged protocol (INLET/1): loss is counted by sequence number',
+  };
+
   // lossBadges describes a device's loss accounting as badges: green "0 lost"
-  // when clean, otherwise red facts.
+  // when clean, otherwise red facts; grey "values, loss unknown" when the device
+  // is not a counter, whose loss is not known.
   function lossBadges(d) {
     const out = [];
+    if (d.kind === 'values') {
+      out.push(el('span', { class: 'badge neutral', text: 'values, loss unknown', title: KINDS.values }));
+      return out;
+    }
+    if (d.kind === 'counter') out.push(el('span', { class: 'kind', text: 'counter', title: KINDS.counter }));
     if (d.clean) {
       out.push(el('span', { class: 'badge ok', text: '0 lost' }));
       return out;
@@ -251,14 +268,49 @@
     $('#ov-store').dataset.healthy = healthy ? 'true' : 'false';
 
     if (o.version) $('#version').textContent = o.version;
-    // The empty state names the ports this server really listens on.
-    const port = (addr) => { const m = /:(\d+)$/.exec(addr || ''); return m ? m[1] : null; };
-    if (o.listen) {
-      const t = port(o.listen.tcp), u = port(o.listen.udp);
-      if (t) $('#port-tcp').textContent = t;
-      if (u) $('#port-udp').textContent = u;
-    }
+    renderEmptyHint(o.listen || {}, Array.isArray(o.hosts) ? o.hosts : []);
     $('#logout').hidden = !o.auth;
+  }
+
+  // splitAddr splits a listener's "host:port" ("[::]:3000", "127.0.0.1:3000").
+  function splitAddr(addr) {
+    const m = /^\[?(.*?)\]?:(\d+)$/.exec(addr || '');
+    return m ? { host: m[1], port: m[2] } : null;
+  }
+
+  const isLoopback = (h) => h === 'localhost' || h === '::1' || /^127\./.test(h);
+  const hostPort = (h, p) => (h.includes(':') ? '[' + h + ']' : h) + ':' + p;
+
+  // renderEmptyHint names the ports this server really listens on, the
+  // addresses devices on the network can reach, and a command that sends to it.
+  function renderEmptyHint(listen, hosts) {
+    const tcp = splitAddr(listen.tcp), udp = splitAddr(listen.udp);
+    $('#port-tcp').textContent = tcp ? tcp.port : 'off';
+    $('#port-udp').textContent = udp ? udp.port : 'off';
+    const local = tcp && isLoopback(tcp.host) && (!udp || isLoopback(udp.host));
+    $('#loopback-only').hidden = !local;
+    // A listener on one address is reached there only.
+    const any = (h) => h === '' || h === '::' || h === '0.0.0.0';
+    const bound = tcp && !any(tcp.host) && !isLoopback(tcp.host) ? [tcp.host] : null;
+    const lines = local ? [] : (bound || hosts).map((h) => {
+      const parts = [];
+      if (tcp) parts.push(hostPort(h, tcp.port) + ' (tcp)');
+      if (udp) parts.push((tcp ? ':' + udp.port : hostPort(h, udp.port)) + ' (udp)');
+      return parts.join(', ');
+    }).filter((l) => l !== '');
+    $('#host-list').replaceChildren(...lines.map((l) => el('li', { text: l })));
+    $('#hosts').hidden = lines.length === 0;
+    // inlet send's default is 127.0.0.1:3000; a listener on every interface or
+    // on loopback is reached there, one on a single address at that address.
+    let cmd = 'inlet send';
+    if (tcp) {
+      const h = any(tcp.host) || isLoopback(tcp.host) ? '127.0.0.1' : tcp.host;
+      const addr = hostPort(h, tcp.port);
+      if (addr !== '127.0.0.1:3000') cmd += ' --addr ' + addr;
+    } else if (udp) {
+      cmd += ' --mode udp --addr ' + hostPort(any(udp.host) || isLoopback(udp.host) ? '127.0.0.1' : udp.host, udp.port);
+    }
+    $('#try-send').textContent = cmd;
   }
 
   // --- devices ---------------------------------------------------------------------
@@ -441,6 +493,7 @@
       csv.setAttribute('download', 'inlet-' + safe + '-' + (range === 'all' ? 'all' : 'last-' + range) + '-' + day + '.csv');
 
       $('#raw tbody').replaceChildren();
+      $('#raw').classList.add('no-seq');
       $('#zoom-reset').hidden = true;
       $('#marker-legend').hidden = true;
       $('#marker-tip').hidden = true;
@@ -449,6 +502,7 @@
       chartEl.replaceChildren();
       chartEl.dataset.points = '0';
       chartEl.dataset.lastValue = '';
+      chartEl.dataset.breaks = '[]';
       this.resizeObs = new ResizeObserver(() => this.resize());
       this.resizeObs.observe(chartEl);
       this.renderFacts();
@@ -521,12 +575,14 @@
         payload = el('td', { class: 'payload' }, el('span', { class: 'nil', text: 'empty' }));
       }
       const seq = m.seq != null ? String(m.seq) : '–';
+      // The seq column is for acknowledged devices: shown once a row has one.
+      if (m.seq != null) $('#raw').classList.remove('no-seq');
       const tr = el('tr', { 'data-id': String(m.id) },
         el('td', { class: 't', text: fmtTime(m.received_at), title: m.received_at || '' }),
         payload,
         el('td', { text: m.transport || '' }),
         el('td', { class: 'muted', text: m.remote || '' }),
-        el('td', { class: 'r', text: seq, title: m.boot != null ? 'boot ' + m.boot : '' }));
+        el('td', { class: 'r seq', text: seq, title: m.boot != null ? 'boot ' + m.boot : '' }));
       if (live) tr.className = 'new';
       tbody.prepend(tr);
       while (tbody.rows.length > RAW_ROWS) tbody.lastElementChild.remove();
@@ -622,9 +678,11 @@
       }
       // A counter payload that jumps forward by more than 1 lost readings. As
       // the server does, a fall of more than 16 is a reset, a smaller step back
-      // a late reading, and the highest value seen is kept.
+      // a late reading, and the highest value seen is kept. Only for a device
+      // the server takes for a counter: a sensor's readings are not loss.
       const v = f.value;
-      if (typeof v === 'number' && Number.isInteger(v)) {
+      const known = devices.get(this.name);
+      if (typeof v === 'number' && Number.isInteger(v) && known && known.kind === 'counter') {
         const prev = this.lastCounter;
         if (prev == null || v === prev + 1) {
           this.lastCounter = v;
@@ -793,8 +851,10 @@
             label: f,
             stroke: palette[i % palette.length],
             width: 1.5,
-            // null means the field was absent from that message, not a pause.
-            spanGaps: true,
+            // null means the field was absent from that message, not a pause:
+            // the line goes on across it. It breaks where the device was silent.
+            spanGaps: false,
+            gaps: (u, si, i0, i1) => self.silenceGaps(u, si, i0, i1),
             // Off the chart, the legend shows each field's latest value.
             value: (u, v, si, idx) => {
               if (idx == null) v = self.latest(f);
@@ -815,6 +875,34 @@
       // uPlot resets the zoom on a double click.
       this.chart.over.addEventListener('dblclick', () => this.setZoomed(false));
       this.afterDraw();
+    }
+
+    // silenceLimit is how long a pause must be to break the chart's line: five
+    // times the median interval between readings, and at least a second.
+    silenceLimit(xs) {
+      if (this.limitFor === xs.length + ':' + xs[xs.length - 1]) return this.limit;
+      const d = [];
+      for (let i = Math.max(1, xs.length - 2000); i < xs.length; i++) d.push(xs[i] - xs[i - 1]);
+      d.sort((a, b) => a - b);
+      const median = d.length ? d[d.length >> 1] : 0;
+      this.limit = Math.max(1, 5 * median);
+      this.limitFor = xs.length + ':' + xs[xs.length - 1];
+      return this.limit;
+    }
+
+    // silenceGaps gives uPlot the stretches, in canvas pixels, where a series'
+    // line is not drawn: between two readings further apart than silenceLimit.
+    silenceGaps(u, si, i0, i1) {
+      const xs = u.data[0];
+      const limit = this.silenceLimit(xs);
+      const gaps = [];
+      for (let i = Math.max(i0, 0) + 1; i <= i1 && i < xs.length; i++) {
+        if (xs[i] - xs[i - 1] > limit) {
+          uPlot.addGap(gaps, Math.round(u.valToPos(xs[i - 1], 'x', true)), Math.round(u.valToPos(xs[i], 'x', true)));
+        }
+      }
+      if (si === 1) $('#chart').dataset.breaks = JSON.stringify(gaps); // for tests and scripts
+      return gaps;
     }
 
     drawMarkers(u, colors) {
@@ -894,19 +982,28 @@
         return;
       }
       badge.replaceChildren(...lossBadges(d));
+      // Loss figures only where they are known: a values device has none.
       const rows = [
+        ['kind', d.kind === 'values' ? 'values, loss unknown' : d.kind === 'acked' ? 'acknowledged (INLET/1)' : String(d.kind || '–')],
         ['messages', fmtNum(d.messages)],
-        ['lost', fmtNum(d.lost), d.lost > 0 ? 'bad' : 'ok'],
-        ['gaps', fmtNum(d.gaps), d.gaps > 0 ? 'bad' : ''],
-        ['missing', fmtNum(d.missing), d.missing > 0 ? 'bad' : ''],
-        ['duplicates', fmtNum(d.duplicates), d.duplicates > 0 ? 'bad' : ''],
-        ['resets', fmtNum(d.resets), d.resets > 0 ? 'bad' : ''],
-        ['last counter', d.last_counter == null ? '–' : fmtNum(d.last_counter)],
+      ];
+      if (d.lost != null) {
+        rows.push(
+          ['lost', fmtNum(d.lost), d.lost > 0 ? 'bad' : 'ok'],
+          ['gaps', fmtNum(d.gaps), d.gaps > 0 ? 'bad' : ''],
+          ['missing', fmtNum(d.missing), d.missing > 0 ? 'bad' : ''],
+          ['duplicates', fmtNum(d.duplicates), d.duplicates > 0 ? 'bad' : ''],
+          ['resets', fmtNum(d.resets), d.resets > 0 ? 'bad' : ''],
+        );
+      }
+      if (d.kind === 'counter') rows.push(['last counter', d.last_counter == null ? '–' : fmtNum(d.last_counter)]);
+      rows.push(
         ['per minute', fmtRate(d.rate_per_minute)],
         ['first seen', fmtDateTime(d.first_seen)],
         ['last seen', fmtDateTime(d.last_seen)],
-      ];
+      );
       dl.replaceChildren(...rows.flatMap(([k, v, cls]) => [el('dt', { text: k }), el('dd', { class: cls || '', text: v })]));
+      dl.querySelector('dd').title = KINDS[d.kind] || '';
       this.renderBoots(Array.isArray(d.boots) ? d.boots : [], Number(d.boots_total) || 0);
     }
 
