@@ -103,3 +103,29 @@ func waitRows(t *testing.T, db string, n int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// serve --retain deletes what is older than the retention while it serves, and
+// keeps the device's accounting.
+func TestServeRetain(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "inlet.db")
+	srv := startBinary(t, "--tcp", "127.0.0.1:0", "--udp", "", "--http", "", "--db", db, "--retain", "2s")
+	for i := 1; i <= 10; i++ {
+		if err := sendOnce("127.0.0.1", srv.ready.TCP, fmt.Sprintf("%d\r\n", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitRows(t, db, 10)
+	waitRows(t, db, 0) // pruned within 2 s of age plus one 1 s period
+	if err := sendOnce("127.0.0.1", srv.ready.TCP, "11\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitRows(t, db, 1)
+	srv.stop(t, syscall.SIGTERM)
+	if !strings.Contains(srv.stderr.String(), "retention: deleted old messages") {
+		t.Fatalf("no retention log line:\n%s", srv.stderr.String())
+	}
+	out, _ := exec.Command(inletBinary(t), "devices", "--db", db, "--format", "json").CombinedOutput()
+	if !strings.Contains(string(out), `"messages": 11`) {
+		t.Fatalf("the device's accounting after retention:\n%s", out)
+	}
+}

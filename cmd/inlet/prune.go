@@ -47,19 +47,32 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // parseAge reads a time as record.ParseTime does, and also ages in days or
 // weeks (90d, 2w), which time.ParseDuration lacks.
 func parseAge(s string, now time.Time) (int64, error) {
-	s = strings.TrimSpace(s)
-	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
-		if num, ok := strings.CutSuffix(s, suffix); ok {
-			n, err := strconv.ParseFloat(num, 64)
-			if err != nil || n <= 0 || n > 1e5 {
-				return 0, fmt.Errorf("%q: want a positive number of %s", s, map[string]string{"d": "days", "w": "weeks"}[suffix])
-			}
-			return now.Add(-time.Duration(n * float64(unit))).UnixNano(), nil
-		}
+	if d, err := parseRetain(s); err == nil {
+		return now.Add(-d).UnixNano(), nil
 	}
 	t, err := record.ParseTime(s, now)
 	if err == nil && t == 0 {
 		err = errors.New("empty time")
 	}
 	return t, err
+}
+
+// parseRetain reads an age: a Go duration (36h, 90m) or days and weeks (90d, 2w).
+func parseRetain(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	unit := map[byte]time.Duration{'d': 24 * time.Hour, 'w': 7 * 24 * time.Hour}
+	if len(s) > 1 {
+		if u, ok := unit[s[len(s)-1]]; ok {
+			n, err := strconv.ParseFloat(s[:len(s)-1], 64)
+			if err != nil || n <= 0 || n > 1e5 {
+				return 0, fmt.Errorf("%q: want a positive age like 90d, 2w or 36h", s)
+			}
+			return time.Duration(n * float64(u)), nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q: want a positive age like 90d, 2w or 36h", s)
+	}
+	return d, nil
 }

@@ -45,6 +45,7 @@ type Config struct {
 	Pprof          bool
 	Token          string
 	HTTPToken      string
+	Retain         time.Duration // delete messages older than this; 0 keeps everything
 }
 
 // DefaultConfig holds the documented defaults (docs/cli.md).
@@ -153,6 +154,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (logs go to stderr)")
 	fs.StringVar(&cfg.Token, "token", "", "acknowledged mode: require this token in every hello (default: $INLET_TOKEN; empty: no token needed)")
+	fs.Func("retain", "delete messages older than this (e.g. 90d, 2w, 36h), every 10 minutes, off the commit path;\n"+
+		"the devices' accounting is kept (docs/operations.md) (default: keep everything)", func(s string) error {
+		d, err := parseRetain(s)
+		cfg.Retain = d
+		return err
+	})
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's profiler at /debug/pprof/ on the HTTP address (for performance work)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -197,18 +204,19 @@ type Main struct {
 	Logger *slog.Logger
 	Stats  *inlet.Stats
 
-	store   *sqlite.Store
-	hub     *live.Hub
-	stopHub context.CancelFunc
-	writer  *commit.Writer
-	tcp     *listen.TCP
-	udp     *listen.UDP
-	http    *http.Server
-	httpLn  net.Listener
-	sink    lateSink
-	serving bool
-	hosts   []hostAddr // this machine's addresses devices on the network may reach
-	closed  bool
+	store         *sqlite.Store
+	hub           *live.Hub
+	stopHub       context.CancelFunc
+	writer        *commit.Writer
+	tcp           *listen.TCP
+	udp           *listen.UDP
+	http          *http.Server
+	httpLn        net.Listener
+	sink          lateSink
+	serving       bool
+	stopRetention func()
+	hosts         []hostAddr // this machine's addresses devices on the network may reach
+	closed        bool
 }
 
 // NewMain returns a server for cfg; Run starts it.
@@ -276,6 +284,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.sink.w = m.writer
 	m.serve()
+	if cfg.Retain > 0 {
+		m.stopRetention = m.startRetention()
+	}
 	m.hosts = reachableHosts()
 	if m.httpLn != nil {
 		stopStreams := make(chan struct{})
@@ -506,6 +517,9 @@ func (m *Main) shutdown(ctx context.Context) error {
 	}
 	if m.stopHub != nil {
 		m.stopHub()
+	}
+	if m.stopRetention != nil {
+		m.stopRetention()
 	}
 	if m.store != nil {
 		errs = append(errs, m.store.Close())
