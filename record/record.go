@@ -140,7 +140,22 @@ func CSV(m *inlet.Stored) []string {
 	if r.PayloadBase64 != nil {
 		b64 = *r.PayloadBase64
 	}
-	return []string{strconv.FormatInt(r.ID, 10), r.ReceivedAt, r.Device, r.Transport, r.Remote, m.Boot, seq, payload, b64, string(m.Fields)}
+	return []string{strconv.FormatInt(r.ID, 10), r.ReceivedAt, CSVCell(r.Device), r.Transport, r.Remote, m.Boot, seq, CSVCell(payload), b64, string(m.Fields)}
+}
+
+// CSVCell neutralises a cell that a spreadsheet would run as a formula (OWASP's
+// CSV injection advice): text starting with =, +, -, @, a tab or a carriage
+// return gets a leading apostrophe, which Excel and LibreOffice show as text and
+// do not run. A plain number (-5, +21.5, -1e3) is left alone: it is a reading,
+// and it computes nothing.
+func CSVCell(s string) string {
+	if s == "" || !strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return s
+	}
+	if _, err := strconv.ParseFloat(s, 64); err == nil && strings.Trim(s, "0123456789.+-eE") == "" {
+		return s
+	}
+	return "'" + s
 }
 
 // Boot is one acknowledged-mode sequence of a device.

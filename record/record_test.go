@@ -102,3 +102,30 @@ func TestLocalTime(t *testing.T) {
 		t.Errorf("LocalTime = %q, want 24-hour local time to the second", got)
 	}
 }
+
+func TestCSVCellNeutralisesFormulas(t *testing.T) {
+	for in, want := range map[string]string{
+		"=cmd|' /C calc'!A0": "'=cmd|' /C calc'!A0",
+		"+1+1":               "'+1+1",
+		"-1+1":               "'-1+1",
+		"@SUM(1)":            "'@SUM(1)",
+		"\t=1":               "'\t=1",
+		"\r=1":               "'\r=1",
+		"-5":                 "-5",
+		"+21.5":              "+21.5",
+		"-1e3":               "-1e3",
+		"-Inf":               "'-Inf",
+		"41":                 "41",
+		"temp=21.5":          "temp=21.5",
+		"":                   "",
+	} {
+		if got := CSVCell(in); got != want {
+			t.Errorf("CSVCell(%q) = %q, want %q", in, got, want)
+		}
+	}
+	m := &inlet.Stored{Message: inlet.Message{Device: "-2+3", Payload: []byte("=HYPERLINK(\"http://x\")")}}
+	rec := CSV(m)
+	if rec[2] != "'-2+3" || rec[7] != "'=HYPERLINK(\"http://x\")" {
+		t.Fatalf("CSV record: device %q, payload %q", rec[2], rec[7])
+	}
+}
