@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 	"strconv"
 )
 
@@ -89,6 +90,9 @@ func parseHello(line []byte, withSeq bool) (Hello, error) {
 				return h, ErrBadHello
 			}
 			h.Device, haveID = string(val), true
+			if !ValidDevice(h.Device) { // an IP address: a plain device's name
+				return Hello{}, ErrBadHello
+			}
 		case "boot":
 			if haveBoot || !validName(val, MaxBootLen, false) {
 				return h, ErrBadHello
@@ -222,8 +226,16 @@ func AppendMessage(dst []byte, seq int64, payload []byte) []byte {
 }
 
 // ValidDevice reports whether id is a device a hello may name: 1–64 of
-// A-Z a-z 0-9 . _ : -.
-func ValidDevice(id string) bool { return validName(id, MaxDeviceLen, true) }
+// A-Z a-z 0-9 . _ : -, and not an IP address. Plain devices are named by their IP
+// address, so an acknowledged device named 192.168.1.23 could write into that
+// plain device's history; the two namespaces are kept apart (docs/protocol.md).
+func ValidDevice(id string) bool {
+	if !validName(id, MaxDeviceLen, true) {
+		return false
+	}
+	_, err := netip.ParseAddr(id)
+	return err != nil
+}
 
 // ValidBoot reports whether b is a boot a hello may name: 1–32 of A-Z a-z 0-9.
 func ValidBoot(b string) bool { return validName(b, MaxBootLen, false) }

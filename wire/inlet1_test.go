@@ -751,3 +751,19 @@ func FuzzParseDatagram(f *testing.F) {
 		}
 	})
 }
+
+// An acknowledged device may not take a plain device's name (its IP address).
+func TestDeviceIsNotAnIPAddress(t *testing.T) {
+	for id, ok := range map[string]bool{
+		"192.168.1.23": false, "127.0.0.1": false, "::1": false, "fe80::1": false, "::ffff:10.0.0.1": false,
+		"sensor-1": true, "1.2.3": true, "greenhouse.3": true, "10.0.0.1.a": true,
+	} {
+		if got := wire.ValidDevice(id); got != ok {
+			t.Errorf("ValidDevice(%q) = %v, want %v", id, got, ok)
+		}
+		_, err := wire.ParseHello([]byte("INLET/1 id=" + id + " boot=b1"))
+		if (err == nil) != ok {
+			t.Errorf("hello with id=%s: err %v, want accepted=%v", id, err, ok)
+		}
+	}
+}
