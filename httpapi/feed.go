@@ -29,10 +29,10 @@ const (
 	catchupReads  = 2        // store reads of streams behind the ring at once
 	// While the server ingests a burst (more than yieldRecent messages
 	// committed in 100 ms, that is 20,000/s, or more than yieldBacklog
-	// waiting for the writer), the feed holds back for up to yieldMax, looking
-	// again every yieldPoll: a burst is stored at full speed, then shown, and
-	// under sustained heavy load streams get their events once a second
-	// (docs/http.md).
+	// received and not yet committed), the feed holds back for up to
+	// yieldMax, looking again every yieldPoll: a burst is stored at full
+	// speed, then shown, and under sustained heavy load streams get their
+	// events once a second (docs/http.md).
 	yieldRecent  = 2000
 	yieldBacklog = 1024
 	yieldMax     = time.Second
@@ -67,9 +67,13 @@ func newFeed(r inlet.Reader, hub *live.Hub, stats *inlet.Stats, stop <-chan stru
 	return &feed{reader: r, hub: hub, stats: stats, stop: stop, logger: logger, catchup: make(chan struct{}, catchupReads)}
 }
 
-// backlog reports whether the server is ingesting a burst.
+// backlog reports whether the server is ingesting a burst: many messages are
+// queued for the writer or in the batch it is committing (received, and
+// neither committed nor dropped as duplicates), or it has just committed many.
 func (f *feed) backlog() bool {
-	return f.stats.QueueDepth.Load() > yieldBacklog || f.hub.Recent() > yieldRecent
+	s := f.stats
+	pending := s.MessagesTCP.Load() + s.MessagesUDP.Load() - s.Committed.Load() - s.Duplicates.Load()
+	return s.QueueDepth.Load() > yieldBacklog || pending > yieldBacklog || f.hub.Recent() > yieldRecent
 }
 
 // yield waits, for at most yieldMax from since, while the commit writer has a
