@@ -360,3 +360,28 @@ func TestStreamLimit(t *testing.T) {
 	waitFor(t, "a slot to free", 5*time.Second, func() bool { return e.stats.StreamSubscribers.Load() == 1 })
 	openSSE(t, e.base+"/api/stream")
 }
+
+// While messages wait to be committed (a burst), the feed holds back, for at
+// most a second: storing comes first, and streams still get their events.
+func TestStreamHoldsBackDuringBurst(t *testing.T) {
+	e := newEnv(t)
+	s := openSSE(t, e.base+"/api/stream")
+	waitFor(t, "the stream", 5*time.Second, func() bool { return e.stats.StreamSubscribers.Load() == 1 })
+	e.send(msg("10.0.0.9", "1"))
+	s.take(1) // the feed has started and delivers at once without a burst
+
+	// As the listeners count them: about 5,000 messages received and not yet committed.
+	e.stats.MessagesTCP.Add(5001)
+	start := time.Now()
+	e.send(msg("10.0.0.9", "2"))
+	s.none(200 * time.Millisecond)
+	s.take(1)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the event came %s after its commit during a burst, want within about a second", d)
+	}
+	t.Logf("held back for %s", time.Since(start).Round(time.Millisecond))
+	// The burst is over: events flow at once again.
+	e.stats.MessagesTCP.Add(-5000)
+	e.send(msg("10.0.0.9", "3"))
+	s.take(1)
+}
