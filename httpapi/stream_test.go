@@ -288,7 +288,7 @@ func stalledConn(t testing.TB, addr, path string) net.Conn {
 // timeout it is dropped and counted, and its stream ends.
 func TestStreamStalledSubscriberDropped(t *testing.T) {
 	e := newEnv(t, withWriteTimeout(300*time.Millisecond))
-	const N = 20000
+	const N = 5000
 	pad := strings.Repeat("x", 400)
 	var batch []inlet.Message
 	for i := 1; i <= N; i++ {
@@ -296,8 +296,8 @@ func TestStreamStalledSubscriberDropped(t *testing.T) {
 	}
 	e.send(batch...)
 	before := scrape(t, e.base)
-	// Resuming from 0: ~9 MB to send at once, to a client that reads nothing.
-	c := rawGET(t, e.srv.Listener.Addr().String(), "/api/stream?after_id=0")
+	// Resuming from 0: ~2.3 MB to send at once, to a client that reads nothing.
+	c := stalledConn(t, e.srv.Listener.Addr().String(), "/api/stream?after_id=0")
 	waitFor(t, "the stalled stream to subscribe", 5*time.Second, func() bool {
 		return e.stats.StreamSubscribers.Load() == 1 || e.stats.StreamDropped.Load() == 1
 	})
@@ -332,11 +332,11 @@ func TestStreamStalledEndsAtShutdown(t *testing.T) {
 	e := newEnv(t)
 	var batch []inlet.Message
 	pad := strings.Repeat("x", 400)
-	for i := range 20000 {
+	for i := range 5000 {
 		batch = append(batch, msg("10.0.0.8", fmt.Sprintf("%d %s", i, pad)))
 	}
 	e.send(batch...)
-	rawGET(t, e.srv.Listener.Addr().String(), "/api/stream?after_id=0")
+	stalledConn(t, e.srv.Listener.Addr().String(), "/api/stream?after_id=0")
 	waitFor(t, "the stalled stream to subscribe", 5*time.Second, func() bool { return e.stats.StreamSubscribers.Load() == 1 })
 	time.Sleep(300 * time.Millisecond) // the server writes until the socket buffers are full
 	start := time.Now()
