@@ -23,6 +23,7 @@ type api struct {
 	cfg     Config
 	streams chan struct{} // a slot per open stream
 	series1 chan struct{} // a slot per /api/series being computed
+	feed    *feed         // committed messages for the streams, read once
 }
 
 // deviceJSON is a device of /api/devices: the `inlet devices` record plus live figures.

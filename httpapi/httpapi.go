@@ -82,7 +82,8 @@ func Handler(cfg Config) http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if cfg.Reader != nil {
-		a := &api{cfg: cfg, streams: make(chan struct{}, cfg.MaxStreams), series1: make(chan struct{}, 2)}
+		a := &api{cfg: cfg, streams: make(chan struct{}, cfg.MaxStreams), series1: make(chan struct{}, 2),
+			feed: newFeed(cfg.Reader, cfg.Hub, cfg.Stats, cfg.Stop, cfg.Logger)}
 		mux.HandleFunc("GET /api/devices", a.devices)
 		mux.HandleFunc("GET /api/overview", a.overview)
 		mux.HandleFunc("GET /api/messages", a.messages)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/inletdev/inlet"
-	"github.com/inletdev/inlet/record"
 )
 
 const (
@@ -19,16 +18,20 @@ const (
 	streamPing       = 15 * time.Second
 )
 
-// stream serves /api/stream. Each subscriber reads the store itself, from its own
-// last id, woken by the hub after commits: events are therefore exactly the
-// committed rows, in id order, resume (Last-Event-ID) is the same read as live
-// delivery, and a subscriber holds at most one chunk in memory. Rows are read
-// into memory before anything is written, so a slow client never holds a read
-// transaction open; a client that takes nothing for StreamWriteTimeout is
-// dropped and ingestion never waits for it.
+// stream serves /api/stream. Live events come from the shared feed (feed.go),
+// which reads each committed range once for every stream: events are exactly
+// the committed rows, in id order. A stream whose events are no longer in the
+// feed's ring (it resumed from an older Last-Event-ID, or fell behind) reads
+// the store itself, from its own last id, in chunks read into memory before
+// anything is written, until it is back in the ring's range: resume and live
+// delivery meet without gap or repeat, a slow client never holds a read
+// transaction open, and a stream holds at most one chunk in memory. A client
+// that takes nothing for StreamWriteTimeout is dropped and ingestion never
+// waits for it.
 func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	q := inlet.Query{Device: r.URL.Query().Get("device"), Limit: streamChunkRows}
+	device := r.URL.Query().Get("device")
+	var after int64
 	from := r.Header.Get("Last-Event-ID")
 	if from == "" {
 		from = r.URL.Query().Get("after_id")
@@ -39,14 +42,14 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "Last-Event-ID/after_id "+strconv.Quote(from)+": want a message id")
 			return
 		}
-		q.AfterID = id
+		after = id
 	} else {
 		id, err := a.cfg.Reader.LastID(ctx)
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
-		q.AfterID = id
+		after = id
 	}
 	select {
 	case a.streams <- struct{}{}:
@@ -57,6 +60,8 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	a.cfg.Stats.StreamSubscribers.Add(1)
 	defer a.cfg.Stats.StreamSubscribers.Add(-1)
+	ring := a.feed.subscribe()
+	defer a.feed.unsubscribe(ring)
 
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -67,7 +72,7 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 	// An id-only event first: it sets the client's last event id (browsers and
 	// inlet tail) to where this stream starts, so a reconnect before the first
 	// message resumes from here instead of replaying or skipping anything.
-	buf := []byte("retry: 1000\nid: " + strconv.FormatInt(q.AfterID, 10) + "\n\n")
+	buf := []byte("retry: 1000\nid: " + strconv.FormatInt(after, 10) + "\n\n")
 	var stopping sync.Mutex // orders Stop's deadline after any deadline send sets
 	var stopped atomic.Bool
 	done := make(chan struct{})
@@ -97,8 +102,8 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 			err = rc.Flush()
 		}
 		buf = buf[:0]
-		if cap(buf) > 64<<10 {
-			buf = nil // a backlog chunk was big: don't keep a megabyte per idle stream
+		if cap(buf) > 2*ringSendBytes {
+			buf = nil // a chunk read from the store was big: don't keep a megabyte per idle stream
 		}
 		if err != nil {
 			// net/http cancels the request context when a write fails, so the
@@ -106,7 +111,7 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 			if errors.Is(err, os.ErrDeadlineExceeded) && !stopped.Load() {
 				a.cfg.Stats.StreamDropped.Add(1)
 				a.cfg.Logger.Warn("http: stream subscriber dropped: it took no data", "remote", r.RemoteAddr,
-					"after", a.cfg.StreamWriteTimeout, "last_id", q.AfterID)
+					"after", a.cfg.StreamWriteTimeout, "last_id", after)
 			}
 			return false
 		}
@@ -118,47 +123,30 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 	ping := time.NewTicker(streamPing)
 	defer ping.Stop()
 	for {
-		changed := a.cfg.Hub.Changed() // before the read: a commit after it wakes us
-		gen := a.cfg.Hub.Gen(q.Device)
-		n, last := 0, q.AfterID
-		err := a.cfg.Reader.Messages(ctx, q, func(m *inlet.Stored) error {
-			buf = append(buf, "id: "...)
-			buf = strconv.AppendInt(buf, m.ID, 10)
-			buf = append(buf, "\ndata: "...)
-			buf = record.AppendJSON(buf, m)
-			buf = append(buf, "\n\n"...)
-			n, last = n+1, m.ID
-			if len(buf) >= streamChunkBytes {
-				return errStop
+		var wait <-chan struct{}
+		var base int64
+		var err error
+		buf, after, wait, base, err = ring.next(after, device, buf)
+		if err == errBehind {
+			// Behind the ring: read the store up to where the ring begins.
+			var ok bool
+			if after, ok = a.catchUp(w, r, after, base, device, &buf); !ok {
+				return
 			}
-			return nil
-		})
-		if err != nil && err != errStop {
-			if ctx.Err() == nil {
-				a.cfg.Logger.Error("http: stream read failed", "err", err)
-			}
-			return
+		} else if err != nil {
+			return // the feed failed and logged it; the client resumes on reconnect
 		}
-		if n > 0 {
+		if len(buf) > 0 {
 			if !send() {
 				return
 			}
-			q.AfterID = last
-			if n == streamChunkRows || err == errStop {
-				continue // more rows are waiting
-			}
+			continue
 		}
-		// Wait until this stream's device (or, unfiltered, anything) commits:
-		// a stream of a quiet device does not query the store on every commit.
-	wait:
+		if wait == nil {
+			continue
+		}
 		select {
-		case <-changed:
-			if a.cfg.Hub.Gen(q.Device) == gen {
-				changed = a.cfg.Hub.Changed()
-				if a.cfg.Hub.Gen(q.Device) == gen {
-					goto wait
-				}
-			}
+		case <-wait:
 		case <-ping.C:
 			buf = append(buf, ": ping\n\n"...)
 			if !send() {
@@ -170,4 +158,41 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// catchUp reads into *buf one chunk of the stored messages after `after` (of
+// device, if set) and returns the id it has read up to. base is where the feed's
+// ring begins: every message up to it is committed, so a read that ends
+// before a full chunk has seen everything up to base.
+func (a *api) catchUp(w http.ResponseWriter, r *http.Request, after, base int64, device string, buf *[]byte) (int64, bool) {
+	ctx := r.Context()
+	select {
+	case a.feed.catchup <- struct{}{}:
+	case <-ctx.Done():
+		return after, false
+	case <-a.cfg.Stop:
+		return after, false
+	}
+	n, full := 0, false
+	err := a.cfg.Reader.Messages(ctx, inlet.Query{AfterID: after, Device: device, Limit: streamChunkRows},
+		func(m *inlet.Stored) error {
+			*buf = appendEvent(*buf, m)
+			n, after = n+1, m.ID
+			if len(*buf) >= streamChunkBytes {
+				full = true
+				return errStop
+			}
+			return nil
+		})
+	<-a.feed.catchup
+	if err != nil && err != errStop {
+		if ctx.Err() == nil {
+			a.cfg.Logger.Error("http: stream read failed", "err", err)
+		}
+		return after, false
+	}
+	if !full && n < streamChunkRows {
+		after = max(after, base)
+	}
+	return after, true
 }

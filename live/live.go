@@ -1,9 +1,10 @@
 // Package live owns what inlet knows about the present moment and the store does
-// not keep: a signal that new messages have committed (for event streams to read
-// them back), each device's newest payload, and message rates over the last
-// minute. It is fed by the commit writer's OnCommit hook, after each transaction
-// is durable, so nothing it reports was published before it was stored. It never
-// blocks the writer: the hook takes one short lock and a non-blocking send.
+// not keep: a signal that new messages have committed (for the event streams'
+// feed to read them back), each device's newest payload, and message rates over
+// the last minute and the last moment. It is fed by the commit writer's OnCommit
+// hook, after each transaction is durable, so nothing it reports was published
+// before it was stored. It never blocks the writer: the hook takes one short
+// lock and a non-blocking send.
 package live
 
 import (
@@ -33,7 +34,7 @@ type Hub struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed at the next signal, then replaced
-	gen     uint64        // commits seen
+	recent  [2]slot       // messages committed per 100 ms: this step and the one before
 	devices map[string]*device
 	global  [globalBuckets]slot
 	started time.Time
@@ -48,7 +49,6 @@ type device struct {
 	payload []byte // never modified once set: readers may keep them
 	fields  []byte
 	at      int64
-	gen     uint64 // the hub's gen at the device's last commit
 	rate    [deviceBuckets]slot
 }
 
@@ -76,14 +76,19 @@ func New(ctx context.Context, r inlet.Reader) (*Hub, error) {
 
 // OnCommit records a committed batch; it is the commit writer's hook.
 func (h *Hub) OnCommit(b *inlet.Batch) {
-	now := h.now().Unix()
+	t := h.now()
+	now := t.Unix()
 	h.mu.Lock()
 	g := &h.global[now%globalBuckets]
 	if g.epoch != now {
 		*g = slot{epoch: now}
 	}
 	g.n += int64(len(b.Messages))
-	h.gen++
+	step := t.UnixNano() / int64(recentStep)
+	if r := &h.recent[step%2]; r.epoch != step {
+		*r = slot{epoch: step}
+	}
+	h.recent[step%2].n += int64(len(b.Messages))
 	msgs := b.Messages
 	for i := 0; i < len(msgs); {
 		j := i + 1
@@ -99,7 +104,6 @@ func (h *Hub) OnCommit(b *inlet.Batch) {
 		d.payload = clone(last.Payload) // fresh: Devices hands out the old ones
 		d.fields = clone(last.Fields)
 		d.at = last.ReceivedAt
-		d.gen = h.gen
 		e := now / deviceBucketS
 		s := &d.rate[e%deviceBuckets]
 		if s.epoch != e {
@@ -146,19 +150,23 @@ func (h *Hub) Changed() <-chan struct{} {
 	return h.changed
 }
 
-// Gen returns a number that grows with every commit touching device (with ""
-// every commit). A stream that read the store after taking Gen has nothing new
-// to read while Gen returns the same: OnCommit runs after the commit is visible.
-func (h *Hub) Gen(device string) uint64 {
+// recentStep is the step of Recent.
+const recentStep = 100 * time.Millisecond
+
+// Recent returns the messages committed in the current 100 ms step or the one
+// before, whichever holds more: the ingestion rate of the last moment, which
+// tells a burst (or a writer working through a backlog) from steady traffic.
+func (h *Hub) Recent() int64 {
+	step := h.now().UnixNano() / int64(recentStep)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if device == "" {
-		return h.gen
+	var n int64
+	for _, r := range h.recent {
+		if r.epoch == step || r.epoch == step-1 {
+			n = max(n, r.n)
+		}
 	}
-	if d := h.devices[device]; d != nil {
-		return d.gen
-	}
-	return 0
+	return n
 }
 
 // Device is a device's live figures.

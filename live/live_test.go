@@ -87,12 +87,31 @@ func TestChangedSignal(t *testing.T) {
 	}
 }
 
-// Gen changes for a device only when it is committed, and globally on every commit.
-func TestGen(t *testing.T) {
+// Recent counts the messages of the current and the previous 100 ms step, and
+// forgets older ones.
+func TestRecent(t *testing.T) {
 	h, _ := New(t.Context(), nil)
-	g0, a0, b0 := h.Gen(""), h.Gen("a"), h.Gen("b")
-	h.OnCommit(batch(msg("a", "1", 1)))
-	if h.Gen("") == g0 || h.Gen("a") == a0 || h.Gen("b") != b0 {
-		t.Errorf("after a commit of a: gen %d→%d, a %d→%d, b %d→%d", g0, h.Gen(""), a0, h.Gen("a"), b0, h.Gen("b"))
+	now := time.Unix(1_800_000_000, 0)
+	h.now = func() time.Time { return now }
+	if n := h.Recent(); n != 0 {
+		t.Errorf("recent before any commit: %d", n)
+	}
+	h.OnCommit(batch(msg("a", "1", 1), msg("a", "2", 2)))
+	h.OnCommit(batch(msg("b", "1", 3)))
+	if n := h.Recent(); n != 3 {
+		t.Errorf("recent right after 3 messages: %d, want 3", n)
+	}
+	now = now.Add(recentStep)
+	h.OnCommit(batch(msg("a", "3", 4)))
+	if n := h.Recent(); n != 3 {
+		t.Errorf("recent one step later, 3 then 1: %d, want the busier step's 3", n)
+	}
+	now = now.Add(recentStep)
+	if n := h.Recent(); n != 1 {
+		t.Errorf("recent two steps later: %d, want the previous step's 1", n)
+	}
+	now = now.Add(2 * recentStep)
+	if n := h.Recent(); n != 0 {
+		t.Errorf("recent after a quiet 200 ms: %d, want 0", n)
 	}
 }

@@ -229,10 +229,13 @@ func TestDashboard(t *testing.T) {
 	// falls silent for 3 s, and the chart's line breaks there instead of
 	// drawing a slope across the silence.
 	const sensor = "127.0.0.6"
-	adc := htDial(t, sensor, srv.ready.TCP)
+	adc := dialFrom(t, sensor, srv.ready.TCP) // one connection: its lines keep their order
+	defer adc.Close()
 	burst := func(from int) {
 		for i := range 8 {
-			adc.send(fmt.Sprintf("%d\r\n", 500+(from+i*7)%23))
+			if _, err := fmt.Fprintf(adc, "%d\r\n", 500+(from+i*7)%23); err != nil {
+				t.Fatalf("sensor write: %v", err)
+			}
 			time.Sleep(150 * time.Millisecond)
 		}
 	}

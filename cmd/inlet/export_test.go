@@ -206,7 +206,12 @@ func TestDevicesKinds(t *testing.T) {
 
 	// The chart marks a counter's loss, never a sensor's ups and downs.
 	for dev, want := range map[string]string{"127.0.0.52": "gap 6-7", "127.0.0.53": "", "127.0.0.54": ""} {
-		var s apiSeries
+		var s struct {
+			Markers []struct {
+				Kind     string `json:"kind"`
+				From, To int64
+			} `json:"markers"`
+		}
 		htJSON(t, htBase(m)+"/api/series?device="+dev, &s)
 		var got []string
 		for _, mk := range s.Markers {
