@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -24,12 +23,11 @@ type auth struct {
 	token   string
 	session string
 	ui      fs.FS
-
-	failMu sync.Mutex // serialises failed sign-ins, which each wait, to slow guessing
+	limit   *failLimit // failed authentications per client IP
 }
 
-func newAuth(token string, ui fs.FS) *auth {
-	a := &auth{token: token, ui: ui}
+func newAuth(token string, ui fs.FS, failures int) *auth {
+	a := &auth{token: token, ui: ui, limit: newFailLimit(failures)}
 	if token != "" {
 		m := hmac.New(sha256.New, []byte(token))
 		m.Write([]byte("inlet dashboard session v1"))
@@ -40,21 +38,26 @@ func newAuth(token string, ui fs.FS) *auth {
 
 func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
-// allowed reports whether r carries the token or a valid session cookie.
-func (a *auth) allowed(r *http.Request) bool {
+// allowed reports whether r carries the token or a valid session cookie, and
+// whether it presented a credential at all (a wrong one counts as a failure).
+func (a *auth) allowed(r *http.Request) (ok, presented bool) {
 	if a.token == "" {
-		return true
+		return true, false
 	}
 	if h := r.Header.Get("Authorization"); h != "" {
+		presented = true
 		scheme, tok, ok := strings.Cut(h, " ")
 		if ok && strings.EqualFold(scheme, "Bearer") && equal(strings.TrimSpace(tok), a.token) {
-			return true
+			return true, true
 		}
 	}
-	if c, err := r.Cookie(cookieName); err == nil && equal(c.Value, a.session) {
-		return true
+	if c, err := r.Cookie(cookieName); err == nil {
+		presented = true
+		if equal(c.Value, a.session) {
+			return true, true
+		}
 	}
-	return false
+	return false, presented
 }
 
 // open lists what needs no token: the probes, the sign-in and the dashboard's
@@ -65,9 +68,22 @@ func open(path string) bool {
 
 func (a *auth) require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if open(r.URL.Path) || a.allowed(r) {
+		if open(r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
+		}
+		ip := clientIP(r)
+		if blocked, left := a.limit.blocked(ip); blocked {
+			tooMany(w, left)
+			return
+		}
+		ok, presented := a.allowed(r)
+		if ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if presented {
+			a.limit.fail(ip)
 		}
 		if a.ui != nil && (r.URL.Path == "/" || r.URL.Path == "/index.html") {
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -112,10 +128,14 @@ func (a *auth) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := safeNext(r.PostForm.Get("next"))
+	ip := clientIP(r)
+	if blocked, left := a.limit.blocked(ip); blocked {
+		tooMany(w, left)
+		return
+	}
 	if !equal(r.PostForm.Get("token"), a.token) {
-		a.failMu.Lock()
-		time.Sleep(250 * time.Millisecond)
-		a.failMu.Unlock()
+		a.limit.fail(ip)
+		time.Sleep(250 * time.Millisecond) // each failure waits (in parallel: nobody queues behind it)
 		http.Redirect(w, r, "/login?error=1&next="+url.QueryEscape(next), http.StatusSeeOther)
 		return
 	}

@@ -11,7 +11,7 @@ import (
 
 func TestToken(t *testing.T) {
 	const token = "s3cret"
-	e := newEnv(t, withToken(token))
+	e := newEnv(t, withToken(token), withAuthFailures(-1)) // many wrong tries here; the limit has its own test
 	e.send(msg("10.0.0.111", "1"))
 	base := e.base
 
@@ -235,5 +235,45 @@ func TestProbes(t *testing.T) {
 	}
 	if resp, b := get(t, e.base+"/healthz"); resp.StatusCode != 200 || strings.TrimSpace(string(b)) != "ok" {
 		t.Errorf("/healthz with a failing store: %s %q", resp.Status, b)
+	}
+}
+
+// Guessing the token is slowed per address, by the API and by the sign-in form
+// alike; a wrong guess from one address does not lock out another.
+func TestAuthFailuresLimited(t *testing.T) {
+	const token = "s3cret"
+	e := newEnv(t, withToken(token), withAuthFailures(4))
+	for i := range 4 {
+		if resp, _ := get(t, e.base+"/api/devices", "Authorization", "Bearer guess"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d: %s, want 401", i, resp.Status)
+		}
+	}
+	resp, _ := get(t, e.base+"/api/devices", "Authorization", "Bearer "+token)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("after 4 wrong tokens, even the right one: %s (Retry-After %q), want 429 with Retry-After",
+			resp.Status, resp.Header.Get("Retry-After"))
+	}
+	form := url.Values{"token": {"guess"}, "next": {"/"}}.Encode()
+	resp, _ = do(t, http.MethodPost, e.base+"/login", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, strings.NewReader(form))
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("sign-in from the blocked address: %s, want 429", resp.Status)
+	}
+	// A request without any credential is not a guess: the dashboard's first
+	// visit must not use up the budget.
+	other := newEnv(t, withToken(token), withAuthFailures(1))
+	for range 3 {
+		if resp, _ := get(t, other.base+"/api/devices"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("no credential: %s, want 401", resp.Status)
+		}
+	}
+	if resp, _ := get(t, other.base+"/api/devices", "Authorization", "Bearer "+token); resp.StatusCode != http.StatusOK {
+		t.Fatalf("right token after requests without one: %s, want 200", resp.Status)
+	}
+	// Failed sign-ins count too.
+	for range 1 {
+		do(t, http.MethodPost, other.base+"/login", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, strings.NewReader(form))
+	}
+	if resp, _ := get(t, other.base+"/api/devices", "Authorization", "Bearer "+token); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("after a failed sign-in with a limit of 1: %s, want 429", resp.Status)
 	}
 }

@@ -49,6 +49,8 @@ type envOption func(*httpapi.Config)
 
 func withToken(tok string) envOption { return func(c *httpapi.Config) { c.Token = tok } }
 
+func withAuthFailures(n int) envOption { return func(c *httpapi.Config) { c.AuthFailures = n } }
+
 func withWriteTimeout(d time.Duration) envOption {
 	return func(c *httpapi.Config) { c.StreamWriteTimeout = d }
 }

@@ -29,7 +29,11 @@ type Config struct {
 	Hub    *live.Hub    // live figures and commit signals; required with Reader
 	UI     fs.FS        // the dashboard's files (index.html, login.html, assets); nil: no dashboard
 	Token  string       // when set, required by everything but the probes and the sign-in
-	Logger *slog.Logger
+	// AuthFailures is how many wrong tokens or sign-ins one IP address may send
+	// in a minute before it is answered 429 for the rest of it (default
+	// DefaultAuthFailures; negative: no limit).
+	AuthFailures int
+	Logger       *slog.Logger
 	// Version and Listen (the device listeners' addresses by transport) are
 	// reported by /api/overview.
 	Version string
@@ -99,7 +103,10 @@ func Handler(cfg Config) http.Handler {
 		}
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path+" (see docs/http.md)")
 	})
-	au := newAuth(cfg.Token, cfg.UI)
+	if cfg.AuthFailures == 0 {
+		cfg.AuthFailures = DefaultAuthFailures
+	}
+	au := newAuth(cfg.Token, cfg.UI, cfg.AuthFailures)
 	if cfg.UI != nil {
 		serveUI(mux, cfg.UI, au)
 	}
