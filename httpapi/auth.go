@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // cookieName is the dashboard's session cookie (docs/http.md).
@@ -169,7 +170,10 @@ func serveUI(mux *http.ServeMux, ui fs.FS, a *auth) {
 	mux.Handle("GET /assets/", http.StripPrefix("/assets", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Scripts, styles and the licence only: pages are served (with their
 		// CSP, behind the token) at / and /login, never from here.
-		if p := r.URL.Path; strings.HasSuffix(p, "/") || strings.HasSuffix(p, ".html") {
+		// A name that is no valid file path (bad UTF-8 such as an overlong
+		// "%C0%AE") is not found, not a server error.
+		if p := r.URL.Path; strings.HasSuffix(p, "/") || strings.HasSuffix(p, ".html") ||
+			!utf8.ValidString(p) || !fs.ValidPath(strings.TrimPrefix(p, "/")) {
 			http.NotFound(w, r)
 			return
 		}

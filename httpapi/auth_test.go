@@ -204,7 +204,8 @@ func TestNoToken(t *testing.T) {
 // scripts and styles (open without the token: no data), never HTML.
 func TestAssets(t *testing.T) {
 	e := newEnv(t, withToken("s3cret"))
-	for _, p := range []string{"/assets/", "/assets/index.html", "/assets/login.html", "/assets/vendor/"} {
+	for _, p := range []string{"/assets/", "/assets/index.html", "/assets/login.html", "/assets/vendor/",
+		"/assets/%C0%AE%C0%AE/x", "/assets/%C0%AF", "/assets/%FF"} { // overlong and invalid UTF-8: 404, not 500
 		if resp, _ := get(t, e.base+p); resp.StatusCode != 404 {
 			t.Errorf("GET %s: %d, want 404", p, resp.StatusCode)
 		}
