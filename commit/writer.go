@@ -512,13 +512,20 @@ func (w *Writer) evictBoots(now time.Time) {
 	w.durMu.Unlock()
 }
 
-// Durable returns the seq a device's hello is answered with (OK last=): the
-// committed state of (device, boot), 0 if it has stored nothing.
-func (w *Writer) Durable(device, boot string) int64 {
+// KnownDurable is Durable when the answer is in memory; ok is false when it
+// needs the store. It never waits on the store or the writer.
+func (w *Writer) KnownDurable(device, boot string) (seq int64, ok bool) {
 	w.durMu.RLock()
-	d, ok := w.durable[bootKey{device, boot}]
+	seq, ok = w.durable[bootKey{device, boot}]
 	w.durMu.RUnlock()
-	if ok {
+	return seq, ok
+}
+
+// Durable returns the seq a device's hello is answered with (OK last=): the
+// committed state of (device, boot), 0 if it has stored nothing. It may read
+// the store.
+func (w *Writer) Durable(device, boot string) int64 {
+	if d, ok := w.KnownDurable(device, boot); ok {
 		return d
 	}
 	// Not in memory: a sequence idle long enough to be evicted, or none.
