@@ -1,5 +1,20 @@
 package listen
 
+import "github.com/inletdev/inlet"
+
 // Holding is the number of connections holding lines they have read until the
 // queue has room, or until an earlier connection from their address has queued.
 func (t *TCP) Holding() int64 { return t.holding.Load() }
+
+// Closing reports whether Close has begun.
+func (t *TCP) Closing() bool { return t.closing.Load() }
+
+// AckState reports, for the Acker of an acknowledged connection's messages,
+// whether its writer goroutine is running and whether the connection has been
+// released.
+func AckState(a inlet.Acker) (running, released bool) {
+	c := a.(*ackConn)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.running, c.released
+}
