@@ -155,10 +155,16 @@ func (s *fakeSink) count() int {
 // closed when the test ends.
 func startTCP(t testing.TB, sink listen.Sink, cfg listen.Config) (*listen.TCP, *inlet.Stats) {
 	t.Helper()
+	return startTCPAt(t, "127.0.0.1:0", sink, cfg)
+}
+
+// startTCPAt is startTCP on another address.
+func startTCPAt(t testing.TB, addr string, sink listen.Sink, cfg listen.Config) (*listen.TCP, *inlet.Stats) {
+	t.Helper()
 	if cfg.Stats == nil {
 		cfg.Stats = new(inlet.Stats)
 	}
-	ln, err := listen.ListenTCP("127.0.0.1:0", sink, cfg)
+	ln, err := listen.ListenTCP(addr, sink, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -354,3 +354,44 @@ func TestTCPAckReleaseOnce(t *testing.T) {
 		t.Fatalf("open connections %d after a late Acked, want 0", n)
 	}
 }
+
+// IPv6: the device is its IPv6 address, the remote [addr]:port. On a dual-stack
+// listener (the default ":3000") an IPv4 device is IPv4 in both.
+func TestTCPDeviceAddresses(t *testing.T) {
+	if probe, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Skip("no IPv6 loopback")
+	} else {
+		probe.Close()
+	}
+	sink := newFakeSink()
+	v6, _ := startTCPAt(t, "[::1]:0", sink, listen.Config{})
+	sendOnce(t, "::1", v6.Addr(), "7\r\n")
+	waitFor(t, "the IPv6 line", 5*time.Second, func() bool { return len(sink.payloads("::1")) == 1 })
+
+	dual, _ := startTCPAt(t, "[::]:0", sink, listen.Config{})
+	v4 := &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: dual.Addr().(*net.TCPAddr).Port}
+	c, err := net.DialTimeout("tcp", v4.String(), 5*time.Second)
+	if err != nil {
+		t.Skipf("no dual-stack listener here: %v", err)
+	}
+	c.Write([]byte("9\n"))
+	c.Close()
+	waitFor(t, "the IPv4 line", 5*time.Second, func() bool { return len(sink.payloads("127.0.0.1")) == 1 })
+
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	for _, m := range sink.msgs {
+		switch m.Device {
+		case "::1":
+			if !strings.HasPrefix(m.Remote.String(), "[::1]:") {
+				t.Errorf("IPv6 remote %s", m.Remote)
+			}
+		case "127.0.0.1":
+			if !strings.HasPrefix(m.Remote.String(), "127.0.0.1:") {
+				t.Errorf("IPv4 on dual stack: remote %s", m.Remote)
+			}
+		default:
+			t.Errorf("device %q", m.Device)
+		}
+	}
+}

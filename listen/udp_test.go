@@ -119,3 +119,26 @@ func TestUDPAcked(t *testing.T) {
 		t.Errorf("queued %+v", sink.msgs)
 	}
 }
+
+// Drops in the tail of a burst into a tiny receive buffer are counted even when
+// no datagram follows to carry the kernel's counter (it is also read from
+// /proc/net/udp): read + kernel drops accounts for every datagram sent.
+func TestUDPKernelDropsCounted(t *testing.T) {
+	sink := newFakeSink()
+	u, stats := startUDP(t, sink, listen.Config{UDPBuffer: 4096})
+	c, err := net.Dial("udp", u.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const burst = 20000
+	for range burst {
+		c.Write([]byte("7\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
+	}
+	waitFor(t, "every datagram read or counted as dropped", 10*time.Second, func() bool {
+		return stats.Datagrams.Load()+stats.UDPKernelDrops.Load() == burst
+	})
+	if stats.UDPKernelDrops.Load() == 0 {
+		t.Skip("the kernel dropped nothing: the buffer was not small enough here")
+	}
+}
