@@ -18,3 +18,6 @@ func AckState(a inlet.Acker) (running, released bool) {
 	defer c.mu.Unlock()
 	return c.running, c.released
 }
+
+// Backlog is backlog, for tests.
+var Backlog = backlog

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,7 +94,18 @@ func (t *TCP) Serve() {
 	for {
 		c, err := t.ln.Accept()
 		if err != nil {
-			if t.closing.Load() || errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if t.closing.Load() {
+				// Past the drain deadline: connections still waiting in the
+				// backlog carry lines their clients sent before the shutdown;
+				// a listener starved of CPU until now takes them still.
+				if n, ok := backlog(t.ln); ok && n > 0 && t.hard.Err() == nil {
+					if dl, ok := t.ln.(interface{ SetDeadline(time.Time) error }); ok && dl.SetDeadline(time.Now().Add(50*time.Millisecond)) == nil {
+						continue
+					}
+				}
 				return
 			}
 			// Temporary (EMFILE, ECONNABORTED, ...): back off, 5 ms doubling to 1 s.
@@ -468,7 +480,13 @@ func (r *connReader) serve() {
 	for {
 		r.t.setDeadline(r.tc)
 		if err := waitReadable(r.tc.Conn); err != nil {
-			r.finish(false) // idle timeout, shutdown drain, or the connection broke
+			// Idle timeout, shutdown drain, or the connection broke. At the
+			// drain deadline, what the client sent before it is still taken:
+			// a reader starved of CPU until then must not leave it unread.
+			if r.t.closing.Load() && errors.Is(err, os.ErrDeadlineExceeded) && r.readRest() {
+				return
+			}
+			r.finish(false)
 			return
 		}
 		bp := readBufs.Get().(*[]byte)
@@ -484,6 +502,39 @@ func (r *connReader) serve() {
 			return
 		}
 	}
+}
+
+// readRest reads, once the drain deadline has passed, what the socket already
+// holds, without waiting for more, and queues it (up to maxRest bytes: a client
+// still sending is cut). It reports true when the stream ended and the
+// connection is finished.
+func (r *connReader) readRest() bool {
+	const maxRest = 1 << 20
+	// readNow never waits, and a deadline would stop it. Under t.mu: Close sets
+	// every connection's drain deadline under it, and must not set this one's
+	// again after.
+	r.t.mu.Lock()
+	r.tc.SetReadDeadline(time.Time{})
+	r.t.mu.Unlock()
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	for read := 0; read < maxRest; {
+		n, eof, _ := readNow(r.tc.Conn, *bp)
+		switch {
+		case n > 0:
+			read += n
+			if !r.feed((*bp)[:n]) {
+				r.finish(false)
+				return true
+			}
+		case eof:
+			r.finish(true)
+			return true
+		default: // nothing more, or an error: the caller finishes
+			return false
+		}
+	}
+	return false
 }
 
 // setDeadline gives the next read its deadline: the idle timeout, or the drain

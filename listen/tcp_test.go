@@ -395,3 +395,44 @@ func TestTCPDeviceAddresses(t *testing.T) {
 		}
 	}
 }
+
+// A listener's backlog is known (on Linux): the connections its accept loop
+// has not taken yet.
+func TestBacklog(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	n, ok := listen.Backlog(l)
+	if !ok {
+		t.Skip("the backlog is not known on this system")
+	}
+	if n != 0 {
+		t.Fatalf("backlog %d before any connection", n)
+	}
+	for range 3 {
+		dialFrom(t, "127.0.0.60", l.Addr())
+	}
+	waitFor(t, "3 connections in the backlog", 5*time.Second, func() bool { n, _ := listen.Backlog(l); return n == 3 })
+}
+
+// Lines a client sent before the shutdown are queued even when the drain
+// deadline passes before the reader gets to them.
+func TestTCPCloseTakesWhatWasSent(t *testing.T) {
+	for i := range 20 {
+		sink := newFakeSink()
+		ln, stats := startTCP(t, sink, listen.Config{DrainTimeout: time.Nanosecond})
+		c := dialFrom(t, "127.0.0.61", ln.Addr())
+		waitFor(t, "the connection accepted", 5*time.Second, func() bool { return stats.ConnsAccepted.Load() == 1 })
+		io.WriteString(c, "sent\n")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := ln.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if got := sink.payloads("127.0.0.61"); !slices.Equal(got, []string{"sent"}) {
+			t.Fatalf("round %d: queued %q, want the line sent before Close", i, got)
+		}
+	}
+}
