@@ -1,6 +1,11 @@
 package listen
 
-import "github.com/inletdev/inlet"
+import (
+	"net"
+	"syscall"
+
+	"github.com/inletdev/inlet"
+)
 
 // Holding is the number of connections holding lines they have read until the
 // queue has room, or until an earlier connection from their address has queued.
@@ -21,3 +26,10 @@ func AckState(a inlet.Acker) (running, released bool) {
 
 // Backlog is backlog, for tests.
 var Backlog = backlog
+
+// Delivered reports whether everything written on c has reached its peer's
+// socket (acknowledged by the peer's kernel); ok is false when unknown.
+func Delivered(c net.Conn) (delivered, ok bool) {
+	n, ok := unacked(c.(syscall.Conn))
+	return n == 0, ok
+}

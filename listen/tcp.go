@@ -498,6 +498,9 @@ func (r *connReader) serve() {
 			return
 		}
 		if err != nil {
+			if n == 0 && r.t.closing.Load() && errors.Is(err, os.ErrDeadlineExceeded) && r.readRest() {
+				return // the drain deadline came between the wait and the read
+			}
 			r.finish(errors.Is(err, io.EOF))
 			return
 		}
@@ -505,11 +508,12 @@ func (r *connReader) serve() {
 }
 
 // readRest reads, once the drain deadline has passed, what the socket already
-// holds, without waiting for more, and queues it (up to maxRest bytes: a client
-// still sending is cut). It reports true when the stream ended and the
-// connection is finished.
+// holds, without waiting for more, and queues it: two reads at most, enough for
+// a connect-per-message device's line and its FIN; a client still streaming is
+// cut (its socket may hold megabytes, and shutdown must stay prompt). It
+// reports true when the stream ended and the connection is finished.
 func (r *connReader) readRest() bool {
-	const maxRest = 1 << 20
+	const maxRest = 2 * readBufSize
 	// readNow never waits, and a deadline would stop it. Under t.mu: Close sets
 	// every connection's drain deadline under it, and must not set this one's
 	// again after.
@@ -522,7 +526,7 @@ func (r *connReader) readRest() bool {
 		n, eof, _ := readNow(r.tc.Conn, *bp)
 		switch {
 		case n > 0:
-			read += n
+			read += readBufSize // a read counts whole: at most two
 			if !r.feed((*bp)[:n]) {
 				r.finish(false)
 				return true
