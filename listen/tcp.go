@@ -508,12 +508,12 @@ func (r *connReader) serve() {
 }
 
 // readRest reads, once the drain deadline has passed, what the socket already
-// holds, without waiting for more, and queues it: two reads at most, enough for
-// a connect-per-message device's line and its FIN; a client still streaming is
-// cut (its socket may hold megabytes, and shutdown must stay prompt). It
-// reports true when the stream ended and the connection is finished.
+// holds, without waiting for more, and queues it: a connect-per-message
+// device's line and its FIN. A read that fills the buffer is the last: the
+// client is still streaming, and is cut as at any drain deadline (its socket
+// may hold megabytes, and shutdown must stay prompt). It reports true when the
+// stream ended and the connection is finished.
 func (r *connReader) readRest() bool {
-	const maxRest = 2 * readBufSize
 	// readNow never waits, and a deadline would stop it. Under t.mu: Close sets
 	// every connection's drain deadline under it, and must not set this one's
 	// again after.
@@ -522,14 +522,16 @@ func (r *connReader) readRest() bool {
 	r.t.mu.Unlock()
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
-	for read := 0; read < maxRest; {
+	for {
 		n, eof, _ := readNow(r.tc.Conn, *bp)
 		switch {
 		case n > 0:
-			read += readBufSize // a read counts whole: at most two
 			if !r.feed((*bp)[:n]) {
 				r.finish(false)
 				return true
+			}
+			if n == len(*bp) {
+				return false
 			}
 		case eof:
 			r.finish(true)
@@ -538,7 +540,6 @@ func (r *connReader) readRest() bool {
 			return false
 		}
 	}
-	return false
 }
 
 // setDeadline gives the next read its deadline: the idle timeout, or the drain
