@@ -522,7 +522,7 @@ func (r *connReader) readRest() bool {
 	r.t.mu.Unlock()
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
-	for {
+	for range 64 { // a client trickling bytes as fast as they are read is cut too
 		n, eof, _ := readNow(r.tc.Conn, *bp)
 		switch {
 		case n > 0:
@@ -540,6 +540,7 @@ func (r *connReader) readRest() bool {
 			return false
 		}
 	}
+	return false
 }
 
 // setDeadline gives the next read its deadline: the idle timeout, or the drain
