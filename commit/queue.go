@@ -63,6 +63,14 @@ func (q *queue) put(ctx context.Context, msgs []inlet.Message, size int) error {
 	return q.appendLocked(msgs, size)
 }
 
+// room reports whether n messages of size payload bytes would fit now (or the
+// queue is closed, which a put reports).
+func (q *queue) room(n, size int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed || q.roomLocked(n, size)
+}
+
 // tryPut appends msgs if they fit now, and reports whether it did.
 func (q *queue) tryPut(msgs []inlet.Message, size int) (bool, error) {
 	q.mu.Lock()

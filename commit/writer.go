@@ -193,7 +193,17 @@ func (w *Writer) TrySubmit(msgs []inlet.Message) (bool, error) {
 	if len(msgs) == 0 {
 		return true, nil
 	}
-	return w.queue.tryPut(msgs, derive(msgs))
+	// A full queue is the common answer under load: say so before deriving
+	// (the caller then submits the same messages again, with Submit).
+	size := 0
+	for i := range msgs {
+		size += len(msgs[i].Payload)
+	}
+	if !w.queue.room(len(msgs), size) {
+		return false, nil
+	}
+	derive(msgs)
+	return w.queue.tryPut(msgs, size)
 }
 
 func (w *Writer) run() {
