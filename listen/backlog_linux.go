@@ -13,12 +13,6 @@ func backlog(ln net.Listener) (n int, ok bool) {
 	if !isConn {
 		return 0, false
 	}
-	return unacked(sc)
-}
-
-// unacked is TCP_INFO's tcpi_unacked of a socket: for a listener its backlog,
-// for a connection the segments sent and not yet acknowledged.
-func unacked(sc syscall.Conn) (n int, ok bool) {
 	rc, err := sc.SyscallConn()
 	if err != nil {
 		return 0, false

@@ -2,12 +2,7 @@
 
 package listen
 
-import (
-	"net"
-	"syscall"
-)
+import "net"
 
 // backlog is unknown here: the accept loop stops at the drain deadline.
 func backlog(net.Listener) (int, bool) { return 0, false }
-
-func unacked(syscall.Conn) (int, bool) { return 0, false }

@@ -11,6 +11,9 @@ import (
 // queue has room, or until an earlier connection from their address has queued.
 func (t *TCP) Holding() int64 { return t.holding.Load() }
 
+// Framed is the number of messages the TCP readers have framed, queued or not.
+func (t *TCP) Framed() int64 { return t.framed.Load() }
+
 // Closing reports whether Close has begun.
 func (t *TCP) Closing() bool { return t.closing.Load() }
 
@@ -28,8 +31,8 @@ func AckState(a inlet.Acker) (running, released bool) {
 var Backlog = backlog
 
 // Delivered reports whether everything written on c has reached its peer's
-// socket (acknowledged by the peer's kernel); ok is false when unknown.
+// socket (sent and acknowledged by the peer's kernel); ok is false when unknown.
 func Delivered(c net.Conn) (delivered, ok bool) {
-	n, ok := unacked(c.(syscall.Conn))
+	n, ok := outq(c.(syscall.Conn))
 	return n == 0, ok
 }

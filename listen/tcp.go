@@ -43,6 +43,7 @@ type TCP struct {
 	// it has read and not yet queued: closed once they are queued.
 	held       map[netip.Addr]chan struct{}
 	holding    atomic.Int64 // connections holding read lines until the queue has room
+	framed     atomic.Int64 // messages framed by the TCP readers (for tests: read, queued or not)
 	refused    limiter
 	acceptErrs limiter
 	helloErrs  limiter
@@ -266,9 +267,11 @@ func (r *connReader) emit(line []byte) {
 // (the sink refused them, or a hello was refused).
 func (r *connReader) feed(p []byte) bool {
 	r.readN = len(p)
+	n0 := len(r.msgs)
 	if k := r.fr.Feed(p, r.emitFn); k > 0 {
 		r.t.cfg.Stats.TooLong.Add(int64(k))
 	}
+	r.t.framed.Add(int64(len(r.msgs) - n0))
 	if r.refuse != "" {
 		return false
 	}
@@ -398,7 +401,9 @@ func (r *connReader) resume() bool {
 // releases the connection. On the accept goroutine it reports false when what
 // remains is held: the connection's own goroutine then queues it and closes.
 func (r *connReader) finish(clean bool) bool {
+	n0 := len(r.msgs)
 	truncated, tooLong := r.fr.End(clean, r.emitFn)
+	r.t.framed.Add(int64(len(r.msgs) - n0))
 	if truncated {
 		r.t.cfg.Stats.Truncated.Add(1)
 	}
@@ -453,6 +458,10 @@ func (r *connReader) readInline() bool {
 			}
 		case eof:
 			return r.finish(true)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// Close has set the drain deadline since the accept: the
+			// connection's goroutine takes what the socket holds.
+			return false
 		case err != nil:
 			return r.finish(false)
 		default: // nothing more yet

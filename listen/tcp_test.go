@@ -436,7 +436,7 @@ func TestTCPCloseTakesWhatWasSent(t *testing.T) {
 		}
 		cancel()
 		if got := sink.payloads("127.0.0.61"); !slices.Equal(got, []string{"sent"}) {
-			t.Fatalf("round %d: queued %q, want the line sent before Close", i, got)
+			t.Fatalf("round %d: queued %q, want the line sent before Close; client %v msgs %d trunc %d", i, got, c.LocalAddr(), stats.MessagesTCP.Load(), stats.Truncated.Load())
 		}
 	}
 }
