@@ -42,24 +42,38 @@ type Config struct {
 	BootIdle time.Duration
 }
 
+// DefaultConfig holds the writer's defaults (the --commit-interval default in
+// docs/cli.md among them); a zero field of a Config passed to New takes its value
+// from here, and MaxQueue, when zero, is four batches.
+func DefaultConfig() Config {
+	return Config{
+		Interval:      5 * time.Millisecond,
+		MaxBatch:      8192,
+		MaxQueue:      4 * 8192,
+		MaxQueueBytes: 16 << 20,
+		BootIdle:      10 * time.Minute,
+	}
+}
+
 func (c *Config) setDefaults() {
+	d := DefaultConfig()
 	if c.Interval <= 0 {
-		c.Interval = 5 * time.Millisecond
+		c.Interval = d.Interval
 	}
 	if c.MaxBatch <= 0 {
-		c.MaxBatch = 8192
+		c.MaxBatch = d.MaxBatch
 	}
 	if c.MaxQueue <= 0 {
 		c.MaxQueue = 4 * c.MaxBatch
 	}
 	if c.MaxQueueBytes <= 0 {
-		c.MaxQueueBytes = 16 << 20
+		c.MaxQueueBytes = d.MaxQueueBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.BootIdle <= 0 {
-		c.BootIdle = 10 * time.Minute
+		c.BootIdle = d.BootIdle
 	}
 	if c.Stats == nil {
 		c.Stats = new(inlet.Stats)
@@ -71,15 +85,9 @@ type Writer struct {
 	cfg   Config
 	store inlet.Store
 
-	mu         sync.Mutex
-	queue      []inlet.Message
-	queueBytes int
-	space      chan struct{} // closed when the queue shrinks; replaced after
-	closing    bool
-
+	queue    *queue
 	inflight atomic.Int64 // messages in the batch being committed
 
-	wake    chan struct{}      // capacity 1: the queue became non-empty or closing
 	abort   context.CancelFunc // cancels retries after Close gives up
 	ctx     context.Context
 	done    chan struct{}
@@ -124,8 +132,7 @@ func New(ctx context.Context, store inlet.Store, cfg Config) (*Writer, error) {
 	w := &Writer{
 		cfg:     cfg,
 		store:   store,
-		space:   make(chan struct{}),
-		wake:    make(chan struct{}, 1),
+		queue:   newQueue(cfg.MaxQueue, cfg.MaxQueueBytes, cfg.MaxBatch, &cfg.Stats.QueueDepth),
 		done:    make(chan struct{}),
 		devices: make(map[string]*inlet.Device, len(devs)),
 		boots:   make(map[bootKey]*inlet.Boot, len(boots)),
@@ -176,110 +183,27 @@ func (w *Writer) Submit(ctx context.Context, msgs []inlet.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	n := derive(msgs)
-	w.mu.Lock()
-	for !w.closing && len(w.queue) > 0 && (len(w.queue)+len(msgs) > w.cfg.MaxQueue || w.queueBytes+n > w.cfg.MaxQueueBytes) {
-		space := w.space
-		w.mu.Unlock()
-		select {
-		case <-space:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		w.mu.Lock()
-	}
-	return w.enqueueLocked(msgs, n)
+	return w.queue.put(ctx, msgs, derive(msgs))
 }
 
 // TrySubmit queues msgs if the queue has room and reports whether it did; a UDP
-// listener drops (and counts) what does not fit rather than wait.
+// listener drops (and counts) what does not fit rather than wait, and a TCP
+// accept loop hands the connection to its own goroutine.
 func (w *Writer) TrySubmit(msgs []inlet.Message) (bool, error) {
 	if len(msgs) == 0 {
 		return true, nil
 	}
-	n := derive(msgs)
-	w.mu.Lock()
-	if len(w.queue)+len(msgs) > w.cfg.MaxQueue || w.queueBytes+n > w.cfg.MaxQueueBytes {
-		w.mu.Unlock()
+	// A full queue is the common answer under load: say so before deriving
+	// (the caller then submits the same messages again, with Submit).
+	size := 0
+	for i := range msgs {
+		size += len(msgs[i].Payload)
+	}
+	if !w.queue.room(len(msgs), size) {
 		return false, nil
 	}
-	return true, w.enqueueLocked(msgs, n)
-}
-
-func (w *Writer) enqueueLocked(msgs []inlet.Message, n int) error {
-	if w.closing {
-		w.mu.Unlock()
-		return inlet.ErrClosed
-	}
-	// Stamped under the lock, so received_at follows queue order; rows leave
-	// that order only within one batch (sqlite's time search relies on it).
-	now := time.Now().UnixNano()
-	for i := range msgs {
-		msgs[i].ReceivedAt = now
-	}
-	wasEmpty := len(w.queue) == 0
-	w.queue = append(w.queue, msgs...)
-	w.queueBytes += n
-	full := len(w.queue) >= w.cfg.MaxBatch
-	w.cfg.Stats.QueueDepth.Store(int64(len(w.queue)))
-	w.mu.Unlock()
-	// The writer needs waking only when it may be idle (the queue was empty) or
-	// when a lingering batch can fill up; not for every message.
-	if wasEmpty || full {
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
-	}
-	return nil
-}
-
-// take moves up to max queued messages onto batch and reports whether the queue
-// was left empty.
-func (w *Writer) take(batch []inlet.Message, max int) ([]inlet.Message, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	k := min(max, len(w.queue))
-	if k == 0 {
-		return batch, true
-	}
-	if len(batch) == 0 && k == len(w.queue) {
-		// Hand the whole queue over and keep the batch's old array for the next queue.
-		batch, w.queue = w.queue, batch[:0]
-	} else {
-		batch = append(batch, w.queue[:k]...)
-		rest := copy(w.queue, w.queue[k:])
-		clear(w.queue[rest:])
-		w.queue = w.queue[:rest]
-	}
-	for i := len(batch) - k; i < len(batch); i++ {
-		w.queueBytes -= len(batch[i].Payload)
-	}
-	w.cfg.Stats.QueueDepth.Store(int64(len(w.queue)))
-	close(w.space)
-	w.space = make(chan struct{})
-	return batch, len(w.queue) == 0
-}
-
-// waitMore waits until the queue has messages again or the deadline passes, and
-// reports whether there are messages to take. Closing ends the wait. A wake-up
-// left over from messages already taken is not mistaken for new ones.
-func (w *Writer) waitMore(deadline time.Time) bool {
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	for {
-		w.mu.Lock()
-		n, closing := len(w.queue), w.closing
-		w.mu.Unlock()
-		if n > 0 || closing {
-			return n > 0 && !closing
-		}
-		select {
-		case <-w.wake:
-		case <-t.C:
-			return false
-		}
-	}
+	derive(msgs)
+	return w.queue.tryPut(msgs, size)
 }
 
 func (w *Writer) run() {
@@ -287,14 +211,11 @@ func (w *Writer) run() {
 	var batch []inlet.Message
 	var lastCommit time.Time
 	for {
-		w.mu.Lock()
-		closing, empty := w.closing, len(w.queue) == 0
-		w.mu.Unlock()
-		if empty {
-			if closing {
+		if n, closed := w.queue.state(); n == 0 {
+			if closed {
 				return
 			}
-			<-w.wake
+			w.queue.wait()
 			continue
 		}
 		// Gather: commit when full, when the interval has passed, or when dry.
@@ -307,11 +228,11 @@ func (w *Writer) run() {
 		batch = batch[:0]
 		for {
 			var dry bool
-			batch, dry = w.take(batch, w.cfg.MaxBatch-len(batch))
+			batch, dry = w.queue.pop(batch, w.cfg.MaxBatch-len(batch))
 			if len(batch) >= w.cfg.MaxBatch || !time.Now().Before(deadline) {
 				break
 			}
-			if dry && (!busy || !w.waitMore(deadline)) {
+			if dry && (!busy || !w.queue.waitMore(deadline)) {
 				break
 			}
 		}
@@ -328,12 +249,50 @@ func (w *Writer) run() {
 	}
 }
 
-// commit accounts for batch in the device state and writes both, retrying with
-// back-off until the store accepts them or Close gives up.
+// commit accounts for msgs in the device state and persists both, retrying
+// until the store accepts them or Close gives up; then it publishes the batch
+// and acknowledges its messages.
 func (w *Writer) commit(msgs []inlet.Message) error {
 	if err := w.loadBoots(msgs); err != nil {
 		return err
 	}
+	b, acks := w.account(msgs)
+	took, err := w.persist(b)
+	if err != nil {
+		return err
+	}
+	if w.cfg.OnCommit != nil {
+		// Before the counters and the ACKs: whoever sees those can already
+		// see the live figures of this batch.
+		w.cfg.OnCommit(b)
+	}
+	w.cfg.Stats.StoreHealthy.Store(true)
+	w.cfg.Stats.Committed.Add(int64(len(b.Messages)))
+	w.cfg.Stats.Batches.Add(1)
+	w.cfg.Stats.ObserveCommit(len(b.Messages), took)
+	if len(b.Boots) > 0 {
+		w.durMu.Lock()
+		for i := range b.Boots {
+			bt := &b.Boots[i]
+			w.durable[bootKey{bt.Device, bt.Boot}] = bt.Durable()
+		}
+		w.durMu.Unlock()
+	}
+	if len(acks) > 0 {
+		now := time.Now().UnixNano()
+		for _, a := range acks {
+			a.to.Acked(a.seq)
+			w.cfg.Stats.AckSeconds.Observe(inlet.LatencyBuckets, float64(now-a.at)/1e9)
+		}
+	}
+	return nil
+}
+
+// account is the accounting half of a commit: it updates the device and
+// sequence state with msgs (all of whose sequences are in memory, see
+// loadBoots) and returns the batch to persist, without the duplicates, and the
+// acknowledgements owed once it has committed.
+func (w *Writer) account(msgs []inlet.Message) (*inlet.Batch, []ack) {
 	touched := make(map[string]*inlet.Device)
 	var touchedBoots map[bootKey]*inlet.Boot
 	var acks []ack
@@ -377,8 +336,7 @@ func (w *Writer) commit(msgs []inlet.Message) error {
 		stored = append(stored, *m)
 	}
 	clear(msgs[len(stored):])
-	msgs = stored
-	b := &inlet.Batch{Messages: msgs, Devices: make([]inlet.Device, 0, len(touched))}
+	b := &inlet.Batch{Messages: stored, Devices: make([]inlet.Device, 0, len(touched))}
 	for _, d := range touched {
 		b.Devices = append(b.Devices, *d)
 	}
@@ -387,14 +345,33 @@ func (w *Writer) commit(msgs []inlet.Message) error {
 		c.Missing = slices.Clone(bt.Missing)
 		b.Boots = append(b.Boots, c)
 	}
-	backoff := 10 * time.Millisecond
-	var lastLog time.Time
-	var failed int
-	var took time.Duration
-	for {
+	return b, acks
+}
+
+// persist is the persisting half: it writes b in one transaction, retrying
+// until the store takes it or Close gives up, and reports how long the
+// successful attempt took.
+func (w *Writer) persist(b *inlet.Batch) (took time.Duration, err error) {
+	err = w.retry("write batch", len(b.Messages), func() error {
 		start := time.Now()
 		err := w.store.Commit(w.ctx, b)
 		took = time.Since(start)
+		return err
+	})
+	return took, err
+}
+
+// retry runs op until it succeeds or Close gives up (w.ctx ends), backing off
+// from 10 ms to 5 s. While it fails the store is reported unhealthy, each
+// failure is counted, and the error is logged at most once per 10 s; a recovery
+// is logged once. what names the operation; batch is the number of messages
+// waiting on it.
+func (w *Writer) retry(what string, batch int, op func() error) error {
+	backoff := 10 * time.Millisecond
+	var lastLog time.Time
+	failed := 0
+	for {
+		err := op()
 		if err == nil {
 			break
 		}
@@ -402,7 +379,7 @@ func (w *Writer) commit(msgs []inlet.Message) error {
 		w.cfg.Stats.StoreErrors.Add(1)
 		w.cfg.Stats.StoreHealthy.Store(false)
 		if time.Since(lastLog) >= 10*time.Second {
-			w.cfg.Logger.Error("commit failed; retrying", "batch", len(msgs), "attempt", failed, "err", err)
+			w.cfg.Logger.Error("commit: "+what+" failed; retrying", "batch", batch, "attempt", failed, "err", err)
 			lastLog = time.Now()
 		}
 		t := time.NewTimer(backoff)
@@ -410,36 +387,12 @@ func (w *Writer) commit(msgs []inlet.Message) error {
 		case <-t.C:
 		case <-w.ctx.Done():
 			t.Stop()
-			return fmt.Errorf("commit: %d messages not stored: %w", len(msgs), err)
+			return fmt.Errorf("commit: %d messages not stored: %s: %w", batch, what, err)
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
 	if failed > 0 {
-		w.cfg.Logger.Info("commit recovered", "batch", len(msgs), "attempts", failed+1)
-	}
-	if w.cfg.OnCommit != nil {
-		// Before the counters and the ACKs: whoever sees those can already
-		// see the live figures of this batch.
-		w.cfg.OnCommit(b)
-	}
-	w.cfg.Stats.StoreHealthy.Store(true)
-	w.cfg.Stats.Committed.Add(int64(len(msgs)))
-	w.cfg.Stats.Batches.Add(1)
-	w.cfg.Stats.ObserveCommit(len(msgs), took)
-	if len(b.Boots) > 0 {
-		w.durMu.Lock()
-		for i := range b.Boots {
-			bt := &b.Boots[i]
-			w.durable[bootKey{bt.Device, bt.Boot}] = bt.Durable()
-		}
-		w.durMu.Unlock()
-	}
-	if len(acks) > 0 {
-		now := time.Now().UnixNano()
-		for _, a := range acks {
-			a.to.Acked(a.seq)
-			w.cfg.Stats.AckSeconds.Observe(inlet.LatencyBuckets, float64(now-a.at)/1e9)
-		}
+		w.cfg.Logger.Info("commit: "+what+" recovered", "batch", batch, "attempts", failed+1)
 	}
 	return nil
 }
@@ -458,30 +411,23 @@ func (w *Writer) loadBoots(msgs []inlet.Message) error {
 		if w.boots[k] != nil || absent[k] {
 			continue
 		}
-		backoff := 10 * time.Millisecond
-		for {
+		err := w.retry("read sequence state", len(msgs), func() error {
 			b, ok, err := w.store.Boot(w.ctx, k.device, k.boot)
-			if err == nil {
-				if ok {
-					w.boots[k] = &b
-				} else {
-					if absent == nil {
-						absent = make(map[bootKey]bool)
-					}
-					absent[k] = true // a new sequence
+			switch {
+			case err != nil:
+				return err
+			case ok:
+				w.boots[k] = &b
+			default:
+				if absent == nil {
+					absent = make(map[bootKey]bool)
 				}
-				break
+				absent[k] = true // a new sequence
 			}
-			w.cfg.Stats.StoreErrors.Add(1)
-			w.cfg.Logger.Error("commit: read sequence state failed; retrying", "device", k.device, "boot", k.boot, "err", err)
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-w.ctx.Done():
-				t.Stop()
-				return fmt.Errorf("commit: %d messages not stored: read sequence state: %w", len(msgs), err)
-			}
-			backoff = min(2*backoff, 5*time.Second)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -512,13 +458,20 @@ func (w *Writer) evictBoots(now time.Time) {
 	w.durMu.Unlock()
 }
 
-// Durable returns the seq a device's hello is answered with (OK last=): the
-// committed state of (device, boot), 0 if it has stored nothing.
-func (w *Writer) Durable(device, boot string) int64 {
+// KnownDurable is Durable when the answer is in memory; ok is false when it
+// needs the store. It never waits on the store or the writer.
+func (w *Writer) KnownDurable(device, boot string) (seq int64, ok bool) {
 	w.durMu.RLock()
-	d, ok := w.durable[bootKey{device, boot}]
+	seq, ok = w.durable[bootKey{device, boot}]
 	w.durMu.RUnlock()
-	if ok {
+	return seq, ok
+}
+
+// Durable returns the seq a device's hello is answered with (OK last=): the
+// committed state of (device, boot), 0 if it has stored nothing. It may read
+// the store.
+func (w *Writer) Durable(device, boot string) int64 {
+	if d, ok := w.KnownDurable(device, boot); ok {
 		return d
 	}
 	// Not in memory: a sequence idle long enough to be evicted, or none.
@@ -533,15 +486,7 @@ func (w *Writer) Durable(device, boot string) int64 {
 // If ctx ends first, Close stops retrying a failing store and returns an error
 // naming what was not stored.
 func (w *Writer) Close(ctx context.Context) error {
-	w.mu.Lock()
-	w.closing = true
-	close(w.space) // release blocked submitters: they get ErrClosed
-	w.space = make(chan struct{})
-	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
+	w.queue.close() // blocked submitters get ErrClosed
 	select {
 	case <-w.done:
 		return nil
@@ -549,9 +494,8 @@ func (w *Writer) Close(ctx context.Context) error {
 		n := w.inflight.Load()
 		w.abort()
 		<-w.done
-		w.mu.Lock()
-		n += int64(len(w.queue))
-		w.mu.Unlock()
+		q, _ := w.queue.state()
+		n += int64(q)
 		return fmt.Errorf("commit: close: %d messages not stored: %w", n, ctx.Err())
 	}
 }

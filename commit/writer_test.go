@@ -253,6 +253,7 @@ func TestWriterBatchPolicy(t *testing.T) {
 	st.mu.Lock()
 	before := st.batches
 	st.mu.Unlock()
+	trickle := time.Now()
 	for i := range 600 {
 		w.Submit(context.Background(), msgs("b", i+1, 1))
 		time.Sleep(500 * time.Microsecond)
@@ -260,11 +261,15 @@ func TestWriterBatchPolicy(t *testing.T) {
 	for st.count() < 601 {
 		time.Sleep(time.Millisecond)
 	}
+	took := time.Since(trickle)
 	st.mu.Lock()
 	batches := st.batches - before
 	st.mu.Unlock()
-	if batches > 60 {
-		t.Errorf("600 messages took %d batches; a 50 ms interval should gather them into far fewer", batches)
+	// One batch per interval of the trickle, about (a loaded machine stretches
+	// the trickle: the bound follows it); committing each message on its own
+	// would take 600.
+	if limit := max(60, 2*int(took/(50*time.Millisecond))+4); batches > limit {
+		t.Errorf("600 messages over %s took %d batches; a 50 ms interval should gather them into at most %d", took, batches, limit)
 	}
-	t.Logf("600 trickled messages in %d batches", batches)
+	t.Logf("600 trickled messages over %s in %d batches", took, batches)
 }

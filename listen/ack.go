@@ -36,7 +36,7 @@ func (r *connReader) startAcked(line []byte) {
 	switch {
 	case err != nil:
 		r.refuse = "bad-hello"
-	case r.t.cfg.Token != "" && h.Token != r.t.cfg.Token:
+	case r.t.cfg.Token != "" && !r.t.token.match(h.Token):
 		r.refuse = "unauthorized"
 	case r.t.closing.Load():
 		r.refuse = "busy"
@@ -51,7 +51,17 @@ func (r *connReader) startAcked(line []byte) {
 	r.hello = h
 	r.t.cfg.Stats.AckedConns.Add(1)
 	r.ac = newAckConn(r.t, r.tc)
-	r.ac.out = wire.AppendOK(r.ac.out, r.t.sink.Durable(h.Device, h.Boot))
+	if !r.inline {
+		r.ac.out = wire.AppendOK(r.ac.out, r.t.sink.Durable(h.Device, h.Boot))
+	} else if d, ok := r.t.sink.KnownDurable(h.Device, h.Boot); ok {
+		r.ac.out = wire.AppendOK(r.ac.out, d)
+	} else {
+		// The answer needs the store, which the accept goroutine must not wait
+		// on: the reader's own goroutine answers (resume), and the ack writer
+		// writes nothing before it.
+		r.needDurable = true
+		r.ac.helloPending = true
+	}
 	r.t.mu.Lock()
 	r.t.ackConns[r.ac] = struct{}{}
 	r.t.mu.Unlock()
@@ -80,6 +90,12 @@ type ackConn struct {
 	done        bool   // the reader has finished
 	failed      bool   // the client is gone or not reading: stop writing
 	running     bool   // a writer goroutine is running; it clears this under mu as it ends
+	// helloPending: the hello's OK is not known yet (the store is being read);
+	// nothing is written before it.
+	helloPending bool
+	// released: the connection has been released, once and for all. No writer
+	// starts after it, so a late Acked (or any kick) cannot release it twice.
+	released bool
 
 	closed bool // the writer closed the connection; only the running writer touches it
 }
@@ -92,12 +108,21 @@ func newAckConn(t *TCP, tc *tcpConn) *ackConn {
 // the writer looks at, without holding mu.
 func (a *ackConn) kick() {
 	a.mu.Lock()
-	start := !a.running
-	a.running = true
+	start := a.startLocked()
 	a.mu.Unlock()
 	if start {
 		go a.run()
 	}
+}
+
+// startLocked reports whether the caller is to start the writer goroutine:
+// none is running and the connection has not been released.
+func (a *ackConn) startLocked() bool {
+	if a.running || a.released {
+		return false
+	}
+	a.running = true
+	return true
 }
 
 // Acked is called by the commit writer, in stream order, after the batch holding
@@ -106,12 +131,20 @@ func (a *ackConn) Acked(seq int64) {
 	a.mu.Lock()
 	a.ack = seq
 	a.outstanding--
-	start := !a.running
-	a.running = true
+	start := a.startLocked()
 	a.mu.Unlock()
 	if start {
 		go a.run()
 	}
+}
+
+// answerHello owes the client the hello's OK, ahead of anything already owed.
+func (a *ackConn) answerHello(durable int64) {
+	a.mu.Lock()
+	a.out = append(wire.AppendOK(nil, durable), a.out...)
+	a.helloPending = false
+	a.mu.Unlock()
+	a.kick()
 }
 
 // expect counts n messages queued (negative: n taken back).
@@ -157,11 +190,14 @@ func (a *ackConn) run() {
 	var buf []byte
 	for {
 		a.mu.Lock()
-		buf = append(buf[:0], a.out...)
-		a.out = nil // an idle connection keeps no buffer
-		if a.ack != 0 {
-			buf = wire.AppendAck(buf, a.ack)
-			a.ack = 0
+		buf = buf[:0]
+		if !a.helloPending {
+			buf = append(buf, a.out...)
+			a.out = nil // an idle connection keeps no buffer
+			if a.ack != 0 {
+				buf = wire.AppendAck(buf, a.ack)
+				a.ack = 0
+			}
 		}
 		failed, readerDone := a.failed, a.done
 		end := (readerDone && a.outstanding <= 0) || (failed && readerDone)
@@ -188,6 +224,12 @@ func (a *ackConn) run() {
 			}
 		}
 		if end {
+			// The one release: released keeps every later kick from starting a
+			// writer (running stays true too, but that is not what guards it).
+			a.mu.Lock()
+			a.released = true
+			a.running = false
+			a.mu.Unlock()
 			a.t.release(a.tc)
 			a.t.mu.Lock()
 			delete(a.t.ackConns, a)

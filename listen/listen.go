@@ -6,6 +6,8 @@ package listen
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -21,8 +23,12 @@ type Sink interface {
 	Submit(ctx context.Context, msgs []inlet.Message) error
 	// TrySubmit queues msgs only if there is room at once.
 	TrySubmit(msgs []inlet.Message) (bool, error)
-	// Durable is the seq a hello from (device, boot) is answered with.
+	// Durable is the seq a hello from (device, boot) is answered with. It may
+	// read the store, so the accept goroutine never calls it.
 	Durable(device, boot string) int64
+	// KnownDurable is Durable from memory, without waiting: ok is false when the
+	// answer needs the store.
+	KnownDurable(device, boot string) (seq int64, ok bool)
 }
 
 // Config holds the limits shared by both listeners.
@@ -44,24 +50,40 @@ type Config struct {
 	Stats           *inlet.Stats
 }
 
+// DefaultConfig holds the listeners' defaults, the ones docs/cli.md documents
+// for the flags; a zero field of a Config passed to ListenTCP or ListenUDP takes
+// its value from here (UDPBuffer excepted: 0 leaves the system's buffer).
+func DefaultConfig() Config {
+	return Config{
+		MaxMessage:      wire.DefaultMaxMessage,
+		IdleTimeout:     120 * time.Second,
+		MaxConns:        10000,
+		MaxConnsPerIP:   500,
+		UDPBuffer:       8 << 20,
+		DrainTimeout:    250 * time.Millisecond,
+		AckWriteTimeout: 10 * time.Second,
+	}
+}
+
 func (c *Config) setDefaults() {
+	d := DefaultConfig()
 	if c.MaxMessage <= 0 {
-		c.MaxMessage = wire.DefaultMaxMessage
+		c.MaxMessage = d.MaxMessage
 	}
 	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = 120 * time.Second
+		c.IdleTimeout = d.IdleTimeout
 	}
 	if c.MaxConns <= 0 {
-		c.MaxConns = 10000
+		c.MaxConns = d.MaxConns
 	}
 	if c.MaxConnsPerIP <= 0 {
-		c.MaxConnsPerIP = 500
+		c.MaxConnsPerIP = d.MaxConnsPerIP
 	}
 	if c.DrainTimeout <= 0 {
-		c.DrainTimeout = 250 * time.Millisecond
+		c.DrainTimeout = d.DrainTimeout
 	}
 	if c.AckWriteTimeout <= 0 {
-		c.AckWriteTimeout = 10 * time.Second
+		c.AckWriteTimeout = d.AckWriteTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -69,6 +91,19 @@ func (c *Config) setDefaults() {
 	if c.Stats == nil {
 		c.Stats = new(inlet.Stats)
 	}
+}
+
+// secret is the digest of a token. Tokens are compared as SHA-256 digests in
+// constant time, so neither the time of a comparison nor its length tells a
+// client how much of a guess was right.
+type secret [sha256.Size]byte
+
+func newSecret(token string) secret { return sha256.Sum256([]byte(token)) }
+
+// match reports whether token is the secret's.
+func (s *secret) match(token string) bool {
+	d := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(d[:], s[:]) == 1
 }
 
 // deviceID is the device name of a plain-mode sender: its IP address, with an

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,22 +22,28 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 
 // TCP is the plain-mode TCP listener (PROTOCOL.md §1).
 type TCP struct {
-	cfg  Config
-	ln   net.Listener
-	sink Sink
+	cfg   Config
+	ln    net.Listener
+	sink  Sink
+	token secret // cfg.Token's digest
 
 	// hard ends blocked submits when shutdown runs out of time.
 	hard     context.Context
 	hardStop context.CancelFunc
 
-	mu         sync.Mutex
-	closing    atomic.Bool
-	drainAt    atomic.Int64 // unix nanoseconds: when draining readers stop, set by Close
-	conns      map[*tcpConn]struct{}
-	perIP      map[netip.Addr]int
-	wg         sync.WaitGroup
-	acks       sync.WaitGroup // ack writers of acknowledged connections
-	ackConns   map[*ackConn]struct{}
+	mu       sync.Mutex
+	closing  atomic.Bool
+	drainAt  atomic.Int64 // unix nanoseconds: when draining readers stop, set by Close
+	conns    map[*tcpConn]struct{}
+	perIP    map[netip.Addr]int
+	wg       sync.WaitGroup
+	acks     sync.WaitGroup // ack writers of acknowledged connections
+	ackConns map[*ackConn]struct{}
+	// held maps an IP address to the latest of its connections holding lines
+	// it has read and not yet queued: closed once they are queued.
+	held       map[netip.Addr]chan struct{}
+	holding    atomic.Int64 // connections holding read lines until the queue has room
+	framed     atomic.Int64 // messages framed by the TCP readers (for tests: read, queued or not)
 	refused    limiter
 	acceptErrs limiter
 	helloErrs  limiter
@@ -63,9 +70,11 @@ func ListenTCP(addr string, sink Sink, cfg Config) (*TCP, error) {
 		cfg:        cfg,
 		ln:         ln,
 		sink:       sink,
+		token:      newSecret(cfg.Token),
 		conns:      make(map[*tcpConn]struct{}),
 		perIP:      make(map[netip.Addr]int),
 		ackConns:   make(map[*ackConn]struct{}),
+		held:       make(map[netip.Addr]chan struct{}),
 		refused:    limiter{every: 10 * time.Second},
 		acceptErrs: limiter{every: 10 * time.Second},
 		helloErrs:  limiter{every: 10 * time.Second},
@@ -86,7 +95,18 @@ func (t *TCP) Serve() {
 	for {
 		c, err := t.ln.Accept()
 		if err != nil {
-			if t.closing.Load() || errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if t.closing.Load() {
+				// Past the drain deadline: connections still waiting in the
+				// backlog carry lines their clients sent before the shutdown;
+				// a listener starved of CPU until now takes them still.
+				if n, ok := backlog(t.ln); ok && n > 0 && t.hard.Err() == nil {
+					if dl, ok := t.ln.(interface{ SetDeadline(time.Time) error }); ok && dl.SetDeadline(time.Now().Add(50*time.Millisecond)) == nil {
+						continue
+					}
+				}
 				return
 			}
 			// Temporary (EMFILE, ECONNABORTED, ...): back off, 5 ms doubling to 1 s.
@@ -136,20 +156,25 @@ func (t *TCP) admit(c net.Conn) {
 		}
 		return
 	}
+	r := &connReader{t: t, tc: tc, remote: ap, device: deviceID(ap.Addr()), fr: wire.Framer{Max: t.cfg.MaxMessage}, inline: true}
 	t.conns[tc] = struct{}{}
 	t.perIP[ip]++
+	// An earlier connection of this address may hold lines waiting to be
+	// queued: this one queues nothing before them.
+	r.after = t.held[ip]
 	t.wg.Add(1)
 	t.mu.Unlock()
 	t.cfg.Stats.ConnsAccepted.Add(1)
 	t.cfg.Stats.ConnsOpen.Add(1)
 
-	r := &connReader{t: t, tc: tc, remote: ap, device: deviceID(ap.Addr()), fr: wire.Framer{Max: t.cfg.MaxMessage}}
 	r.emitFn = r.emit
 	r.fr.TooLong = r.onTooLong
 	// A connect-per-message device has usually sent its line and FIN before the
 	// accept: read that here, in accept order, without starting a goroutine. This
 	// keeps one device's messages in the order it sent them and saves the
-	// goroutine's cost on the commonest traffic of all.
+	// goroutine's cost on the commonest traffic of all. Nothing here waits: when
+	// the queue is full, or a hello's answer needs the store, the connection
+	// goes on in its own goroutine with what was read.
 	if r.readInline() {
 		return
 	}
@@ -185,6 +210,22 @@ type connReader struct {
 	ac      *ackConn // acknowledged mode: the connection's ack writer
 	hello   wire.Hello
 	refuse  string // a hello to refuse with this reason; the reader then stops
+
+	// inline: the reader runs on the accept goroutine, where nothing may wait.
+	// What cannot be done at once is held for the connection's own goroutine:
+	// messages the queue has no room for, the answer to a hello that needs the
+	// store (needDurable), and the end of a stream read to its end (ended).
+	inline      bool
+	held        bool
+	needDurable bool
+	ended       bool
+	// after, when set, is closed once the connection from the same address
+	// whose lines were read before this one's has queued them: until then this
+	// one queues nothing, so that a connect-per-message device's next line
+	// never overtakes the one before. queued is this connection's own while it
+	// holds lines (see hold).
+	after  chan struct{}
+	queued chan struct{}
 }
 
 func (r *connReader) emit(line []byte) {
@@ -226,27 +267,57 @@ func (r *connReader) emit(line []byte) {
 // (the sink refused them, or a hello was refused).
 func (r *connReader) feed(p []byte) bool {
 	r.readN = len(p)
+	n0 := len(r.msgs)
 	if k := r.fr.Feed(p, r.emitFn); k > 0 {
 		r.t.cfg.Stats.TooLong.Add(int64(k))
 	}
+	r.t.framed.Add(int64(len(r.msgs) - n0))
 	if r.refuse != "" {
 		return false
 	}
 	return r.submit()
 }
 
+// submit queues the messages framed so far. On the accept goroutine (inline)
+// it never waits: when the queue has no room, or an earlier connection from
+// the same address still holds lines, or the hello's answer needs the store,
+// it holds them for the connection's own goroutine.
 func (r *connReader) submit() bool {
 	if len(r.msgs) == 0 {
 		return true
+	}
+	if r.after != nil && !isClosed(r.after) {
+		r.hold() // behind an earlier connection's lines
+	}
+	if r.inline && (r.held || r.needDurable) {
+		r.hold()
+		return true
+	}
+	if !r.inline {
+		r.waitTurn()
 	}
 	compact(r.msgs, r.arena)
 	n, bytes := len(r.msgs), len(r.arena)
 	if r.ac != nil {
 		r.ac.expect(n)
 	}
-	err := r.t.sink.Submit(r.t.hard, r.msgs)
+	ok, err := r.t.sink.TrySubmit(r.msgs)
+	if !ok && err == nil {
+		// The queue is full.
+		r.hold()
+		if r.inline {
+			if r.ac != nil {
+				r.ac.expect(-n)
+			}
+			return true
+		}
+		r.waitTurn()
+		err = r.t.sink.Submit(r.t.hard, r.msgs)
+	}
+	r.held = false
 	clear(r.msgs)
 	r.msgs, r.arena = r.msgs[:0], nil
+	r.ordered()
 	if err != nil {
 		if r.ac != nil {
 			r.ac.expect(-n) // never to be acknowledged
@@ -259,10 +330,80 @@ func (r *connReader) submit() bool {
 	return true
 }
 
+// waitTurn waits, in the connection's own goroutine, until the connection from
+// the same address whose lines were read before this one's has queued them.
+func (r *connReader) waitTurn() {
+	if r.after == nil {
+		return
+	}
+	select {
+	case <-r.after:
+	case <-r.t.hard.Done():
+	}
+	r.after = nil
+}
+
+// hold keeps the framed messages for later (the connection's own goroutine, or
+// room in the queue), and makes the next connection from the same address wait
+// for them: lines already read keep their order per address.
+func (r *connReader) hold() {
+	r.held = true
+	if r.queued != nil && !isClosed(r.queued) {
+		return
+	}
+	r.queued = make(chan struct{})
+	r.t.holding.Add(1)
+	r.t.mu.Lock()
+	if prev := r.t.held[r.tc.ip]; prev != nil {
+		r.after = prev // the latest holder: it waits for any earlier one
+	}
+	r.t.held[r.tc.ip] = r.queued
+	r.t.mu.Unlock()
+}
+
+// ordered lets the next connection from the same address queue its lines.
+func (r *connReader) ordered() {
+	if r.queued == nil || isClosed(r.queued) {
+		return
+	}
+	close(r.queued)
+	r.t.holding.Add(-1)
+	r.t.mu.Lock()
+	if r.t.held[r.tc.ip] == r.queued {
+		delete(r.t.held, r.tc.ip)
+	}
+	r.t.mu.Unlock()
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// resume does, in the connection's own goroutine, what the accept goroutine
+// held: answer the hello from the store, then queue the held messages,
+// waiting for room. It reports false when the connection must end.
+func (r *connReader) resume() bool {
+	r.inline = false
+	if r.needDurable {
+		r.needDurable = false
+		r.ac.answerHello(r.t.sink.Durable(r.hello.Device, r.hello.Boot))
+	}
+	r.held = false
+	return r.submit()
+}
+
 // finish ends the stream (keeping the tail on a clean close), queues the rest and
-// releases the connection.
-func (r *connReader) finish(clean bool) {
+// releases the connection. On the accept goroutine it reports false when what
+// remains is held: the connection's own goroutine then queues it and closes.
+func (r *connReader) finish(clean bool) bool {
+	n0 := len(r.msgs)
 	truncated, tooLong := r.fr.End(clean, r.emitFn)
+	r.t.framed.Add(int64(len(r.msgs) - n0))
 	if truncated {
 		r.t.cfg.Stats.Truncated.Add(1)
 	}
@@ -272,6 +413,21 @@ func (r *connReader) finish(clean bool) {
 	if r.refuse == "" {
 		r.submit()
 	}
+	if r.inline && r.needDurable {
+		r.hold() // a hello with no message after it: answered from the reader's goroutine
+	}
+	if r.held {
+		r.ended = true
+		return false
+	}
+	r.close()
+	return true
+}
+
+// close releases the connection once its reader has finished: a refused hello
+// is answered, an acknowledged connection closes when its last ACK is written.
+func (r *connReader) close() {
+	r.ordered()
 	r.t.wg.Done()
 	switch {
 	case r.refuse != "":
@@ -295,15 +451,19 @@ func (r *connReader) readInline() bool {
 		switch {
 		case n > 0:
 			if !r.feed((*bp)[:n]) {
-				r.finish(false)
-				return true
+				return r.finish(false)
+			}
+			if r.held {
+				return false
 			}
 		case eof:
-			r.finish(true)
-			return true
+			return r.finish(true)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// Close has set the drain deadline since the accept: the
+			// connection's goroutine takes what the socket holds.
+			return false
 		case err != nil:
-			r.finish(false)
-			return true
+			return r.finish(false)
 		default: // nothing more yet
 			return false
 		}
@@ -314,10 +474,28 @@ func (r *connReader) readInline() bool {
 // serve reads the connection until EOF, error, idle timeout or shutdown. It
 // borrows a read buffer only once bytes are waiting, so idle connections hold none.
 func (r *connReader) serve() {
+	if r.inline {
+		// Handed over by the accept goroutine, maybe with held work.
+		ok := r.resume()
+		switch {
+		case r.ended:
+			r.close()
+			return
+		case !ok:
+			r.finish(false)
+			return
+		}
+	}
 	for {
 		r.t.setDeadline(r.tc)
 		if err := waitReadable(r.tc.Conn); err != nil {
-			r.finish(false) // idle timeout, shutdown drain, or the connection broke
+			// Idle timeout, shutdown drain, or the connection broke. At the
+			// drain deadline, what the client sent before it is still taken:
+			// a reader starved of CPU until then must not leave it unread.
+			if r.t.closing.Load() && errors.Is(err, os.ErrDeadlineExceeded) && r.readRest() {
+				return
+			}
+			r.finish(false)
 			return
 		}
 		bp := readBufs.Get().(*[]byte)
@@ -329,10 +507,49 @@ func (r *connReader) serve() {
 			return
 		}
 		if err != nil {
+			if n == 0 && r.t.closing.Load() && errors.Is(err, os.ErrDeadlineExceeded) && r.readRest() {
+				return // the drain deadline came between the wait and the read
+			}
 			r.finish(errors.Is(err, io.EOF))
 			return
 		}
 	}
+}
+
+// readRest reads, once the drain deadline has passed, what the socket already
+// holds, without waiting for more, and queues it: a connect-per-message
+// device's line and its FIN. A read that fills the buffer is the last: the
+// client is still streaming, and is cut as at any drain deadline (its socket
+// may hold megabytes, and shutdown must stay prompt). It reports true when the
+// stream ended and the connection is finished.
+func (r *connReader) readRest() bool {
+	// readNow never waits, and a deadline would stop it. Under t.mu: Close sets
+	// every connection's drain deadline under it, and must not set this one's
+	// again after.
+	r.t.mu.Lock()
+	r.tc.SetReadDeadline(time.Time{})
+	r.t.mu.Unlock()
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	for range 64 { // a client trickling bytes as fast as they are read is cut too
+		n, eof, _ := readNow(r.tc.Conn, *bp)
+		switch {
+		case n > 0:
+			if !r.feed((*bp)[:n]) {
+				r.finish(false)
+				return true
+			}
+			if n == len(*bp) {
+				return false
+			}
+		case eof:
+			r.finish(true)
+			return true
+		default: // nothing more, or an error: the caller finishes
+			return false
+		}
+	}
+	return false
 }
 
 // setDeadline gives the next read its deadline: the idle timeout, or the drain
@@ -372,8 +589,6 @@ func (t *TCP) Close(ctx context.Context) error {
 		c.SetReadDeadline(drain)
 	}
 	t.mu.Unlock()
-	// The accept loop may itself be blocked queueing an inline read while the
-	// store is failing: ctx bounds that wait too.
 	var err error
 	select {
 	case <-t.done:

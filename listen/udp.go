@@ -18,6 +18,7 @@ type UDP struct {
 	cfg       Config
 	conn      *net.UDPConn
 	sink      Sink
+	token     secret // cfg.Token's digest
 	closing   atomic.Bool
 	done      chan struct{}
 	full      limiter
@@ -47,7 +48,7 @@ func ListenUDP(addr string, sink Sink, cfg Config) (*UDP, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &UDP{cfg: cfg, conn: conn, sink: sink, done: make(chan struct{}), full: limiter{every: 10 * time.Second},
+	u := &UDP{cfg: cfg, conn: conn, sink: sink, token: newSecret(cfg.Token), done: make(chan struct{}), full: limiter{every: 10 * time.Second},
 		helloErrs: limiter{every: 10 * time.Second}, stopPoll: make(chan struct{})}
 	u.ino, _ = sockopt.Inode(conn)
 	if cfg.UDPBuffer > 0 {
@@ -185,7 +186,7 @@ func (u *UDP) acked(p []byte, from netip.AddrPort) {
 	switch {
 	case err != nil:
 		reason = "bad-hello"
-	case u.cfg.Token != "" && h.Token != u.cfg.Token:
+	case u.cfg.Token != "" && !u.token.match(h.Token):
 		reason = "unauthorized"
 	}
 	if reason != "" {

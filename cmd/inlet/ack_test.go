@@ -173,67 +173,6 @@ func TestAckedPipelineDuplicatesGaps(t *testing.T) {
 	}
 }
 
-func TestAckedErrors(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.MaxMessage = 64
-	m := MustRun(t, cfg)
-
-	for _, tc := range []struct{ hello, want string }{
-		{"INLET/1 id=ok boot=\n", "INLET/1 ERR bad-hello"},
-		{"INLET/1 boot=a1\n", "INLET/1 ERR bad-hello"},
-		{"INLET/1 id=has space boot=a1\n", "INLET/1 ERR bad-hello"},
-		{"INLET/1 id=x boot=not-alnum\n", "INLET/1 ERR bad-hello"},
-		{"INLET/1 id=" + strings.Repeat("d", 65) + " boot=a1\n", "INLET/1 ERR bad-hello"},
-	} {
-		a, got := dialAck(t, m.tcpAddr(), tc.hello)
-		if got != tc.want {
-			t.Errorf("hello %q: answer %q, want %q", tc.hello, got, tc.want)
-		}
-		// Then the server closes.
-		a.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := a.r.ReadByte(); err != io.EOF {
-			t.Errorf("hello %q: connection not closed after the refusal: %v", tc.hello, err)
-		}
-	}
-
-	a, ok := dialAck(t, m.tcpAddr(), "INLET/1 id=e1 boot=z9\n")
-	if ok != "INLET/1 OK last=0" {
-		t.Fatal(ok)
-	}
-	long := strings.Repeat("x", 100)
-	a.send("1 fine\n", "2 "+long+"\n", "abc no-seq\n", "0 zero\n", "3 fine\n")
-	answers := a.ackedUpTo(3)
-	for _, want := range []string{"ERR 2 too-long", "ERR 0 bad-seq"} {
-		if !slices.Contains(answers, want) {
-			t.Errorf("answers %q lack %q", answers, want)
-		}
-	}
-	a.c.Close()
-	MustClose(t, m)
-	got := payloads(messages(t, cfg.DB, inlet.Query{Device: "e1"}))
-	if !slices.Equal(got, []string{"fine", "fine"}) {
-		t.Errorf("stored %q", got)
-	}
-	if m.Stats.HelloErrors.Load() != 5 || m.Stats.SeqErrors.Load() != 2 || m.Stats.TooLong.Load() != 2 { // the 65-byte id made its hello too long too
-		t.Errorf("hello errors %d, seq errors %d, too long %d", m.Stats.HelloErrors.Load(), m.Stats.SeqErrors.Load(), m.Stats.TooLong.Load())
-	}
-}
-
-func TestAckedToken(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.Token = "s3cret"
-	m := MustRun(t, cfg)
-	if _, got := dialAck(t, m.tcpAddr(), "INLET/1 id=t boot=a\n"); got != "INLET/1 ERR unauthorized" {
-		t.Errorf("no token: %q", got)
-	}
-	if _, got := dialAck(t, m.tcpAddr(), "INLET/1 id=t boot=a token=wrong\n"); got != "INLET/1 ERR unauthorized" {
-		t.Errorf("wrong token: %q", got)
-	}
-	if _, got := dialAck(t, m.tcpAddr(), "INLET/1 id=t boot=a token=s3cret\n"); got != "INLET/1 OK last=0" {
-		t.Errorf("right token: %q", got)
-	}
-}
-
 // The connect-per-message acknowledged device: hello, one message, wait for the
 // ACK, close; 16 of them at once.
 func TestAckedConnectPerMessage(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -215,6 +216,83 @@ func TestShutdownUnderLoadAndRestart(t *testing.T) {
 	}
 	if rows := len(messages(t, db, inlet.Query{})); int64(rows) != total+5*devs {
 		t.Errorf("rows %d, want %d", rows, total+5*devs)
+	}
+}
+
+// SIGTERM while streams keep the commit queue full and 1,000 connect-per-message
+// devices have just connected and written their line: every line of every one of
+// those connections (accepted, or still waiting in the listen backlog) is stored,
+// and the log's received equals committed. The accept loop must never wait for
+// queue space, or the backlog outlives the shutdown's drain unread.
+func TestShutdownStoresTheBacklog(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "inlet.db")
+	srv := startBinary(t, "--tcp", "127.0.0.1:0", "--udp", "", "--http", "", "--db", db)
+
+	const streams = 8
+	var wg sync.WaitGroup
+	var streamed atomic.Int64
+	for d := range streams {
+		wg.Go(func() {
+			c := dialFrom(t, fmt.Sprintf("127.0.0.%d", 20+d), srv.ready.TCP)
+			defer c.Close()
+			w := bufio.NewWriterSize(c, 64<<10)
+			for n := 1; ; n++ {
+				fmt.Fprintf(w, "%d\n", n)
+				if w.Buffered() > 60<<10 {
+					if err := w.Flush(); err != nil {
+						return // the server closed: shutdown
+					}
+					streamed.Add(1)
+				}
+			}
+		})
+	}
+	// The streams run until the server has taken a few MB from each: the
+	// queue is full, and stays full, from then on.
+	deadline := time.Now().Add(20 * time.Second)
+	for streamed.Load() < 50*streams && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	const devs = 1000
+	sent := make([]bool, devs)
+	var senders sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := range devs {
+		senders.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			sent[i] = sendOnce(fmt.Sprintf("127.2.%d.%d", i/250, i%250+1), srv.ready.TCP, fmt.Sprintf("cpm-%d\n", i)) == nil
+		})
+	}
+	senders.Wait()
+	srv.stop(t, syscall.SIGTERM)
+	wg.Wait()
+
+	match := stoppedLine.FindStringSubmatch(srv.stderr.String())
+	if match == nil {
+		t.Fatalf("no 'stopped' log line:\n%s", srv.stderr.String())
+	}
+	if match[1] != match[2] {
+		t.Errorf("received %s, committed %s: want equal", match[1], match[2])
+	}
+	ds := devices(t, db)
+	var lost, tried int
+	for i := range devs {
+		if !sent[i] {
+			continue
+		}
+		tried++
+		if ds[fmt.Sprintf("127.2.%d.%d", i/250, i%250+1)].Messages != 1 {
+			lost++
+		}
+	}
+	t.Logf("%d of %d connect-per-message devices sent; %d streams", tried, devs, streams)
+	if tried < devs/2 {
+		t.Fatalf("only %d of %d devices could connect", tried, devs)
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d devices that connected and wrote before SIGTERM have no stored line", lost, tried)
 	}
 }
 

@@ -48,19 +48,21 @@ type Config struct {
 	Retain         time.Duration // delete messages older than this; 0 keeps everything
 }
 
-// DefaultConfig holds the documented defaults (docs/cli.md).
+// DefaultConfig holds the documented defaults (docs/cli.md); the listeners'
+// and the writer's come from their packages.
 func DefaultConfig() Config {
+	lc, cc := listen.DefaultConfig(), commit.DefaultConfig()
 	return Config{
 		TCP:            ":3000",
 		UDP:            ":3001",
 		HTTP:           "127.0.0.1:8080",
 		DB:             "inlet.db",
-		MaxMessage:     4096,
-		IdleTimeout:    120 * time.Second,
-		MaxConns:       10000,
-		MaxConnsPerIP:  500,
-		CommitInterval: 5 * time.Millisecond,
-		UDPBuffer:      8 << 20,
+		MaxMessage:     lc.MaxMessage,
+		IdleTimeout:    lc.IdleTimeout,
+		MaxConns:       lc.MaxConns,
+		MaxConnsPerIP:  lc.MaxConnsPerIP,
+		CommitInterval: cc.Interval,
+		UDPBuffer:      lc.UDPBuffer,
 		LogLevel:       "info",
 		LogFormat:      "text",
 	}
@@ -376,6 +378,13 @@ func (s *lateSink) Durable(device, boot string) int64 {
 		return 0
 	}
 	return s.w.Durable(device, boot)
+}
+
+func (s *lateSink) KnownDurable(device, boot string) (int64, bool) {
+	if s.w == nil {
+		return 0, true
+	}
+	return s.w.KnownDurable(device, boot)
 }
 
 // listenError says which listener could not bind and what to do about it,
