@@ -402,7 +402,11 @@ func (r *connReader) resume() bool {
 // remains is held: the connection's own goroutine then queues it and closes.
 func (r *connReader) finish(clean bool) bool {
 	n0 := len(r.msgs)
-	truncated, tooLong := r.fr.End(clean, r.emitFn)
+	// In acknowledged mode a message is a whole line: a "<seq> <payload>" cut
+	// off by a close (a proxy or a WiFi drop ending the stream mid-line) is not
+	// stored, or it would be acknowledged and its full resend taken for a
+	// duplicate. Plain mode keeps the tail a sketch sends before closing.
+	truncated, tooLong := r.fr.End(clean && r.ac == nil, r.emitFn)
 	r.t.framed.Add(int64(len(r.msgs) - n0))
 	if truncated {
 		r.t.cfg.Stats.Truncated.Add(1)

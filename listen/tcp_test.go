@@ -440,3 +440,30 @@ func TestTCPCloseTakesWhatWasSent(t *testing.T) {
 		}
 	}
 }
+
+// An acknowledged connection closed cleanly in the middle of a line does not
+// store (and so never acknowledges) the cut-off line: its full resend must not
+// be taken for a duplicate of a truncated payload. Plain mode keeps such a tail.
+func TestTCPAckedTailAtFINDropped(t *testing.T) {
+	sink := newFakeSink()
+	sink.durable["fin/b1"] = 0
+	ln, stats := startTCP(t, sink, listen.Config{})
+	a := dialAck(t, "127.0.0.22", ln.Addr())
+	a.send(t, hello("fin", "b1"), "1 r=1\n2 r=2-but-cut-he")
+	if got := a.line(t, 5*time.Second); got != "INLET/1 OK last=0" {
+		t.Fatalf("hello: %q", got)
+	}
+	a.c.(*net.TCPConn).CloseWrite()
+	if got := a.line(t, 5*time.Second); got != "ACK 1" {
+		t.Fatalf("after the FIN: %q, want ACK 1 (and nothing for the cut-off 2)", got)
+	}
+	if _, err := a.r.ReadString('\n'); err != io.EOF {
+		t.Errorf("more after ACK 1: %v", err)
+	}
+	if got := sink.payloads("fin"); !slices.Equal(got, []string{"r=1"}) {
+		t.Errorf("queued %q, want only the whole line r=1", got)
+	}
+	if n := stats.Truncated.Load(); n != 1 {
+		t.Errorf("truncated %d, want 1", n)
+	}
+}
