@@ -18,7 +18,7 @@ type SeqRange struct{ From, To int64 }
 const MaxMissingRanges = 1024
 
 // Boot is the acknowledged-mode sequence state of one (device, boot): the
-// highest seq stored and the ranges below it never received (PROTOCOL.md §2).
+// highest seq stored and the ranges below it never received (docs/protocol.md §2).
 type Boot struct {
 	Device    string
 	Boot      string

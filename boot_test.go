@@ -10,7 +10,7 @@ import (
 	"github.com/inletdev/inlet"
 )
 
-// Boot: the acknowledged-mode sequence state of one (device, boot) (PROTOCOL.md
+// Boot: the acknowledged-mode sequence state of one (device, boot) (docs/protocol.md
 // §2, De-duplication and Gaps).
 
 type bootStep struct {

@@ -228,7 +228,7 @@ func (d *Device) classify(o Observation, c Loss) {
 func (d *Device) LastCounter() (int64, bool) { return d.Run.High, d.Run.Active }
 
 // Window is how far below the highest counter value a message is still taken as a
-// late arrival rather than a reset (PROTOCOL.md §3).
+// late arrival rather than a reset (docs/protocol.md §3).
 const Window = 16
 
 // CounterRun follows the current run of a device's counter values: the range from

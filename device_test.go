@@ -260,7 +260,7 @@ func TestDeviceFirstSeenOfFirstMessage(t *testing.T) {
 	}
 }
 
-// runModel is the obvious reading of PROTOCOL.md §3 with a set of the values seen
+// runModel is the obvious reading of docs/protocol.md §3 with a set of the values seen
 // in the current run, for runs spanning a modest range of values.
 type runModel struct {
 	active           bool

@@ -30,7 +30,7 @@ func (r *connReader) onTooLong(head []byte) {
 }
 
 // startAcked answers a hello line and puts the connection in acknowledged mode
-// (PROTOCOL.md §2), or marks the hello to be refused.
+// (docs/protocol.md §2), or marks the hello to be refused.
 func (r *connReader) startAcked(line []byte) {
 	h, err := wire.ParseHello(line)
 	switch {

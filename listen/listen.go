@@ -119,6 +119,16 @@ type limiter struct {
 	suppressed int
 }
 
+// tooLong counts k discarded over-long messages from device and logs them, at
+// most once per interval of l (docs/protocol.md §1: counted and logged).
+func tooLong(cfg *Config, l *limiter, transport, device string, k int) {
+	cfg.Stats.TooLong.Add(int64(k))
+	if ok, n := l.allow(); ok {
+		cfg.Logger.Warn(transport+": message longer than --max-message discarded", "device", device,
+			"max", cfg.MaxMessage, "discarded", k, "suppressed", n)
+	}
+}
+
 // allow reports whether to log now, and how many events went unlogged before.
 func (l *limiter) allow() (bool, int) {
 	l.mu.Lock()

@@ -20,7 +20,7 @@ const readBufSize = 16 << 10
 
 var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
 
-// TCP is the plain-mode TCP listener (PROTOCOL.md §1).
+// TCP is the plain-mode TCP listener (docs/protocol.md §1).
 type TCP struct {
 	cfg   Config
 	ln    net.Listener
@@ -47,6 +47,7 @@ type TCP struct {
 	refused    limiter
 	acceptErrs limiter
 	helloErrs  limiter
+	tooLongs   limiter
 	quit       chan struct{} // closed by Close: ends an accept back-off
 	done       chan struct{} // closed when the accept loop has returned
 }
@@ -78,6 +79,7 @@ func ListenTCP(addr string, sink Sink, cfg Config) (*TCP, error) {
 		refused:    limiter{every: 10 * time.Second},
 		acceptErrs: limiter{every: 10 * time.Second},
 		helloErrs:  limiter{every: 10 * time.Second},
+		tooLongs:   limiter{every: 10 * time.Second},
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -269,7 +271,7 @@ func (r *connReader) feed(p []byte) bool {
 	r.readN = len(p)
 	n0 := len(r.msgs)
 	if k := r.fr.Feed(p, r.emitFn); k > 0 {
-		r.t.cfg.Stats.TooLong.Add(int64(k))
+		tooLong(&r.t.cfg, &r.t.tooLongs, "tcp", r.device, k)
 	}
 	r.t.framed.Add(int64(len(r.msgs) - n0))
 	if r.refuse != "" {
@@ -406,13 +408,13 @@ func (r *connReader) finish(clean bool) bool {
 	// off by a close (a proxy or a WiFi drop ending the stream mid-line) is not
 	// stored, or it would be acknowledged and its full resend taken for a
 	// duplicate. Plain mode keeps the tail a sketch sends before closing.
-	truncated, tooLong := r.fr.End(clean && r.ac == nil, r.emitFn)
+	truncated, long := r.fr.End(clean && r.ac == nil, r.emitFn)
 	r.t.framed.Add(int64(len(r.msgs) - n0))
 	if truncated {
 		r.t.cfg.Stats.Truncated.Add(1)
 	}
-	if tooLong {
-		r.t.cfg.Stats.TooLong.Add(1)
+	if long {
+		tooLong(&r.t.cfg, &r.t.tooLongs, "tcp", r.device, 1)
 	}
 	if r.refuse == "" {
 		r.submit()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -63,7 +64,8 @@ func TestTCPFraming(t *testing.T) {
 // not text are kept as they came.
 func TestTCPTooLong(t *testing.T) {
 	sink := newFakeSink()
-	ln, stats := startTCP(t, sink, listen.Config{MaxMessage: 64})
+	var logs syncLog
+	ln, stats := startTCP(t, sink, listen.Config{MaxMessage: 64, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 
 	c := dialFrom(t, "127.0.0.7", ln.Addr())
 	garbage := []byte{0xff, 0xfe, 0x00, 0x01, 0x1b, '[', '3', '1', 'm', 0x80}
@@ -88,6 +90,28 @@ func TestTCPTooLong(t *testing.T) {
 	if n := stats.TooLong.Load(); n != 3 {
 		t.Errorf("too_long = %d, want 3", n)
 	}
+	// Counted and logged (rate-limited: one line here, naming the device).
+	if l := logs.String(); strings.Count(l, "longer than --max-message") != 1 || !strings.Contains(l, "device=127.0.0.7") {
+		t.Errorf("log of the over-long lines:\n%s", l)
+	}
+}
+
+// syncLog is a log destination safe for the listener's goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // Over --max-conns or --max-conns-per-ip a connection is accepted and closed at

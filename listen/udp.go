@@ -13,7 +13,7 @@ import (
 	"github.com/inletdev/inlet/wire"
 )
 
-// UDP is the plain-mode UDP listener (PROTOCOL.md §1).
+// UDP is the plain-mode UDP listener (docs/protocol.md §1).
 type UDP struct {
 	cfg       Config
 	conn      *net.UDPConn
@@ -23,6 +23,7 @@ type UDP struct {
 	done      chan struct{}
 	full      limiter
 	helloErrs limiter
+	tooLongs  limiter
 	// RecvBuffer is the socket receive buffer the kernel granted, in bytes.
 	RecvBuffer int
 	// drops is the kernel's drop counter as last counted: bit 32 set once
@@ -49,7 +50,7 @@ func ListenUDP(addr string, sink Sink, cfg Config) (*UDP, error) {
 		return nil, err
 	}
 	u := &UDP{cfg: cfg, conn: conn, sink: sink, token: newSecret(cfg.Token), done: make(chan struct{}), full: limiter{every: 10 * time.Second},
-		helloErrs: limiter{every: 10 * time.Second}, stopPoll: make(chan struct{})}
+		helloErrs: limiter{every: 10 * time.Second}, tooLongs: limiter{every: 10 * time.Second}, stopPoll: make(chan struct{})}
 	u.ino, _ = sockopt.Inode(conn)
 	if cfg.UDPBuffer > 0 {
 		u.RecvBuffer = sockopt.SetRecvBuffer(conn, cfg.UDPBuffer)
@@ -153,7 +154,7 @@ func (u *UDP) Serve() {
 		}
 		arena = make([]byte, 0, n)
 		if k := wire.SplitDatagram(buf[:n], u.cfg.MaxMessage, emit); k > 0 {
-			u.cfg.Stats.TooLong.Add(int64(k))
+			tooLong(&u.cfg, &u.tooLongs, "udp", deviceID(from.Addr()), k)
 		}
 		if len(msgs) == 0 {
 			continue
@@ -177,7 +178,7 @@ func (u *UDP) Serve() {
 	}
 }
 
-// acked handles an acknowledged datagram (PROTOCOL.md §2, Acknowledged UDP): it
+// acked handles an acknowledged datagram (docs/protocol.md §2, Acknowledged UDP): it
 // is queued with an Acker that answers "ACK <seq>" to the sender once durable.
 // A datagram the queue has no room for gets no answer: the device repeats it.
 func (u *UDP) acked(p []byte, from netip.AddrPort) {
@@ -198,7 +199,7 @@ func (u *UDP) acked(p []byte, from netip.AddrPort) {
 	}
 	if len(payload) > u.cfg.MaxMessage {
 		// Answered, unlike plain mode: otherwise the device would repeat it forever.
-		u.cfg.Stats.TooLong.Add(1)
+		tooLong(&u.cfg, &u.tooLongs, "udp", h.Device, 1)
 		u.conn.WriteToUDPAddrPort(wire.AppendErr(nil, h.Seq, "too-long"), from)
 		return
 	}

@@ -1,4 +1,4 @@
-// Package tlsserve owns inlet's server-side TLS (PROTOCOL.md §4): the
+// Package tlsserve owns inlet's server-side TLS (docs/protocol.md §4): the
 // *tls.Config that the TLS stacks of the devices can speak (TLS 1.2 and 1.3,
 // ECDHE with ChaCha20-Poly1305 or AES-GCM, ECDSA P-256 or RSA-2048
 // certificates), the certificate and its reload on demand, the handshake run
@@ -33,7 +33,7 @@ const (
 	// (BearSSL setBufferSizes) never gets a record it cannot hold.
 	MaxRecordPlaintext = 512
 	// MaxHandshakeRecord is the largest record payload inlet may send during a
-	// handshake with a one-certificate chain (PROTOCOL.md §4).
+	// handshake with a one-certificate chain (docs/protocol.md §4).
 	MaxHandshakeRecord = 2048
 	// HandshakeTimeout bounds a whole handshake. An ESP8266 takes one to a few
 	// seconds for ECDHE and the signature check; BearSSL on the core gives up
