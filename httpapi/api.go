@@ -281,6 +281,11 @@ func (a *api) messages(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
+			if r.Context().Err() != nil {
+				// The client went away (a download closed early): not an error.
+				a.cfg.Logger.Debug("http: message export ended by the client", "path", r.URL.Path, "rows", n)
+				return
+			}
 			// The status is sent; cut the response so the client sees it incomplete.
 			a.cfg.Logger.Error("http: message export cut short", "path", r.URL.Path, "rows", n, "err", err)
 			panic(http.ErrAbortHandler)
