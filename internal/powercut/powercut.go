@@ -336,11 +336,12 @@ type CutOptions struct {
 
 // Report is what a Cut forgot.
 type Report struct {
-	Bytes int64    // bytes written or truncated away since their file's last fsync, forgotten
-	Files int      // files that had unsynced content
-	Lost  []string // names created or renamed into place since their directory's last fsync: gone
-	Back  []string // names unlinked, renamed away or replaced since their directory's last fsync: back
-	Torn  []string // "name@off: kept k of n bytes": last writes that survived torn
+	Bytes   int64            // bytes written or truncated away since their file's last fsync, forgotten
+	Files   int              // files that had unsynced content
+	PerFile map[string]int64 // bytes forgotten by file name (a file kept aside after an unlink: "#<id>")
+	Lost    []string         // names created or renamed into place since their directory's last fsync: gone
+	Back    []string         // names unlinked, renamed away or replaced since their directory's last fsync: back
+	Torn    []string         // "name@off: kept k of n bytes": last writes that survived torn
 }
 
 func (r Report) String() string {
@@ -409,12 +410,20 @@ func (p *FS) Cut(opt CutOptions) (Report, error) {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i].id < ids[j].id })
 	for _, f := range ids {
+		before := rep.Bytes
 		torn, err := f.restore(where[f], opt.Tear, rng, &rep)
 		if err != nil {
 			return rep, err
 		}
+		name := nameOf(live, f, fmt.Sprintf("#%d", f.id))
+		if rep.Bytes != before {
+			if rep.PerFile == nil {
+				rep.PerFile = map[string]int64{}
+			}
+			rep.PerFile[name] += rep.Bytes - before
+		}
 		if torn != "" {
-			rep.Torn = append(rep.Torn, fmt.Sprintf("%s%s", nameOf(live, f, where[f]), torn))
+			rep.Torn = append(rep.Torn, name+torn)
 		}
 	}
 	// Names back to each directory's last fsync.
