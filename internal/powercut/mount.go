@@ -179,7 +179,7 @@ func (p *FS) wrap(fh fs.FileHandle, created bool) (*pfile, syscall.Errno) {
 	} else {
 		f = p.fileOf(st.Ino, st.Size)
 	}
-	return &pfile{lf: lf, fd: fd, f: f}, 0
+	return &pfile{lf: lf, fd: fd, f: f, p: p}, 0
 }
 
 func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
@@ -305,6 +305,7 @@ type pfile struct {
 	lf *fs.LoopbackFile
 	fd int // lf's descriptor, valid until Release
 	f  *file
+	p  *FS
 }
 
 var (
@@ -334,6 +335,7 @@ func (h *pfile) Flush(ctx context.Context) syscall.Errno   { return h.lf.Flush(c
 // Fsync makes the file's content durable. The backing file is not fsynced: the
 // machine running the tests does not lose power.
 func (h *pfile) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	time.Sleep(h.p.SyncDelay)
 	return fs.ToErrno(h.f.sync(h.fd))
 }
 
@@ -395,6 +397,7 @@ func (d *pdir) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 }
 
 func (d *pdir) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
+	time.Sleep(d.n.p.SyncDelay)
 	return fs.ToErrno(d.n.p.syncDir(d.n.rel()))
 }
 

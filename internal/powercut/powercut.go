@@ -54,6 +54,11 @@ import (
 
 // FS is a power-cut filesystem over a state directory.
 type FS struct {
+	// SyncDelay is how long each fsync takes before it makes anything durable,
+	// like a disk's cache flush (an SD card's takes milliseconds); a program
+	// killed in it had nothing of it made durable. Set it before Mount.
+	SyncDelay time.Duration
+
 	data  string // the backing directory, what the mount shows
 	trash string // unlinked or replaced files a Cut may bring back
 
