@@ -410,23 +410,31 @@ func (r *cutRig) check(cycle int) cutStats {
 		devs = append(devs, ackedDev{c.id, c.s.Boot(), func(s int64) bool { return s <= f }, f})
 	}
 	for _, d := range devs {
+		// The seqs come from the (device, boot, seq) index alone; the payloads
+		// are compared inside SQLite: a cut's check stays cheap as the
+		// database grows.
 		seqs := map[int64]int{}
-		rows, err := db.Query("SELECT seq, payload FROM messages WHERE device = ? AND boot = ?", d.id, d.boot)
+		rows, err := db.Query("SELECT seq FROM messages WHERE device = ? AND boot = ?", d.id, d.boot)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for rows.Next() {
 			var seq int64
-			var payload []byte
-			if err := rows.Scan(&seq, &payload); err != nil {
+			if err := rows.Scan(&seq); err != nil {
 				t.Fatal(err)
 			}
 			seqs[seq]++
-			if want := payloadOf(d.id, seq); string(payload) != want {
-				t.Errorf("cycle %d: %s seq %d: payload %q, want %q", cycle, d.id, seq, payload, want)
-			}
 		}
 		rows.Close()
+		var bad int64
+		var example string
+		if err := db.QueryRow(`SELECT count(*), coalesce(min(seq || ': ' || CAST(payload AS TEXT)), '') FROM messages
+			WHERE device = ?1 AND boot = ?2 AND CAST(payload AS TEXT) != printf('v=%d dev=%s', seq, ?1)`, d.id, d.boot).Scan(&bad, &example); err != nil {
+			t.Fatal(err)
+		}
+		if bad != 0 {
+			t.Errorf("cycle %d: %s: %d rows with a payload other than the one sent, e.g. seq %s", cycle, d.id, bad, example)
+		}
 		st.acked += d.n
 		present := 0
 		for seq, k := range seqs {
