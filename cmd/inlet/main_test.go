@@ -123,10 +123,12 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	}
 }
 
-// waitCommitted waits until the server has committed n messages in all.
+// waitCommitted waits until the server has committed n messages in all: a
+// condition, with room for a loaded machine where the race detector makes SQLite
+// about 20x slower.
 func waitCommitted(t testing.TB, m *Main, n int64) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d committed messages", n), 10*time.Second, func() bool {
+	waitFor(t, fmt.Sprintf("%d committed messages", n), 60*time.Second, func() bool {
 		return m.Stats.Committed.Load() >= n
 	})
 }
