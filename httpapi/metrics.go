@@ -28,12 +28,14 @@ var (
 	descSeqErrors     = prometheus.NewDesc("inlet_seq_errors_total", "Acknowledged message lines refused as bad-seq.", nil, nil)
 	descSubscribers   = prometheus.NewDesc("inlet_stream_subscribers", "Open /api/stream connections.", nil, nil)
 	descStreamDropped = prometheus.NewDesc("inlet_stream_dropped_total", "Stream subscribers dropped for not taking data.", nil, nil)
+	descTLSHandshakes = prometheus.NewDesc("inlet_tls_handshakes_total", "TLS handshakes completed on the --tls port.", nil, nil)
+	descTLSFailures   = prometheus.NewDesc("inlet_tls_handshake_failures_total", "Failed TLS handshakes on the --tls port, by reason (old_version, timeout, not_tls, closed, handshake).", []string{"reason"}, nil)
 )
 
 var allDescs = []*prometheus.Desc{descConnsAccepted, descConnsRefused, descConnsOpen, descMessages, descBytes,
 	descDatagrams, descRejected, descKernelDrops, descCommitted, descBatches, descBatchSize, descCommitSeconds,
 	descAckSeconds, descStoreErrors, descQueueDepth, descStoreUp, descDuplicates, descAckedConns, descHelloErrors,
-	descSeqErrors, descSubscribers, descStreamDropped}
+	descSeqErrors, descSubscribers, descStreamDropped, descTLSHandshakes, descTLSFailures}
 
 // statsCollector exports inlet.Stats as it is at each scrape.
 type statsCollector struct{ s *inlet.Stats }
@@ -85,6 +87,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSeqErrors, s.SeqErrors.Load())
 	gauge(descSubscribers, s.StreamSubscribers.Load())
 	counter(descStreamDropped, s.StreamDropped.Load())
+	counter(descTLSHandshakes, s.TLSHandshakes.Load())
+	s.TLSHandshakeFailures.Range(func(reason string, n int64) { counter(descTLSFailures, n, reason) })
 	var up int64
 	if s.StoreHealthy.Load() {
 		up = 1
