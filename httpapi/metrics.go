@@ -12,7 +12,7 @@ var (
 	descMessages      = prometheus.NewDesc("inlet_messages_received_total", "Messages framed and queued for commit.", []string{"transport"}, nil)
 	descBytes         = prometheus.NewDesc("inlet_payload_bytes_received_total", "Payload bytes of the messages received.", []string{"transport"}, nil)
 	descDatagrams     = prometheus.NewDesc("inlet_udp_datagrams_total", "UDP datagrams received.", nil, nil)
-	descRejected      = prometheus.NewDesc("inlet_rejected_total", "Input rejected or cut, by reason (too_long, truncated, refused, queue_full).", []string{"reason"}, nil)
+	descRejected      = prometheus.NewDesc("inlet_rejected_total", "Input rejected or cut, by reason (too_long, truncated, refused, queue_full, not_allowed).", []string{"reason"}, nil)
 	descKernelDrops   = prometheus.NewDesc("inlet_udp_kernel_drops_total", "Datagrams the kernel dropped because the socket receive buffer was full.", nil, nil)
 	descCommitted     = prometheus.NewDesc("inlet_messages_committed_total", "Messages durably stored.", nil, nil)
 	descBatches       = prometheus.NewDesc("inlet_batches_committed_total", "Transactions committed.", nil, nil)
@@ -73,6 +73,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range inlet.Reasons {
 		counter(descRejected, s.Rejected(r).Load(), string(r))
 	}
+	counter(descRejected, s.NotAllowed.Load(), "not_allowed") // connections and datagrams from outside --allow
 	counter(descKernelDrops, s.UDPKernelDrops.Load())
 	counter(descCommitted, s.Committed.Load())
 	counter(descBatches, s.Batches.Load())

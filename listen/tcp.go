@@ -37,6 +37,7 @@ type TCP struct {
 	handshakes    context.Context
 	endHandshakes context.CancelFunc
 	tlsErrs       limiter
+	outside       limiter // connections from outside cfg.Allow
 
 	// hard ends blocked submits when shutdown runs out of time.
 	hard     context.Context
@@ -92,6 +93,7 @@ func ListenTCP(addr string, sink Sink, cfg Config) (*TCP, error) {
 		acceptErrs: limiter{every: 10 * time.Second},
 		helloErrs:  limiter{every: 10 * time.Second},
 		tooLongs:   limiter{every: 10 * time.Second},
+		outside:    limiter{every: 10 * time.Second},
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -172,6 +174,15 @@ func (t *TCP) admit(c net.Conn) {
 	// A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d: store them as IPv4.
 	ap := netip.AddrPortFrom(ra.AddrPort().Addr().Unmap(), ra.AddrPort().Port())
 	ip := ap.Addr()
+	if !t.cfg.allowed(ip) {
+		c.Close()
+		what := "tcp: connection"
+		if t.tls != nil {
+			what = "tls: connection"
+		}
+		notAllowed(&t.cfg, &t.outside, what, ap)
+		return
+	}
 	tc := &tcpConn{Conn: c, ip: ip}
 	t.mu.Lock()
 	over := ""

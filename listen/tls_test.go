@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -184,5 +187,81 @@ func TestTLSSilentClientDoesNotBlockAccept(t *testing.T) {
 	waitFor(t, "the device's line", 5*time.Second, func() bool { return len(sink.payloads("127.0.0.35")) == 1 })
 	if f := stats.TLSHandshakeFailures.Get(tlsserve.ReasonTimeout); f != 0 {
 		t.Errorf("%d handshakes timed out", f)
+	}
+}
+
+// --allow: TCP, TLS and UDP take traffic from the allowed networks only;
+// anything else is closed or dropped at once, unread (no handshake), counted
+// and logged.
+func TestAllow(t *testing.T) {
+	allow := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/30"), netip.MustParsePrefix("127.0.9.9/32")}
+	var log syncLog
+	cfg := listen.Config{Allow: allow, Logger: slog.New(slog.NewTextHandler(&log, nil))}
+
+	t.Run("TCP", func(t *testing.T) {
+		sink := newFakeSink()
+		ln, stats := startTCP(t, sink, cfg)
+		out := dialFrom(t, "127.0.0.9", ln.Addr())
+		out.Write([]byte("from-outside\n"))
+		out.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := out.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("a connection from outside --allow was not closed: read %d, %v", n, err)
+		}
+		sendOnce(t, "127.0.0.2", ln.Addr(), "from-inside\n")
+		sendOnce(t, "127.0.9.9", ln.Addr(), "from-host\n")
+		waitFor(t, "the allowed lines", 5*time.Second, func() bool { return sink.count() == 2 })
+		if got := sink.payloads("127.0.0.9"); len(got) != 0 {
+			t.Errorf("stored from outside --allow: %q", got)
+		}
+		if n := stats.NotAllowed.Load(); n != 1 {
+			t.Errorf("not_allowed = %d, want 1", n)
+		}
+		if n := stats.ConnsAccepted.Load(); n != 2 {
+			t.Errorf("connections accepted %d, want 2", n)
+		}
+	})
+
+	t.Run("TLS", func(t *testing.T) {
+		sink := newFakeSink()
+		ln, stats, ccfg := startTLS(t, sink, cfg)
+		c := tls.Client(dialFrom(t, "127.0.0.10", ln.Addr()), ccfg)
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := c.Handshake(); err == nil {
+			t.Error("a handshake from outside --allow completed")
+		}
+		waitFor(t, "the refusal counted", 5*time.Second, func() bool { return stats.NotAllowed.Load() == 1 })
+		a := dialTLS(t, "127.0.0.3", ln.Addr(), ccfg)
+		a.Write([]byte("tls-inside\n"))
+		a.Close()
+		waitFor(t, "the allowed line", 5*time.Second, func() bool { return len(sink.payloads("127.0.0.3")) == 1 })
+		for _, r := range tlsserve.Reasons {
+			if n := stats.TLSHandshakeFailures.Get(r); n != 0 {
+				t.Errorf("a dropped connection ran a handshake: %s = %d", r, n)
+			}
+		}
+	})
+
+	t.Run("UDP", func(t *testing.T) {
+		sink := newFakeSink()
+		u, stats := startUDP(t, sink, cfg)
+		for _, src := range []string{"127.0.0.11", "127.0.0.1"} {
+			c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(u.Addr().String())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Write([]byte("udp-from-" + src + "\n"))
+			c.Close()
+		}
+		// One reader takes the datagrams in order: the allowed one is last.
+		waitFor(t, "the allowed datagram", 5*time.Second, func() bool { return len(sink.payloads("127.0.0.1")) == 1 })
+		if n := stats.NotAllowed.Load(); n != 1 {
+			t.Errorf("not_allowed = %d, want 1", n)
+		}
+		if got := sink.payloads("127.0.0.11"); len(got) != 0 {
+			t.Errorf("stored from outside --allow: %q", got)
+		}
+	})
+	if l := log.String(); !strings.Contains(l, "from outside --allow dropped") || !strings.Contains(l, "remote=127.0.0.9:") {
+		t.Errorf("refusals not logged:\n%s", l)
 	}
 }

@@ -52,6 +52,8 @@ type Config struct {
 	TLSCert        string
 	TLSKey         string
 	TLSIdleTimeout time.Duration
+	// Allow limits TCP, TLS and UDP to these networks (--allow); empty: everyone.
+	Allow []netip.Prefix
 }
 
 // DefaultTLSIdleTimeout is --tls-idle-timeout's default: a TLS device keeps one
@@ -130,6 +132,38 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// parseAllow parses --allow: CIDRs or single addresses, comma-separated. An
+// IPv4-mapped IPv6 prefix is taken as the IPv4 one (peers are compared as IPv4).
+func parseAllow(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		var p netip.Prefix
+		var err error
+		if strings.Contains(f, "/") {
+			p, err = netip.ParsePrefix(f)
+		} else {
+			var a netip.Addr
+			if a, err = netip.ParseAddr(f); err == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%q: want a network such as 192.168.1.0/24 or an address such as 10.0.0.7", f)
+		}
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no network given (omit --allow to take traffic from everyone)")
+	}
+	return out, nil
+}
+
 // isLoopback reports whether a listen address binds only the loopback
 // interface. An empty host (":8080") binds every interface.
 func isLoopback(addr string) bool {
@@ -197,6 +231,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key file of the TLS listener")
 	fs.DurationVar(&cfg.TLSIdleTimeout, "tls-idle-timeout", cfg.TLSIdleTimeout, "close a TLS connection that sends nothing for this long\n"+
 		"(a TLS device keeps one connection per boot: a handshake takes seconds on an ESP8266)")
+	fs.Func("allow", "take TCP, TLS and UDP traffic only from these networks, comma-separated CIDRs or addresses\n"+
+		"(e.g. 192.168.1.0/24,10.0.0.7); anything else is dropped unread and counted as not_allowed (default: everyone)", func(s string) error {
+		p, err := parseAllow(s)
+		cfg.Allow = append(cfg.Allow, p...)
+		return err
+	})
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's profiler at /debug/pprof/ on the HTTP address (for performance work)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -297,6 +337,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxConnsPerIP: cfg.MaxConnsPerIP,
 		UDPBuffer:     cfg.UDPBuffer,
 		Token:         cfg.Token,
+		Allow:         cfg.Allow,
 		Logger:        m.Logger,
 		Stats:         m.Stats,
 	}
@@ -396,6 +437,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		go m.http.Serve(m.httpLn)
 	}
 	ri := m.ReadyInfo()
+	if len(cfg.Allow) > 0 {
+		m.Logger.Info("only these networks may send (--allow)", "allow", cfg.Allow)
+	}
 	m.Logger.Info("ready", "tcp", ri.TCP, "udp", ri.UDP, "tls", ri.TLS, "http", ri.HTTP, "db", cfg.DB, "version", ri.Version)
 	m.logReach(ri)
 	return nil

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inletdev/inlet"
 	"github.com/inletdev/inlet/internal/testenv"
 	"github.com/inletdev/inlet/tlsserve"
 )
@@ -172,7 +173,7 @@ func metricsText(t *testing.T, httpAddr string) string {
 }
 
 // --tls without its certificate is a usage error naming what is missing and
-// pointing at inlet cert.
+// pointing at inlet cert; a bad --allow names the bad network.
 func TestServeTLSFlagErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -182,6 +183,8 @@ func TestServeTLSFlagErrors(t *testing.T) {
 		{[]string{"--tls", ":0", "--tls-cert", "x.crt"}, []string{"needs --tls-key", "inlet cert"}},
 		{[]string{"--tls-cert", "x.crt", "--tls-key", "x.key"}, []string{"need --tls ADDR"}},
 		{[]string{"--tls", "127.0.0.1:0", "--tls-cert", "/nonexistent/x.crt", "--tls-key", "/nonexistent/x.key"}, []string{"--tls-cert/--tls-key", "no such file"}},
+		{[]string{"--allow", "192.168.1.0/33"}, []string{"-allow", "192.168.1.0/33", "want a network"}},
+		{[]string{"--allow", ","}, []string{"-allow", "no network given"}},
 	} {
 		cmd := exec.Command(inletBinary(t), append([]string{"serve", "--tcp", "127.0.0.1:0", "--udp", "", "--http", "",
 			"--db", filepath.Join(t.TempDir(), "x.db")}, tc.args...)...)
@@ -231,4 +234,29 @@ func TestServeTLSBearSSL(t *testing.T) {
 	t.Log(strings.TrimSpace(string(res)))
 	s.stop(t, syscall.SIGTERM)
 	checkSeqsStored(t, db, "bearssl", 1000)
+}
+
+// --allow on the real binary: a sender outside it is dropped and counted in
+// /metrics as not_allowed, one inside is stored.
+func TestServeAllow(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "allow.db")
+	s := startBinary(t, "--tcp", "127.0.0.1:0", "--udp", "", "--http", "127.0.0.1:0", "--db", db, "--allow", "127.0.0.2, 10.0.0.0/8")
+	if err := sendOnce("127.0.0.3", s.ready.TCP, "outside\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sendOnce("127.0.0.2", s.ready.TCP, "inside\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the refusal and the accepted line in /metrics", 10*time.Second, func() bool {
+		body := metricsText(t, s.ready.HTTP)
+		return strings.Contains(body, `inlet_rejected_total{reason="not_allowed"} 1`+"\n") &&
+			strings.Contains(body, `inlet_messages_committed_total 1`+"\n")
+	})
+	s.stop(t, syscall.SIGTERM)
+	if got := payloads(messages(t, db, inlet.Query{})); len(got) != 1 || got[0] != "inside" {
+		t.Errorf("stored %q, want only \"inside\"", got)
+	}
+	if !strings.Contains(s.stderr.String(), "tcp: connection from outside --allow dropped") {
+		t.Error("the refusal was not logged")
+	}
 }
