@@ -581,7 +581,9 @@ func (r *connReader) serve() {
 			if r.t.closing.Load() && errors.Is(err, os.ErrDeadlineExceeded) && r.readRest() {
 				return
 			}
-			r.finish(false)
+			// A TLS connection's Wait meets the client's close_notify (io.EOF):
+			// a clean end, whose tail is kept as at a TCP FIN.
+			r.finish(errors.Is(err, io.EOF))
 			return
 		}
 		bp := readBufs.Get().(*[]byte)
