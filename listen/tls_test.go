@@ -265,3 +265,28 @@ func TestAllow(t *testing.T) {
 		t.Errorf("refusals not logged:\n%s", l)
 	}
 }
+
+// An idle TLS connection is closed after the listener's IdleTimeout (serve
+// gives the TLS listener --tls-idle-timeout); a partial line is counted as
+// truncated, as on the TCP port.
+func TestTLSIdleTimeout(t *testing.T) {
+	sink := newFakeSink()
+	ln, stats, ccfg := startTLS(t, sink, listen.Config{IdleTimeout: 300 * time.Millisecond})
+	c := dialTLS(t, "127.0.0.41", ln.Addr(), ccfg)
+	c.Write([]byte("whole\npart"))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	if n, err := c.Read(make([]byte, 64)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("idle TLS connection not closed by the server: read %d, %v", n, err)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Errorf("closed after %s, before the idle timeout", d)
+	}
+	waitFor(t, "the connection released", 5*time.Second, func() bool { return stats.ConnsOpen.Load() == 0 })
+	if got := sink.payloads("127.0.0.41"); !slices.Equal(got, []string{"whole"}) {
+		t.Errorf("queued %q, want only \"whole\"", got)
+	}
+	if n := stats.Truncated.Load(); n != 1 {
+		t.Errorf("truncated = %d, want 1", n)
+	}
+}

@@ -260,3 +260,21 @@ func TestServeAllow(t *testing.T) {
 		t.Error("the refusal was not logged")
 	}
 }
+
+// --tls-idle-timeout, not --idle-timeout, closes an idle TLS connection.
+func TestServeTLSIdleTimeout(t *testing.T) {
+	dir := t.TempDir()
+	cert, _ := makeCert(t, dir, false)
+	s := startBinary(t, "--tcp", "", "--udp", "", "--http", "", "--db", filepath.Join(t.TempDir(), "idle.db"),
+		"--idle-timeout", "1h", "--tls-idle-timeout", "300ms",
+		"--tls", "127.0.0.1:0", "--tls-cert", filepath.Join(dir, "inlet.crt"), "--tls-key", filepath.Join(dir, "inlet.key"))
+	_, c, ok := dialTLSAck(t, s.ready.TLS, pinned(cert), "INLET/1 id=idler boot=b1\n")
+	if ok != "INLET/1 OK last=0" {
+		t.Fatalf("hello answered %q", ok)
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if n, err := c.Read(make([]byte, 16)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("idle TLS connection not closed after --tls-idle-timeout: read %d, %v", n, err)
+	}
+	s.stop(t, syscall.SIGTERM)
+}
