@@ -2,6 +2,7 @@ package inlet
 
 import (
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -42,6 +43,42 @@ type Stats struct {
 
 	StreamSubscribers atomic.Int64 // gauge: open live-stream subscribers
 	StreamDropped     atomic.Int64 // live-stream subscribers dropped for falling behind
+
+	TLSHandshakes        atomic.Int64 // TLS handshakes completed (serve --tls)
+	TLSHandshakeFailures Labeled      // failed TLS handshakes, by reason (tlsserve.Reasons)
+	NotAllowed           atomic.Int64 // connections and datagrams from outside --allow, dropped unread
+}
+
+// Labeled counts events by a label value (a metric's label), for labels whose
+// values another package defines. Its zero value is ready; it is safe for
+// concurrent use.
+type Labeled struct {
+	m sync.Map // string -> *atomic.Int64
+}
+
+// Add adds n to the count of label (n = 0 makes label exported as zero).
+func (l *Labeled) Add(label string, n int64) {
+	c, ok := l.m.Load(label)
+	if !ok {
+		c, _ = l.m.LoadOrStore(label, new(atomic.Int64))
+	}
+	c.(*atomic.Int64).Add(n)
+}
+
+// Get returns the count of label.
+func (l *Labeled) Get(label string) int64 {
+	if c, ok := l.m.Load(label); ok {
+		return c.(*atomic.Int64).Load()
+	}
+	return 0
+}
+
+// Range calls f with every label and its count, in no particular order.
+func (l *Labeled) Range(f func(label string, n int64)) {
+	l.m.Range(func(k, v any) bool {
+		f(k.(string), v.(*atomic.Int64).Load())
+		return true
+	})
 }
 
 // ObserveCommit records one committed transaction of n messages that took d.

@@ -12,7 +12,7 @@ var (
 	descMessages      = prometheus.NewDesc("inlet_messages_received_total", "Messages framed and queued for commit.", []string{"transport"}, nil)
 	descBytes         = prometheus.NewDesc("inlet_payload_bytes_received_total", "Payload bytes of the messages received.", []string{"transport"}, nil)
 	descDatagrams     = prometheus.NewDesc("inlet_udp_datagrams_total", "UDP datagrams received.", nil, nil)
-	descRejected      = prometheus.NewDesc("inlet_rejected_total", "Input rejected or cut, by reason (too_long, truncated, refused, queue_full).", []string{"reason"}, nil)
+	descRejected      = prometheus.NewDesc("inlet_rejected_total", "Input rejected or cut, by reason (too_long, truncated, refused, queue_full, not_allowed).", []string{"reason"}, nil)
 	descKernelDrops   = prometheus.NewDesc("inlet_udp_kernel_drops_total", "Datagrams the kernel dropped because the socket receive buffer was full.", nil, nil)
 	descCommitted     = prometheus.NewDesc("inlet_messages_committed_total", "Messages durably stored.", nil, nil)
 	descBatches       = prometheus.NewDesc("inlet_batches_committed_total", "Transactions committed.", nil, nil)
@@ -28,12 +28,14 @@ var (
 	descSeqErrors     = prometheus.NewDesc("inlet_seq_errors_total", "Acknowledged message lines refused as bad-seq.", nil, nil)
 	descSubscribers   = prometheus.NewDesc("inlet_stream_subscribers", "Open /api/stream connections.", nil, nil)
 	descStreamDropped = prometheus.NewDesc("inlet_stream_dropped_total", "Stream subscribers dropped for not taking data.", nil, nil)
+	descTLSHandshakes = prometheus.NewDesc("inlet_tls_handshakes_total", "TLS handshakes completed on the --tls port.", nil, nil)
+	descTLSFailures   = prometheus.NewDesc("inlet_tls_handshake_failures_total", "Failed TLS handshakes on the --tls port, by reason (old_version, timeout, not_tls, closed, handshake).", []string{"reason"}, nil)
 )
 
 var allDescs = []*prometheus.Desc{descConnsAccepted, descConnsRefused, descConnsOpen, descMessages, descBytes,
 	descDatagrams, descRejected, descKernelDrops, descCommitted, descBatches, descBatchSize, descCommitSeconds,
 	descAckSeconds, descStoreErrors, descQueueDepth, descStoreUp, descDuplicates, descAckedConns, descHelloErrors,
-	descSeqErrors, descSubscribers, descStreamDropped}
+	descSeqErrors, descSubscribers, descStreamDropped, descTLSHandshakes, descTLSFailures}
 
 // statsCollector exports inlet.Stats as it is at each scrape.
 type statsCollector struct{ s *inlet.Stats }
@@ -71,6 +73,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range inlet.Reasons {
 		counter(descRejected, s.Rejected(r).Load(), string(r))
 	}
+	counter(descRejected, s.NotAllowed.Load(), "not_allowed") // connections and datagrams from outside --allow
 	counter(descKernelDrops, s.UDPKernelDrops.Load())
 	counter(descCommitted, s.Committed.Load())
 	counter(descBatches, s.Batches.Load())
@@ -85,6 +88,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSeqErrors, s.SeqErrors.Load())
 	gauge(descSubscribers, s.StreamSubscribers.Load())
 	counter(descStreamDropped, s.StreamDropped.Load())
+	counter(descTLSHandshakes, s.TLSHandshakes.Load())
+	s.TLSHandshakeFailures.Range(func(reason string, n int64) { counter(descTLSFailures, n, reason) })
 	var up int64
 	if s.StoreHealthy.Load() {
 		up = 1

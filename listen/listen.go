@@ -43,6 +43,12 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Token, when set, is required in every acknowledged-mode hello.
 	Token string
+	// Allow, when not empty, limits both listeners (TCP and TLS connections,
+	// UDP datagrams) to these networks (--allow): anything from elsewhere is
+	// closed or dropped at once, unread, before any handshake, counted in
+	// Stats.NotAllowed and logged at a bounded rate. Prefixes of IPv4
+	// addresses are IPv4 (not IPv4-mapped IPv6), as peers are compared.
+	Allow []netip.Prefix
 	// AckWriteTimeout is how long a write of acks may block before the client is
 	// dropped as not reading.
 	AckWriteTimeout time.Duration
@@ -104,6 +110,28 @@ func newSecret(token string) secret { return sha256.Sum256([]byte(token)) }
 func (s *secret) match(token string) bool {
 	d := sha256.Sum256([]byte(token))
 	return subtle.ConstantTimeCompare(d[:], s[:]) == 1
+}
+
+// allowed reports whether a peer at ip may send (Config.Allow).
+func (c *Config) allowed(ip netip.Addr) bool {
+	if len(c.Allow) == 0 {
+		return true
+	}
+	for _, p := range c.Allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// notAllowed counts and logs, at most once per interval of l, input from
+// outside Config.Allow; what is "tcp: connection", "udp: datagram", ...
+func notAllowed(cfg *Config, l *limiter, what string, from netip.AddrPort) {
+	cfg.Stats.NotAllowed.Add(1)
+	if ok, n := l.allow(); ok {
+		cfg.Logger.Warn(what+" from outside --allow dropped", "remote", from.String(), "suppressed", n)
+	}
 }
 
 // deviceID is the device name of a plain-mode sender: its IP address, with an

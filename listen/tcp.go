@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/tlsserve"
 	"github.com/inletdev/inlet/wire"
 )
 
@@ -20,12 +21,23 @@ const readBufSize = 16 << 10
 
 var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
 
-// TCP is the plain-mode TCP listener (docs/protocol.md §1).
+// TCP is the plain-mode TCP listener (docs/protocol.md §1), or, made by
+// ListenTLS, the same protocols inside TLS (docs/protocol.md §4).
 type TCP struct {
 	cfg   Config
 	ln    net.Listener
 	sink  Sink
 	token secret // cfg.Token's digest
+
+	// tls, when set, makes every connection TLS: its reader runs the
+	// handshake on its own goroutine before anything else.
+	tls *tlsserve.Server
+	// handshakes ends the handshakes in progress when Close begins: a client
+	// still in its handshake has sent no message.
+	handshakes    context.Context
+	endHandshakes context.CancelFunc
+	tlsErrs       limiter
+	outside       limiter // connections from outside cfg.Allow
 
 	// hard ends blocked submits when shutdown runs out of time.
 	hard     context.Context
@@ -53,8 +65,9 @@ type TCP struct {
 }
 
 type tcpConn struct {
-	net.Conn
-	ip netip.Addr
+	net.Conn // after a TLS handshake, the *tlsserve.Conn (set under TCP.mu)
+	ip       netip.Addr
+	tls      *tlsserve.Conn // a TLS connection once its handshake is done
 }
 
 // ListenTCP binds addr ("" is not allowed; the caller skips a disabled listener).
@@ -80,10 +93,31 @@ func ListenTCP(addr string, sink Sink, cfg Config) (*TCP, error) {
 		acceptErrs: limiter{every: 10 * time.Second},
 		helloErrs:  limiter{every: 10 * time.Second},
 		tooLongs:   limiter{every: 10 * time.Second},
+		outside:    limiter{every: 10 * time.Second},
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
 	t.hard, t.hardStop = context.WithCancel(context.Background())
+	t.handshakes, t.endHandshakes = context.WithCancel(context.Background())
+	return t, nil
+}
+
+// ListenTLS binds addr for the protocols of the TCP port (plain lines and
+// INLET/1) inside TLS, with srv's certificate (docs/protocol.md §4). The limits
+// of cfg apply before the handshake, which runs on the connection's own
+// goroutine: the accept loop never waits for one. Handshakes and their
+// failures by reason are counted in cfg.Stats (TLSHandshakes,
+// TLSHandshakeFailures) and refusals logged at a bounded rate.
+func ListenTLS(addr string, srv *tlsserve.Server, sink Sink, cfg Config) (*TCP, error) {
+	t, err := ListenTCP(addr, sink, cfg)
+	if err != nil {
+		return nil, err
+	}
+	t.tls = srv
+	t.tlsErrs = limiter{every: 10 * time.Second}
+	for _, r := range tlsserve.Reasons {
+		t.cfg.Stats.TLSHandshakeFailures.Add(r, 0) // exported as zeros from the start
+	}
 	return t, nil
 }
 
@@ -140,6 +174,15 @@ func (t *TCP) admit(c net.Conn) {
 	// A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d: store them as IPv4.
 	ap := netip.AddrPortFrom(ra.AddrPort().Addr().Unmap(), ra.AddrPort().Port())
 	ip := ap.Addr()
+	if !t.cfg.allowed(ip) {
+		c.Close()
+		what := "tcp: connection"
+		if t.tls != nil {
+			what = "tls: connection"
+		}
+		notAllowed(&t.cfg, &t.outside, what, ap)
+		return
+	}
 	tc := &tcpConn{Conn: c, ip: ip}
 	t.mu.Lock()
 	over := ""
@@ -171,6 +214,12 @@ func (t *TCP) admit(c net.Conn) {
 
 	r.emitFn = r.emit
 	r.fr.TooLong = r.onTooLong
+	if t.tls != nil {
+		// The handshake waits on the client: never here.
+		r.inline = false
+		go r.serveTLS()
+		return
+	}
 	// A connect-per-message device has usually sent its line and FIN before the
 	// accept: read that here, in accept order, without starting a goroutine. This
 	// keeps one device's messages in the order it sent them and saves the
@@ -477,6 +526,37 @@ func (r *connReader) readInline() bool {
 	return false
 }
 
+// serveTLS runs the TLS handshake, then serves the connection as serve does.
+func (r *connReader) serveTLS() {
+	t := r.t
+	tc, err := t.tls.Handshake(t.handshakes, r.tc.Conn, tlsserve.HandshakeTimeout)
+	if err != nil {
+		reason := tlsserve.Reason(err)
+		t.cfg.Stats.TLSHandshakeFailures.Add(reason, 1)
+		if t.closing.Load() && reason == tlsserve.ReasonClosed {
+			t.cfg.Logger.Debug("tls: handshake ended by shutdown", "remote", r.remote.String())
+		} else if ok, n := t.tlsErrs.allow(); ok {
+			t.cfg.Logger.Warn("tls: handshake failed", "remote", r.remote.String(), "reason", reason, "err", err, "suppressed", n)
+		}
+		r.finish(false) // Handshake has closed the connection
+		return
+	}
+	t.cfg.Stats.TLSHandshakes.Add(1)
+	t.mu.Lock()
+	r.tc.Conn, r.tc.tls = tc, tc // Close sets deadlines on it under t.mu
+	t.mu.Unlock()
+	r.serve() // sets the idle or drain deadline the handshake cleared
+}
+
+// wait blocks until the connection has bytes to read (see waitReadable), for
+// TLS until a record of application data has come.
+func (r *connReader) wait() error {
+	if r.tc.tls != nil {
+		return r.tc.tls.Wait()
+	}
+	return waitReadable(r.tc.Conn)
+}
+
 // serve reads the connection until EOF, error, idle timeout or shutdown. It
 // borrows a read buffer only once bytes are waiting, so idle connections hold none.
 func (r *connReader) serve() {
@@ -494,14 +574,16 @@ func (r *connReader) serve() {
 	}
 	for {
 		r.t.setDeadline(r.tc)
-		if err := waitReadable(r.tc.Conn); err != nil {
+		if err := r.wait(); err != nil {
 			// Idle timeout, shutdown drain, or the connection broke. At the
 			// drain deadline, what the client sent before it is still taken:
 			// a reader starved of CPU until then must not leave it unread.
 			if r.t.closing.Load() && errors.Is(err, os.ErrDeadlineExceeded) && r.readRest() {
 				return
 			}
-			r.finish(false)
+			// A TLS connection's Wait meets the client's close_notify (io.EOF):
+			// a clean end, whose tail is kept as at a TCP FIN.
+			r.finish(errors.Is(err, io.EOF))
 			return
 		}
 		bp := readBufs.Get().(*[]byte)
@@ -586,6 +668,7 @@ func (t *TCP) Close(ctx context.Context) error {
 	t.drainAt.Store(drain.UnixNano())
 	t.closing.Store(true)
 	close(t.quit)
+	t.endHandshakes()
 	// Keep accepting until the drain deadline: connections already in the backlog
 	// carry messages their clients consider sent.
 	if dl, ok := t.ln.(interface{ SetDeadline(time.Time) error }); !ok || dl.SetDeadline(drain) != nil {
@@ -614,5 +697,6 @@ func (t *TCP) Close(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	t.hardStop()
+	t.endHandshakes()
 	return err
 }

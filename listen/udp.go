@@ -24,6 +24,7 @@ type UDP struct {
 	full      limiter
 	helloErrs limiter
 	tooLongs  limiter
+	outside   limiter // datagrams from outside cfg.Allow
 	// RecvBuffer is the socket receive buffer the kernel granted, in bytes.
 	RecvBuffer int
 	// drops is the kernel's drop counter as last counted: bit 32 set once
@@ -50,7 +51,7 @@ func ListenUDP(addr string, sink Sink, cfg Config) (*UDP, error) {
 		return nil, err
 	}
 	u := &UDP{cfg: cfg, conn: conn, sink: sink, token: newSecret(cfg.Token), done: make(chan struct{}), full: limiter{every: 10 * time.Second},
-		helloErrs: limiter{every: 10 * time.Second}, tooLongs: limiter{every: 10 * time.Second}, stopPoll: make(chan struct{})}
+		helloErrs: limiter{every: 10 * time.Second}, tooLongs: limiter{every: 10 * time.Second}, outside: limiter{every: 10 * time.Second}, stopPoll: make(chan struct{})}
 	u.ino, _ = sockopt.Inode(conn)
 	if cfg.UDPBuffer > 0 {
 		u.RecvBuffer = sockopt.SetRecvBuffer(conn, cfg.UDPBuffer)
@@ -140,6 +141,10 @@ func (u *UDP) Serve() {
 		}
 		u.cfg.Stats.Datagrams.Add(1)
 		from = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+		if !u.cfg.allowed(from.Addr()) {
+			notAllowed(&u.cfg, &u.outside, "udp: datagram", from)
+			continue
+		}
 		var ok bool
 		if device, ok = names[from.Addr()]; !ok {
 			if len(names) >= 4096 {

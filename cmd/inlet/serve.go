@@ -26,6 +26,7 @@ import (
 	"github.com/inletdev/inlet/listen"
 	"github.com/inletdev/inlet/live"
 	"github.com/inletdev/inlet/sqlite"
+	"github.com/inletdev/inlet/tlsserve"
 )
 
 // Config is everything inlet serve can be told. Flags fill it; Validate checks it.
@@ -46,7 +47,19 @@ type Config struct {
 	Token          string
 	HTTPToken      string
 	Retain         time.Duration // delete messages older than this; 0 keeps everything
+	// TLS is the address of the TLS listener (docs/security.md); empty: none.
+	TLS            string
+	TLSCert        string
+	TLSKey         string
+	TLSIdleTimeout time.Duration
+	// Allow limits TCP, TLS and UDP to these networks (--allow); empty: everyone.
+	Allow []netip.Prefix
 }
+
+// DefaultTLSIdleTimeout is --tls-idle-timeout's default: a TLS device keeps one
+// connection per boot (a handshake takes seconds on an ESP8266), so an idle
+// TLS connection is kept much longer than a plain one.
+const DefaultTLSIdleTimeout = 10 * time.Minute
 
 // DefaultConfig holds the documented defaults (docs/cli.md); the listeners'
 // and the writer's come from their packages.
@@ -65,6 +78,7 @@ func DefaultConfig() Config {
 		UDPBuffer:      lc.UDPBuffer,
 		LogLevel:       "info",
 		LogFormat:      "text",
+		TLSIdleTimeout: DefaultTLSIdleTimeout,
 	}
 }
 
@@ -73,7 +87,7 @@ func (c *Config) Validate() error {
 	switch {
 	case c.DB == "":
 		return errors.New("--db must name a file")
-	case c.TCP == "" && c.UDP == "":
+	case c.TCP == "" && c.UDP == "" && c.TLS == "":
 		return errors.New("--tcp and --udp are both empty: nothing to listen on")
 	case c.MaxMessage < 1 || c.MaxMessage > 1<<20:
 		return fmt.Errorf("--max-message %d: want 1 to 1048576 bytes", c.MaxMessage)
@@ -87,6 +101,23 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--commit-interval %s: want more than 0 and at most 1s", c.CommitInterval)
 	case c.UDPBuffer < 0:
 		return errors.New("--udp-buffer must not be negative")
+	case c.TLSIdleTimeout <= 0:
+		return errors.New("--tls-idle-timeout must be positive")
+	}
+	if c.TLS != "" {
+		var missing []string
+		if c.TLSCert == "" {
+			missing = append(missing, "--tls-cert")
+		}
+		if c.TLSKey == "" {
+			missing = append(missing, "--tls-key")
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("--tls %s needs %s: make a certificate with `inlet cert --dir DIR --host NAME[,IP...]` "+
+				"and pass --tls-cert DIR/inlet.crt --tls-key DIR/inlet.key (docs/security.md)", c.TLS, strings.Join(missing, " and "))
+		}
+	} else if c.TLSCert != "" || c.TLSKey != "" {
+		return errors.New("--tls-cert and --tls-key need --tls ADDR (the TLS port, e.g. --tls :3443)")
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
@@ -99,6 +130,38 @@ func (c *Config) Validate() error {
 			"so the dashboard and API are not open to everyone on the network, or bind --http 127.0.0.1:PORT", c.HTTP)
 	}
 	return nil
+}
+
+// parseAllow parses --allow: CIDRs or single addresses, comma-separated. An
+// IPv4-mapped IPv6 prefix is taken as the IPv4 one (peers are compared as IPv4).
+func parseAllow(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		var p netip.Prefix
+		var err error
+		if strings.Contains(f, "/") {
+			p, err = netip.ParsePrefix(f)
+		} else {
+			var a netip.Addr
+			if a, err = netip.ParseAddr(f); err == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%q: want a network such as 192.168.1.0/24 or an address such as 10.0.0.7", f)
+		}
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no network given (omit --allow to take traffic from everyone)")
+	}
+	return out, nil
 }
 
 // isLoopback reports whether a listen address binds only the loopback
@@ -162,6 +225,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Retain = d
 		return err
 	})
+	fs.StringVar(&cfg.TLS, "tls", cfg.TLS, "TLS listen address for the TCP port's protocols inside TLS (e.g. :3443); empty disables TLS.\n"+
+		"Needs --tls-cert and --tls-key (make them with inlet cert); SIGHUP reloads them (docs/security.md)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate (chain) file of the TLS listener")
+	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key file of the TLS listener")
+	fs.DurationVar(&cfg.TLSIdleTimeout, "tls-idle-timeout", cfg.TLSIdleTimeout, "close a TLS connection that sends nothing for this long\n"+
+		"(a TLS device keeps one connection per boot: a handshake takes seconds on an ESP8266)")
+	fs.Func("allow", "take TCP, TLS and UDP traffic only from these networks, comma-separated CIDRs or addresses\n"+
+		"(e.g. 192.168.1.0/24,10.0.0.7); anything else is dropped unread and counted as not_allowed (default: everyone)", func(s string) error {
+		p, err := parseAllow(s)
+		cfg.Allow = append(cfg.Allow, p...)
+		return err
+	})
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's profiler at /debug/pprof/ on the HTTP address (for performance work)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -178,6 +253,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	m := NewMain(cfg, logger)
 	if err := m.Run(ctx); err != nil {
 		return err
+	}
+	if m.tlsSrv != nil {
+		// SIGHUP reloads the certificate; without --tls it keeps its default.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-hup:
+					m.ReloadTLS()
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
 	}
 	ready, _ := json.Marshal(m.ReadyInfo())
 	fmt.Fprintf(stdout, "%s\n", ready)
@@ -211,6 +302,8 @@ type Main struct {
 	stopHub       context.CancelFunc
 	writer        *commit.Writer
 	tcp           *listen.TCP
+	tls           *listen.TCP // the TCP port's protocols inside TLS (--tls)
+	tlsSrv        *tlsserve.Server
 	udp           *listen.UDP
 	http          *http.Server
 	httpLn        net.Listener
@@ -244,6 +337,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxConnsPerIP: cfg.MaxConnsPerIP,
 		UDPBuffer:     cfg.UDPBuffer,
 		Token:         cfg.Token,
+		Allow:         cfg.Allow,
 		Logger:        m.Logger,
 		Stats:         m.Stats,
 	}
@@ -251,6 +345,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if m.tcp, err = listen.ListenTCP(cfg.TCP, &m.sink, lc); err != nil {
 			return listenError("TCP", "--tcp", cfg.TCP, err)
 		}
+	}
+	if cfg.TLS != "" {
+		if m.tlsSrv, err = tlsserve.Load(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tc := lc
+		tc.IdleTimeout = cfg.TLSIdleTimeout
+		if m.tls, err = listen.ListenTLS(cfg.TLS, m.tlsSrv, &m.sink, tc); err != nil {
+			return listenError("TLS", "--tls", cfg.TLS, err)
+		}
+		m.logCert("tls: certificate loaded", m.tlsSrv.Info())
 	}
 	if cfg.UDP != "" {
 		if m.udp, err = listen.ListenUDP(cfg.UDP, &m.sink, lc); err != nil {
@@ -311,6 +416,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if m.udp != nil {
 			hc.Listen["udp"] = m.udp.Addr().String()
 		}
+		if m.tls != nil {
+			hc.Listen["tls"] = m.tls.Addr().String()
+		}
 		if cfg.Pprof {
 			mux := http.NewServeMux()
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -329,7 +437,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		go m.http.Serve(m.httpLn)
 	}
 	ri := m.ReadyInfo()
-	m.Logger.Info("ready", "tcp", ri.TCP, "udp", ri.UDP, "http", ri.HTTP, "db", cfg.DB, "version", ri.Version)
+	if len(cfg.Allow) > 0 {
+		m.Logger.Info("only these networks may send (--allow)", "allow", cfg.Allow)
+	}
+	m.Logger.Info("ready", "tcp", ri.TCP, "udp", ri.UDP, "tls", ri.TLS, "http", ri.HTTP, "db", cfg.DB, "version", ri.Version)
 	m.logReach(ri)
 	return nil
 }
@@ -343,8 +454,41 @@ func (m *Main) serve() {
 	if m.tcp != nil {
 		go m.tcp.Serve()
 	}
+	if m.tls != nil {
+		go m.tls.Serve()
+	}
 	if m.udp != nil {
 		go m.udp.Serve()
+	}
+}
+
+// ReloadTLS reads the TLS certificate and key files again (SIGHUP): new
+// handshakes use the new certificate, connections already open keep going. On
+// error the certificate in use stays, and the error is logged.
+func (m *Main) ReloadTLS() {
+	if m.tlsSrv == nil {
+		return
+	}
+	info, err := m.tlsSrv.Reload()
+	if err != nil {
+		m.Logger.Error("tls: certificate not reloaded; keeping the one in use", "err", err,
+			"sha1", m.tlsSrv.Info().SHA1)
+		return
+	}
+	m.logCert("tls: certificate reloaded", info)
+}
+
+// logCert logs the certificate the TLS listener uses, and warns when its chain
+// is too large for a device's small receive buffer.
+func (m *Main) logCert(msg string, info tlsserve.CertInfo) {
+	m.Logger.Info(msg, "subject", info.Subject, "key", info.KeyType, "sha1", info.SHA1,
+		"not_after", info.NotAfter.UTC().Format(time.RFC3339))
+	if !info.FitsSmallRecords {
+		m.Logger.Warn("tls: certificate chain too large for a 2 KiB device receive buffer (use one ECDSA P-256 certificate, as inlet cert makes)",
+			"chain_bytes", info.ChainBytes)
+	}
+	if time.Until(info.NotAfter) < 0 {
+		m.Logger.Warn("tls: certificate has expired; devices that check dates (setTrustAnchors) will refuse it", "not_after", info.NotAfter)
 	}
 }
 
@@ -440,6 +584,7 @@ type ReadyInfo struct {
 	Event     string   `json:"event"`
 	TCP       string   `json:"tcp,omitempty"`
 	UDP       string   `json:"udp,omitempty"`
+	TLS       string   `json:"tls,omitempty"`
 	HTTP      string   `json:"http,omitempty"`
 	DB        string   `json:"db"`
 	Version   string   `json:"version"`
@@ -462,6 +607,9 @@ func (m *Main) boundInfo() ReadyInfo {
 	}
 	if m.udp != nil {
 		ri.UDP = m.udp.Addr().String()
+	}
+	if m.tls != nil {
+		ri.TLS = m.tls.Addr().String()
 	}
 	if m.httpLn != nil {
 		ri.HTTP = m.httpLn.Addr().String()
@@ -499,6 +647,9 @@ func (m *Main) shutdown(ctx context.Context) error {
 	if m.tcp != nil {
 		errs = append(errs, m.tcp.Close(ctx))
 	}
+	if m.tls != nil {
+		errs = append(errs, m.tls.Close(ctx))
+	}
 	if m.udp != nil {
 		errs = append(errs, m.udp.Close(ctx))
 	}
@@ -507,6 +658,9 @@ func (m *Main) shutdown(ctx context.Context) error {
 	}
 	if m.tcp != nil {
 		errs = append(errs, m.tcp.WaitAcks(ctx)) // the last ACKs, after the final commit
+	}
+	if m.tls != nil {
+		errs = append(errs, m.tls.WaitAcks(ctx))
 	}
 	if m.udp != nil {
 		m.udp.Release() // after the final commit, whose UDP ACKs needed the socket
