@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/internal/inlettest"
 	"github.com/inletdev/inlet/sqlite"
 )
 
@@ -167,8 +168,6 @@ func sendOnce(src, addr, line string) error {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	inlettest.Cleanup()
 	os.Exit(code)
 }

@@ -19,60 +19,18 @@ import (
 	"time"
 
 	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/internal/inlettest"
 )
 
-var (
-	binDir   string
-	binOnce  sync.Once
-	binPath  string
-	binError error
-)
-
-// inletBinary builds the real binary once per test run.
-func inletBinary(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		binDir, binError = os.MkdirTemp("", "inlet-bin-")
-		if binError != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "inlet")
-		// Not -race: the pure-Go SQLite is ~20x slower under the race detector, which
-		// would make load tests measure the detector. In-process tests run with -race.
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binError = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binError != nil {
-		t.Fatal(binError)
-	}
-	return binPath
-}
+// inletBinary is the real binary, built once per test run.
+func inletBinary(t testing.TB) string { return inlettest.Binary(t) }
 
 // server is the real binary, started by a test.
 type server struct {
 	cmd    *exec.Cmd
 	ready  ReadyInfo
-	stderr *syncBuffer
+	stderr *inlettest.Buffer
 	exited chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startBinary runs `inlet serve` with args and waits for its ready line.
@@ -83,7 +41,7 @@ func startBinary(t testing.TB, args ...string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd, stderr: new(syncBuffer), exited: make(chan error, 1)}
+	s := &server{cmd: cmd, stderr: new(inlettest.Buffer), exited: make(chan error, 1)}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

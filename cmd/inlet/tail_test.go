@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/internal/inlettest"
 	"github.com/inletdev/inlet/record"
 )
 
@@ -21,7 +22,7 @@ import (
 type tailProc struct {
 	cmd    *exec.Cmd
 	lines  chan string
-	stderr *syncBuffer
+	stderr *inlettest.Buffer
 	exited chan error
 }
 
@@ -32,7 +33,7 @@ func startTail(t *testing.T, args ...string) *tailProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &tailProc{cmd: cmd, lines: make(chan string, 100), stderr: new(syncBuffer), exited: make(chan error, 1)}
+	p := &tailProc{cmd: cmd, lines: make(chan string, 100), stderr: new(inlettest.Buffer), exited: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

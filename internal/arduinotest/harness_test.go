@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inletdev/inlet/internal/inlettest"
 	"github.com/inletdev/inlet/internal/testenv"
 )
 
@@ -32,7 +33,6 @@ func root(t testing.TB) string {
 var (
 	buildOnce  sync.Once
 	buildDir   string
-	inletPath  string
 	devicePath string
 	buildErr   error
 )
@@ -48,15 +48,8 @@ func binaries(t testing.TB) (inlet, device string) {
 			return
 		}
 		r := root(t)
-		inletPath = filepath.Join(buildDir, "inlet")
-		cmd := exec.Command("go", "build", "-o", inletPath, "./cmd/inlet")
-		cmd.Dir = r
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/inlet: %v\n%s", err, out)
-			return
-		}
 		devicePath = filepath.Join(buildDir, "device")
-		cmd = exec.Command(gxx, "-std=c++11", "-Wall", "-Wextra", "-Werror", "-O2", "-DINLET_HOST",
+		cmd := exec.Command(gxx, "-std=c++11", "-Wall", "-Wextra", "-Werror", "-O2", "-DINLET_HOST",
 			"-Iarduino/host/include", "-Iarduino/Inlet/src",
 			"arduino/Inlet/src/Inlet.cpp", "arduino/host/posix.cpp", "arduino/host/device.cpp", "-o", devicePath)
 		cmd.Dir = r
@@ -67,7 +60,7 @@ func binaries(t testing.TB) (inlet, device string) {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	return inletPath, devicePath
+	return inlettest.Binary(t), devicePath
 }
 
 func TestMain(m *testing.M) {
@@ -75,6 +68,7 @@ func TestMain(m *testing.M) {
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
+	inlettest.Cleanup()
 	os.Exit(code)
 }
 
@@ -89,25 +83,8 @@ type readyInfo struct {
 type server struct {
 	cmd    *exec.Cmd
 	ready  readyInfo
-	stderr *syncBuffer
+	stderr *inlettest.Buffer
 	exited chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startServer runs `inlet serve` on loopback ports chosen at run time with db.
@@ -121,7 +98,7 @@ func startServer(t *testing.T, db string, flags ...string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd, stderr: new(syncBuffer), exited: make(chan error, 1)}
+	s := &server{cmd: cmd, stderr: new(inlettest.Buffer), exited: make(chan error, 1)}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -306,7 +283,7 @@ type device struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	out    chan status
-	stderr *syncBuffer
+	stderr *inlettest.Buffer
 	exited chan error
 	begin  status
 }
@@ -322,7 +299,7 @@ func startDevice(t *testing.T, transport, addr, id, rtc string, token ...string)
 	}
 	cmd := exec.Command(bin, append([]string{transport, host, port, id}, token...)...)
 	cmd.Env = append(os.Environ(), "INLET_RTC_FILE="+rtc)
-	d := &device{t: t, cmd: cmd, out: make(chan status, 16), stderr: new(syncBuffer), exited: make(chan error, 1)}
+	d := &device{t: t, cmd: cmd, out: make(chan status, 16), stderr: new(inlettest.Buffer), exited: make(chan error, 1)}
 	cmd.Stderr = d.stderr
 	var err error
 	if d.stdin, err = cmd.StdinPipe(); err != nil {

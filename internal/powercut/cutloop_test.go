@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/inletdev/inlet/client"
+	"github.com/inletdev/inlet/internal/inlettest"
 	"github.com/inletdev/inlet/internal/testenv"
 	_ "modernc.org/sqlite"
 )
@@ -1000,37 +1001,13 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-)
-
-// buildInlet builds the real binary once per test run (without -race: the
+// buildInlet is the real binary, built once per test run (without -race: the
 // pure-Go SQLite would measure the race detector).
-func buildInlet(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "powercut-inlet-")
-		if buildErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(buildDir, "inlet"), "github.com/inletdev/inlet/cmd/inlet").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(buildDir, "inlet")
-}
+func buildInlet(t testing.TB) string { return inlettest.Binary(t) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	inlettest.Cleanup()
 	os.Exit(code)
 }
 
