@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/inletdev/inlet/internal/inlettest"
 )
 
 // Deep sleep: the process exits and restarts with its RTC file kept (the
@@ -55,8 +57,8 @@ func TestDeepSleep(t *testing.T) {
 
 	// Wake 5: every ACK is lost; the readings go back to sleep unacknowledged
 	// (the server has stored them).
-	proxy := newLossyUDP(t, srv.ready.UDP, 0, 1)
-	dev = startDevice(t, "udp", proxy.addr(), id, rtc)
+	proxy := inlettest.NewLossyUDP(t, srv.ready.UDP, 0, 1)
+	dev = startDevice(t, "udp", proxy.Addr(), id, rtc)
 	dev.do("retry 50", 5*time.Second)
 	dev.do("send 3 drop 0", 5*time.Second)
 	if s := dev.do("flush 400", 5*time.Second); s.OK || s.Pending != 3 {
