@@ -58,10 +58,13 @@ const (
 	ReasonTruncated Reason = "truncated"  // a partial tail lost to a reset or an idle timeout
 	ReasonRefused   Reason = "refused"    // a connection over --max-conns or --max-conns-per-ip
 	ReasonQueueFull Reason = "queue_full" // a UDP datagram dropped because the writer was full
+	// ReasonRateLimited: a message over --max-msg-rate, dropped (an INLET/1
+	// connection closes unacknowledged past it), or a hello refused busy for it.
+	ReasonRateLimited Reason = "rate_limited"
 )
 
 // Reasons lists every Reason, for metrics that must show zeros too.
-var Reasons = []Reason{ReasonTooLong, ReasonTruncated, ReasonRefused, ReasonQueueFull}
+var Reasons = []Reason{ReasonTooLong, ReasonTruncated, ReasonRefused, ReasonQueueFull, ReasonRateLimited}
 
 // ErrClosed is returned by a Store or writer used after Close.
 var ErrClosed = errors.New("inlet: closed")

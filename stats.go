@@ -47,6 +47,8 @@ type Stats struct {
 	TLSHandshakes        atomic.Int64 // TLS handshakes completed (serve --tls)
 	TLSHandshakeFailures Labeled      // failed TLS handshakes, by reason (tlsserve.Reasons)
 	NotAllowed           atomic.Int64 // connections and datagrams from outside --allow, dropped unread
+	RateLimited          atomic.Int64 // messages dropped and hellos refused over --max-msg-rate
+	ConnsClosed          Labeled      // TCP and TLS connections closed by a limit, by reason (listen.CloseReasons)
 }
 
 // Labeled counts events by a label value (a metric's label), for labels whose
@@ -145,6 +147,8 @@ func (s *Stats) Rejected(r Reason) *atomic.Int64 {
 		return &s.Refused
 	case ReasonQueueFull:
 		return &s.QueueFull
+	case ReasonRateLimited:
+		return &s.RateLimited
 	}
 	panic("inlet: unknown reason " + string(r))
 }

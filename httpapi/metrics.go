@@ -12,7 +12,7 @@ var (
 	descMessages      = prometheus.NewDesc("inlet_messages_received_total", "Messages framed and queued for commit.", []string{"transport"}, nil)
 	descBytes         = prometheus.NewDesc("inlet_payload_bytes_received_total", "Payload bytes of the messages received.", []string{"transport"}, nil)
 	descDatagrams     = prometheus.NewDesc("inlet_udp_datagrams_total", "UDP datagrams received.", nil, nil)
-	descRejected      = prometheus.NewDesc("inlet_rejected_total", "Input rejected or cut, by reason (too_long, truncated, refused, queue_full, not_allowed).", []string{"reason"}, nil)
+	descRejected      = prometheus.NewDesc("inlet_rejected_total", "Input rejected or cut, by reason (too_long, truncated, refused, queue_full, rate_limited, not_allowed).", []string{"reason"}, nil)
 	descKernelDrops   = prometheus.NewDesc("inlet_udp_kernel_drops_total", "Datagrams the kernel dropped because the socket receive buffer was full.", nil, nil)
 	descCommitted     = prometheus.NewDesc("inlet_messages_committed_total", "Messages durably stored.", nil, nil)
 	descBatches       = prometheus.NewDesc("inlet_batches_committed_total", "Transactions committed.", nil, nil)
@@ -29,13 +29,14 @@ var (
 	descSubscribers   = prometheus.NewDesc("inlet_stream_subscribers", "Open /api/stream connections.", nil, nil)
 	descStreamDropped = prometheus.NewDesc("inlet_stream_dropped_total", "Stream subscribers dropped for not taking data.", nil, nil)
 	descTLSHandshakes = prometheus.NewDesc("inlet_tls_handshakes_total", "TLS handshakes completed on the --tls port.", nil, nil)
+	descConnsClosed   = prometheus.NewDesc("inlet_connections_closed_total", "TCP and TLS connections closed by a limit, by reason (rate_limited, first_line_timeout, line_timeout, idle_timeout, evicted).", []string{"reason"}, nil)
 	descTLSFailures   = prometheus.NewDesc("inlet_tls_handshake_failures_total", "Failed TLS handshakes on the --tls port, by reason (old_version, timeout, not_tls, closed, handshake).", []string{"reason"}, nil)
 )
 
 var allDescs = []*prometheus.Desc{descConnsAccepted, descConnsRefused, descConnsOpen, descMessages, descBytes,
 	descDatagrams, descRejected, descKernelDrops, descCommitted, descBatches, descBatchSize, descCommitSeconds,
 	descAckSeconds, descStoreErrors, descQueueDepth, descStoreUp, descDuplicates, descAckedConns, descHelloErrors,
-	descSeqErrors, descSubscribers, descStreamDropped, descTLSHandshakes, descTLSFailures}
+	descSeqErrors, descSubscribers, descStreamDropped, descTLSHandshakes, descTLSFailures, descConnsClosed}
 
 // statsCollector exports inlet.Stats as it is at each scrape.
 type statsCollector struct{ s *inlet.Stats }
@@ -90,6 +91,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descStreamDropped, s.StreamDropped.Load())
 	counter(descTLSHandshakes, s.TLSHandshakes.Load())
 	s.TLSHandshakeFailures.Range(func(reason string, n int64) { counter(descTLSFailures, n, reason) })
+	s.ConnsClosed.Range(func(reason string, n int64) { counter(descConnsClosed, n, reason) })
 	var up int64
 	if s.StoreHealthy.Load() {
 		up = 1

@@ -40,6 +40,8 @@ func (r *connReader) startAcked(line []byte) {
 		r.refuse = "unauthorized"
 	case r.t.closing.Load():
 		r.refuse = "busy"
+	case r.helloOverRate(h.Device): // over --max-msg-rate: come back later
+		r.refuse = "busy"
 	}
 	if r.refuse != "" {
 		r.t.cfg.Stats.HelloErrors.Add(1)

@@ -52,13 +52,16 @@ type Config struct {
 	// AckWriteTimeout is how long a write of acks may block before the client is
 	// dropped as not reading.
 	AckWriteTimeout time.Duration
-	Logger          *slog.Logger
-	Stats           *inlet.Stats
+	// Limits are the abuse limits (limit.go, docs/security.md).
+	Limits
+	Logger *slog.Logger
+	Stats  *inlet.Stats
 }
 
 // DefaultConfig holds the listeners' defaults, the ones docs/cli.md documents
 // for the flags; a zero field of a Config passed to ListenTCP or ListenUDP takes
-// its value from here (UDPBuffer excepted: 0 leaves the system's buffer).
+// its value from here (UDPBuffer excepted: 0 leaves the system's buffer; and
+// ConnRate and MsgRate: 0 is no limit).
 func DefaultConfig() Config {
 	return Config{
 		MaxMessage:      wire.DefaultMaxMessage,
@@ -68,8 +71,27 @@ func DefaultConfig() Config {
 		UDPBuffer:       8 << 20,
 		DrainTimeout:    250 * time.Millisecond,
 		AckWriteTimeout: 10 * time.Second,
+		Limits: Limits{
+			// A tutorial device connects per message, a few times a second at
+			// most; a few dozen of them behind one NAT share an address.
+			ConnRate:  DefaultConnRate,
+			ConnBurst: 2 * DefaultConnRate,
+			// A line of a slow ESP8266 over TLS takes well under a second; the
+			// first-line bound covers a TLS handshake (an ESP8266 takes
+			// seconds; tlsserve.HandshakeTimeout is 20 s) and a sketch that
+			// reads its sensor before sending.
+			LineTimeout:      30 * time.Second,
+			FirstLineTimeout: 60 * time.Second,
+			// Messages per device: off. A device that was offline sends its
+			// whole outbox at once on reconnecting, and the connection limits
+			// already bound what one address can cost.
+		},
 	}
 }
+
+// DefaultConnRate is --max-conn-rate's default, new connections per second per
+// IP address; the burst is twice it.
+const DefaultConnRate = 100
 
 func (c *Config) setDefaults() {
 	d := DefaultConfig()
@@ -90,6 +112,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.AckWriteTimeout <= 0 {
 		c.AckWriteTimeout = d.AckWriteTimeout
+	}
+	if c.LineTimeout <= 0 {
+		c.LineTimeout = d.LineTimeout
+	}
+	if c.FirstLineTimeout <= 0 {
+		c.FirstLineTimeout = d.FirstLineTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -38,6 +38,15 @@ type TCP struct {
 	endHandshakes context.CancelFunc
 	tlsErrs       limiter
 	outside       limiter // connections from outside cfg.Allow
+	proto         string  // "tcp" or "tls", for the log
+
+	// The abuse limits (limit.go): new connections per address, messages per
+	// device, and their logs.
+	connRates   *rates[netip.Addr]
+	msgs        *rates[string]
+	connLimited limiter
+	msgLimited  limiter
+	limited     limiter // connections closed by a timeout or evicted
 
 	// hard ends blocked submits when shutdown runs out of time.
 	hard     context.Context
@@ -68,6 +77,14 @@ type tcpConn struct {
 	net.Conn // after a TLS handshake, the *tlsserve.Conn (set under TCP.mu)
 	ip       netip.Addr
 	tls      *tlsserve.Conn // a TLS connection once its handshake is done
+	raw      net.Conn       // the accepted TCP connection
+
+	// For choosing whom to evict at a connection limit (victimLocked), in unix
+	// nanoseconds: the accept, the last read that completed a line (0: none
+	// yet), and the start of the line pending (0: none). The reader sets them.
+	accepted  int64
+	lineAt    atomic.Int64
+	pendingAt atomic.Int64
 }
 
 // ListenTCP binds addr ("" is not allowed; the caller skips a disabled listener).
@@ -81,24 +98,33 @@ func ListenTCP(addr string, sink Sink, cfg Config) (*TCP, error) {
 		return nil, err
 	}
 	t := &TCP{
-		cfg:        cfg,
-		ln:         ln,
-		sink:       sink,
-		token:      newSecret(cfg.Token),
-		conns:      make(map[*tcpConn]struct{}),
-		perIP:      make(map[netip.Addr]int),
-		ackConns:   make(map[*ackConn]struct{}),
-		held:       make(map[netip.Addr]chan struct{}),
-		refused:    limiter{every: 10 * time.Second},
-		acceptErrs: limiter{every: 10 * time.Second},
-		helloErrs:  limiter{every: 10 * time.Second},
-		tooLongs:   limiter{every: 10 * time.Second},
-		outside:    limiter{every: 10 * time.Second},
-		quit:       make(chan struct{}),
-		done:       make(chan struct{}),
+		cfg:         cfg,
+		ln:          ln,
+		sink:        sink,
+		token:       newSecret(cfg.Token),
+		conns:       make(map[*tcpConn]struct{}),
+		perIP:       make(map[netip.Addr]int),
+		ackConns:    make(map[*ackConn]struct{}),
+		held:        make(map[netip.Addr]chan struct{}),
+		refused:     limiter{every: 10 * time.Second},
+		acceptErrs:  limiter{every: 10 * time.Second},
+		helloErrs:   limiter{every: 10 * time.Second},
+		tooLongs:    limiter{every: 10 * time.Second},
+		outside:     limiter{every: 10 * time.Second},
+		proto:       "tcp",
+		connRates:   newRates[netip.Addr](cfg.ConnRate, cfg.ConnBurst, maxRateKeys),
+		msgs:        newRates[string](cfg.MsgRate, cfg.MsgBurst, maxRateKeys),
+		connLimited: limiter{every: 10 * time.Second},
+		msgLimited:  limiter{every: 10 * time.Second},
+		limited:     limiter{every: 10 * time.Second},
+		quit:        make(chan struct{}),
+		done:        make(chan struct{}),
 	}
 	t.hard, t.hardStop = context.WithCancel(context.Background())
 	t.handshakes, t.endHandshakes = context.WithCancel(context.Background())
+	for _, r := range CloseReasons {
+		cfg.Stats.ConnsClosed.Add(r, 0) // exported as zeros from the start
+	}
 	return t, nil
 }
 
@@ -114,6 +140,7 @@ func ListenTLS(addr string, srv *tlsserve.Server, sink Sink, cfg Config) (*TCP, 
 		return nil, err
 	}
 	t.tls = srv
+	t.proto = "tls"
 	t.tlsErrs = limiter{every: 10 * time.Second}
 	for _, r := range tlsserve.Reasons {
 		t.cfg.Stats.TLSHandshakeFailures.Add(r, 0) // exported as zeros from the start
@@ -176,32 +203,54 @@ func (t *TCP) admit(c net.Conn) {
 	ip := ap.Addr()
 	if !t.cfg.allowed(ip) {
 		c.Close()
-		what := "tcp: connection"
-		if t.tls != nil {
-			what = "tls: connection"
-		}
-		notAllowed(&t.cfg, &t.outside, what, ap)
+		notAllowed(&t.cfg, &t.outside, t.proto+": connection", ap)
 		return
 	}
-	tc := &tcpConn{Conn: c, ip: ip}
+	at := time.Now()
+	if t.connRates != nil && !t.connRates.allow(rateKey(ip), at.UnixNano()) {
+		c.Close()
+		t.cfg.Stats.ConnsClosed.Add(ClosedRateLimited, 1)
+		if ok, n := t.connLimited.allow(); ok {
+			t.cfg.Logger.Warn(t.proto+": connection over --max-conn-rate closed", "remote", ap.String(), "suppressed", n)
+		}
+		return
+	}
+	tc := &tcpConn{Conn: c, ip: ip, raw: c, accepted: at.UnixNano()}
 	t.mu.Lock()
 	over := ""
-	switch {
-	case len(t.conns) >= t.cfg.MaxConns:
-		over = "max-conns"
-	case t.perIP[ip] >= t.cfg.MaxConnsPerIP:
-		over = "max-conns-per-ip"
+	for over == "" {
+		perIP := false
+		switch {
+		case len(t.conns) >= t.cfg.MaxConns:
+		case t.perIP[ip] >= t.cfg.MaxConnsPerIP:
+			perIP = true
+		default:
+			over = "-" // room
+			continue
+		}
+		// At a limit: close the slowest connection for the newcomer, or
+		// refuse it when every one has made progress lately.
+		v := t.victimLocked(ip, perIP, tc.accepted)
+		if v == nil {
+			over = "max-conns"
+			if perIP {
+				over = "max-conns-per-ip"
+			}
+			break
+		}
+		t.evictLocked(v)
+		t.closedBy(ClosedEvicted, v.raw.RemoteAddr().String())
 	}
-	if over != "" {
+	if over != "-" {
 		t.mu.Unlock()
 		c.Close()
 		t.cfg.Stats.Refused.Add(1)
 		if ok, n := t.refused.allow(); ok {
-			t.cfg.Logger.Warn("tcp: connection refused", "remote", ap.String(), "limit", over, "suppressed", n)
+			t.cfg.Logger.Warn(t.proto+": connection refused", "remote", ap.String(), "limit", over, "suppressed", n)
 		}
 		return
 	}
-	r := &connReader{t: t, tc: tc, remote: ap, device: deviceID(ap.Addr()), fr: wire.Framer{Max: t.cfg.MaxMessage}, inline: true}
+	r := &connReader{t: t, tc: tc, remote: ap, device: deviceID(ap.Addr()), fr: wire.Framer{Max: t.cfg.MaxMessage}, inline: true, accepted: at}
 	t.conns[tc] = struct{}{}
 	t.perIP[ip]++
 	// An earlier connection of this address may hold lines waiting to be
@@ -236,12 +285,21 @@ func (t *TCP) admit(c net.Conn) {
 func (t *TCP) release(tc *tcpConn) {
 	tc.Close()
 	t.mu.Lock()
+	t.dropLocked(tc)
+	t.mu.Unlock()
+	t.cfg.Stats.ConnsOpen.Add(-1)
+}
+
+// dropLocked frees tc's place under the limits, once (an evicted connection's
+// was freed when it was evicted).
+func (t *TCP) dropLocked(tc *tcpConn) {
+	if _, ok := t.conns[tc]; !ok {
+		return
+	}
 	delete(t.conns, tc)
 	if t.perIP[tc.ip]--; t.perIP[tc.ip] <= 0 {
 		delete(t.perIP, tc.ip)
 	}
-	t.mu.Unlock()
-	t.cfg.Stats.ConnsOpen.Add(-1)
 }
 
 // connReader frames one connection's bytes and hands its messages to the sink.
@@ -277,9 +335,23 @@ type connReader struct {
 	// holds lines (see hold).
 	after  chan struct{}
 	queued chan struct{}
+
+	// The line deadlines (limit.go): when the connection was accepted, when a
+	// read last completed a line, when the pending line began; lines counts the
+	// lines framed, why the reason to count if the current deadline passes.
+	accepted  time.Time
+	lineAt    time.Time
+	pendingAt time.Time
+	lines     int
+	why       string
+	// overRate: a message of this acknowledged connection went over
+	// --max-msg-rate; it and everything after it are dropped unacknowledged,
+	// and the connection closes once the messages before it are acknowledged.
+	overRate bool
 }
 
 func (r *connReader) emit(line []byte) {
+	r.lines++
 	if !r.started {
 		r.started = true
 		if wire.IsHello(line) {
@@ -290,8 +362,23 @@ func (r *connReader) emit(line []byte) {
 	if r.refuse != "" {
 		return
 	}
+	if r.overRate {
+		r.t.cfg.Stats.RateLimited.Add(1)
+		return
+	}
+	device := r.device
+	if r.ac != nil {
+		device = r.hello.Device
+	}
+	if r.t.cfg.overRate(r.t.msgs, &r.t.msgLimited, r.t.proto, device) {
+		// Plain: dropped. Acknowledged: never an ACK past a dropped message,
+		// so the connection takes nothing more and closes after its ACKs; the
+		// device resends on its next connection.
+		r.overRate = r.ac != nil
+		return
+	}
 	var seq int64
-	boot, device := "", r.device
+	boot := ""
 	var acker inlet.Acker
 	if r.ac != nil {
 		var err error
@@ -301,7 +388,7 @@ func (r *connReader) emit(line []byte) {
 			r.ac.reject(0, "bad-seq")
 			return
 		}
-		boot, device, acker = r.hello.Boot, r.hello.Device, r.ac
+		boot, acker = r.hello.Boot, r.ac
 	}
 	if r.arena == nil {
 		r.arena = make([]byte, 0, max(r.readN, len(line)))
@@ -318,12 +405,19 @@ func (r *connReader) emit(line []byte) {
 // (the sink refused them, or a hello was refused).
 func (r *connReader) feed(p []byte) bool {
 	r.readN = len(p)
-	n0 := len(r.msgs)
-	if k := r.fr.Feed(p, r.emitFn); k > 0 {
+	n0, lines0 := len(r.msgs), r.lines
+	k := r.fr.Feed(p, r.emitFn)
+	if k > 0 {
 		tooLong(&r.t.cfg, &r.t.tooLongs, "tcp", r.device, k)
 	}
+	r.progress(time.Now(), k > 0 || r.lines != lines0)
 	r.t.framed.Add(int64(len(r.msgs) - n0))
 	if r.refuse != "" {
+		return false
+	}
+	if r.overRate {
+		r.fr.Reset() // the rest is not taken: no truncated tail either
+		r.submit()   // what came before the limit is acknowledged
 		return false
 	}
 	return r.submit()
@@ -529,7 +623,9 @@ func (r *connReader) readInline() bool {
 // serveTLS runs the TLS handshake, then serves the connection as serve does.
 func (r *connReader) serveTLS() {
 	t := r.t
-	tc, err := t.tls.Handshake(t.handshakes, r.tc.Conn, tlsserve.HandshakeTimeout)
+	// The handshake counts toward the first-line timeout.
+	timeout := min(tlsserve.HandshakeTimeout, time.Until(r.accepted.Add(t.cfg.FirstLineTimeout)))
+	tc, err := t.tls.Handshake(t.handshakes, r.tc.Conn, max(timeout, time.Millisecond))
 	if err != nil {
 		reason := tlsserve.Reason(err)
 		t.cfg.Stats.TLSHandshakeFailures.Add(reason, 1)
@@ -573,13 +669,19 @@ func (r *connReader) serve() {
 		}
 	}
 	for {
-		r.t.setDeadline(r.tc)
+		r.setDeadline()
 		if err := r.wait(); err != nil {
 			// Idle timeout, shutdown drain, or the connection broke. At the
 			// drain deadline, what the client sent before it is still taken:
 			// a reader starved of CPU until then must not leave it unread.
-			if r.t.closing.Load() && errors.Is(err, os.ErrDeadlineExceeded) && r.readRest() {
-				return
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if r.t.closing.Load() {
+					if r.readRest() {
+						return
+					}
+				} else {
+					r.t.closedBy(r.why, r.remote.String())
+				}
 			}
 			// A TLS connection's Wait meets the client's close_notify (io.EOF):
 			// a clean end, whose tail is kept as at a TCP FIN.
@@ -640,12 +742,16 @@ func (r *connReader) readRest() bool {
 	return false
 }
 
-// setDeadline gives the next read its deadline: the idle timeout, or the drain
-// deadline once shutdown has begun. It checks closing after setting, so a Close
-// that ran in between is not overwritten (Close sets closing first).
-func (t *TCP) setDeadline(tc *tcpConn) {
+// setDeadline gives the next read its deadline: the idle, line or first-line
+// timeout (deadline), or the drain deadline once shutdown has begun. It checks
+// closing after setting, so a Close that ran in between is not overwritten
+// (Close sets closing first).
+func (r *connReader) setDeadline() {
+	t, tc := r.t, r.tc
 	if !t.closing.Load() {
-		tc.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout))
+		var dl time.Time
+		dl, r.why = r.deadline(time.Now())
+		tc.SetReadDeadline(dl)
 		if !t.closing.Load() {
 			return
 		}

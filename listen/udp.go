@@ -24,7 +24,9 @@ type UDP struct {
 	full      limiter
 	helloErrs limiter
 	tooLongs  limiter
-	outside   limiter // datagrams from outside cfg.Allow
+	outside   limiter        // datagrams from outside cfg.Allow
+	msgs      *rates[string] // --max-msg-rate per device
+	overRate  limiter
 	// RecvBuffer is the socket receive buffer the kernel granted, in bytes.
 	RecvBuffer int
 	// drops is the kernel's drop counter as last counted: bit 32 set once
@@ -51,7 +53,8 @@ func ListenUDP(addr string, sink Sink, cfg Config) (*UDP, error) {
 		return nil, err
 	}
 	u := &UDP{cfg: cfg, conn: conn, sink: sink, token: newSecret(cfg.Token), done: make(chan struct{}), full: limiter{every: 10 * time.Second},
-		helloErrs: limiter{every: 10 * time.Second}, tooLongs: limiter{every: 10 * time.Second}, outside: limiter{every: 10 * time.Second}, stopPoll: make(chan struct{})}
+		helloErrs: limiter{every: 10 * time.Second}, tooLongs: limiter{every: 10 * time.Second}, outside: limiter{every: 10 * time.Second}, stopPoll: make(chan struct{}),
+		msgs: newRates[string](cfg.MsgRate, cfg.MsgBurst, maxRateKeys), overRate: limiter{every: 10 * time.Second}}
 	u.ino, _ = sockopt.Inode(conn)
 	if cfg.UDPBuffer > 0 {
 		u.RecvBuffer = sockopt.SetRecvBuffer(conn, cfg.UDPBuffer)
@@ -119,6 +122,9 @@ func (u *UDP) Serve() {
 	var from netip.AddrPort
 	var device string
 	emit := func(line []byte) {
+		if u.cfg.overRate(u.msgs, &u.overRate, "udp", device) {
+			return
+		}
 		start := len(arena)
 		arena = append(arena, line...)
 		msgs = append(msgs, inlet.Message{
@@ -201,6 +207,9 @@ func (u *UDP) acked(p []byte, from netip.AddrPort) {
 			u.cfg.Logger.Warn("udp: acknowledged datagram refused", "remote", from.String(), "reason", reason, "suppressed", n)
 		}
 		return
+	}
+	if u.cfg.overRate(u.msgs, &u.overRate, "udp", h.Device) {
+		return // no answer: the device repeats the datagram, as for queue_full
 	}
 	if len(payload) > u.cfg.MaxMessage {
 		// Answered, unlike plain mode: otherwise the device would repeat it forever.
