@@ -1,0 +1,83 @@
+package listen
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// A token bucket per key: the burst at once, then the rate; a key's bucket does
+// not touch another's.
+func TestRates(t *testing.T) {
+	r := newRates[string](10, 3, 100)
+	var t0 int64 = 1e18
+	for i := range 3 {
+		if !r.allow("a", t0) {
+			t.Fatalf("burst: message %d refused", i+1)
+		}
+	}
+	if r.allow("a", t0) {
+		t.Fatal("over the burst allowed")
+	}
+	if !r.allow("b", t0) {
+		t.Fatal("another key limited")
+	}
+	if r.ready("a", t0+int64(50*time.Millisecond)) {
+		t.Fatal("half a token counted as one")
+	}
+	if !r.allow("a", t0+int64(100*time.Millisecond)) || r.allow("a", t0+int64(100*time.Millisecond)) {
+		t.Fatal("want exactly one token after 100 ms at 10/s")
+	}
+	if newRates[string](0, 5, 100) != nil {
+		t.Fatal("rate 0 is no limit")
+	}
+}
+
+// The table stays bounded under a flood from many addresses: refilled
+// buckets are dropped to make room, and when none has refilled the strangers
+// share one bucket (limited together, not let through, not stored).
+func TestRatesBounded(t *testing.T) {
+	const max = 100
+	r := newRates[netip.Addr](1, 2, max) // refills in 2 s
+	var now int64 = 1e18
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+	allowed := 0
+	for i := range 10000 {
+		if r.allow(addr(i), now) {
+			allowed++
+		}
+		if r.len() > max {
+			t.Fatalf("table holds %d keys, max %d", r.len(), max)
+		}
+	}
+	// 100 keys with their own bucket, then the overflow's burst of 2.
+	if allowed != max+2 {
+		t.Errorf("allowed %d of 10,000 new addresses at once, want %d", allowed, max+2)
+	}
+	// A known key keeps its own bucket meanwhile.
+	if !r.allow(addr(0), now) || r.allow(addr(0), now) {
+		t.Error("a key in the table lost its bucket")
+	}
+	// Once the buckets have refilled they are dropped, and new keys get theirs.
+	now += int64(3 * time.Second)
+	if !r.allow(addr(50000), now) || !r.allow(addr(50001), now) || !r.allow(addr(50002), now) {
+		t.Error("new keys refused after the table's buckets refilled")
+	}
+	if n := r.len(); n != 3 {
+		t.Errorf("after the sweep the table holds %d keys, want 3", n)
+	}
+}
+
+// IPv6 addresses are limited per /64; IPv4 per address.
+func TestRateKey(t *testing.T) {
+	a, b := netip.MustParseAddr("2001:db8:1:2::1"), netip.MustParseAddr("2001:db8:1:2:ffff::9")
+	if rateKey(a) != rateKey(b) {
+		t.Error("two addresses of one /64 have different keys")
+	}
+	if rateKey(a) == rateKey(netip.MustParseAddr("2001:db8:1:3::1")) {
+		t.Error("two /64s share a key")
+	}
+	if k := rateKey(netip.MustParseAddr("192.0.2.7")); k.String() != "192.0.2.7" {
+		t.Errorf("IPv4 key %s", k)
+	}
+}
