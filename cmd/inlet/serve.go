@@ -54,6 +54,8 @@ type Config struct {
 	TLSIdleTimeout time.Duration
 	// Allow limits TCP, TLS and UDP to these networks (--allow); empty: everyone.
 	Allow []netip.Prefix
+	// Limits are the abuse limits (--line-timeout, --max-conn-rate, ...).
+	Limits listen.Limits
 }
 
 // DefaultTLSIdleTimeout is --tls-idle-timeout's default: a TLS device keeps one
@@ -79,6 +81,7 @@ func DefaultConfig() Config {
 		LogLevel:       "info",
 		LogFormat:      "text",
 		TLSIdleTimeout: DefaultTLSIdleTimeout,
+		Limits:         lc.Limits,
 	}
 }
 
@@ -103,6 +106,10 @@ func (c *Config) Validate() error {
 		return errors.New("--udp-buffer must not be negative")
 	case c.TLSIdleTimeout <= 0:
 		return errors.New("--tls-idle-timeout must be positive")
+	case c.Limits.LineTimeout <= 0 || c.Limits.FirstLineTimeout <= 0:
+		return errors.New("--line-timeout and --first-line-timeout must be positive")
+	case c.Limits.ConnRate < 0 || c.Limits.MsgRate < 0 || c.Limits.ConnBurst < 0 || c.Limits.MsgBurst < 0:
+		return errors.New("--max-conn-rate, --max-msg-rate and their bursts must not be negative (0: no limit, or for a burst twice the rate)")
 	}
 	if c.TLS != "" {
 		var missing []string
@@ -237,6 +244,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Allow = append(cfg.Allow, p...)
 		return err
 	})
+	// Abuse limits (docs/security.md, Limits).
+	fs.DurationVar(&cfg.Limits.LineTimeout, "line-timeout", cfg.Limits.LineTimeout, "close a TCP or TLS connection whose line is not complete this long after its first byte")
+	fs.DurationVar(&cfg.Limits.FirstLineTimeout, "first-line-timeout", cfg.Limits.FirstLineTimeout, "close a TCP or TLS connection that has not completed a line this long after it was accepted (TLS handshake included)")
+	fs.Float64Var(&cfg.Limits.ConnRate, "max-conn-rate", cfg.Limits.ConnRate, "new TCP or TLS connections per second one IP address (IPv6: one /64) may open; more are closed at once (0: no limit)")
+	fs.IntVar(&cfg.Limits.ConnBurst, "max-conn-burst", cfg.Limits.ConnBurst, "new connections one address may open at once above --max-conn-rate (0: twice the rate)")
+	fs.Float64Var(&cfg.Limits.MsgRate, "max-msg-rate", cfg.Limits.MsgRate, "messages per second one device (plain: its IP address; INLET/1: its id) may send; more are dropped (0: no limit)")
+	fs.IntVar(&cfg.Limits.MsgBurst, "max-msg-burst", cfg.Limits.MsgBurst, "messages one device may send at once above --max-msg-rate (0: twice the rate)")
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's profiler at /debug/pprof/ on the HTTP address (for performance work)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -338,6 +352,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		UDPBuffer:     cfg.UDPBuffer,
 		Token:         cfg.Token,
 		Allow:         cfg.Allow,
+		Limits:        cfg.Limits,
 		Logger:        m.Logger,
 		Stats:         m.Stats,
 	}

@@ -21,11 +21,14 @@ func (b *Bench) startInlet(ctx context.Context, sc *Scenario, db string) (*targe
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"serve", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--db", db}
+	// The load comes from loopback as fast as it can: --max-conn-rate, an
+	// abuse limit per address, is not what is measured.
+	args := []string{"serve", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--db", db, "--max-conn-rate", "0"}
 	if sc.Idle {
-		// The held connections must outlive the hold; --max-conns (10,000 by
-		// default) must take every device.
-		args = append(args, "--idle-timeout", (b.cfg.Duration + 2*time.Minute).String(),
+		// The held connections must outlive the hold (those that have not sent
+		// a line yet too); --max-conns (10,000 by default) must take every device.
+		hold := (b.cfg.Duration + 2*time.Minute).String()
+		args = append(args, "--idle-timeout", hold, "--first-line-timeout", hold,
 			"--max-conns", strconv.Itoa(max(10000, b.devices+16)))
 	}
 	p, err := startChild(ctx, "inlet serve", b.bin, args, b.serverCPUs)
