@@ -175,6 +175,40 @@ func now() int64 { return time.Now().UnixNano() }
 // evicted for a newcomer: a device that has just connected gets to send.
 const evictGrace = time.Second
 
+// makeRoomLocked makes room, under t.mu, for a connection from ip accepted
+// at (unix nanoseconds) by evicting the connections longest without progress
+// (victimLocked). It returns the limit that refuses the newcomer ("" when
+// there is room) and the remote addresses of the connections it evicted, for
+// evicted to count once t.mu is released.
+func (t *TCP) makeRoomLocked(ip netip.Addr, at int64) (over string, evicted []string) {
+	for {
+		perIP := false
+		switch {
+		case t.perIP[ip] >= t.cfg.MaxConnsPerIP:
+			perIP = true // one of ip's own makes room under both limits
+		case len(t.conns) >= t.cfg.MaxConns:
+		default:
+			return "", evicted
+		}
+		v := t.victimLocked(ip, perIP, at)
+		if v == nil {
+			if perIP {
+				return "max-conns-per-ip", evicted
+			}
+			return "max-conns", evicted
+		}
+		t.evictLocked(v)
+		evicted = append(evicted, v.raw.RemoteAddr().String())
+	}
+}
+
+// evicted counts and logs the connections makeRoomLocked closed.
+func (t *TCP) evicted(remotes []string) {
+	for _, r := range remotes {
+		t.closedBy(ClosedEvicted, r)
+	}
+}
+
 // victimLocked picks, under t.mu, the connection to close so that a
 // newcomer from ip fits under the limit over: the one longest without
 // progress, preferring connections with no complete line or with a line

@@ -217,32 +217,10 @@ func (t *TCP) admit(c net.Conn) {
 	}
 	tc := &tcpConn{Conn: c, ip: ip, raw: c, accepted: at.UnixNano()}
 	t.mu.Lock()
-	over := ""
-	for over == "" {
-		perIP := false
-		switch {
-		case len(t.conns) >= t.cfg.MaxConns:
-		case t.perIP[ip] >= t.cfg.MaxConnsPerIP:
-			perIP = true
-		default:
-			over = "-" // room
-			continue
-		}
-		// At a limit: close the slowest connection for the newcomer, or
-		// refuse it when every one has made progress lately.
-		v := t.victimLocked(ip, perIP, tc.accepted)
-		if v == nil {
-			over = "max-conns"
-			if perIP {
-				over = "max-conns-per-ip"
-			}
-			break
-		}
-		t.evictLocked(v)
-		t.closedBy(ClosedEvicted, v.raw.RemoteAddr().String())
-	}
-	if over != "-" {
+	over, evicted := t.makeRoomLocked(ip, tc.accepted)
+	if over != "" {
 		t.mu.Unlock()
+		t.evicted(evicted)
 		c.Close()
 		t.cfg.Stats.Refused.Add(1)
 		if ok, n := t.refused.allow(); ok {
@@ -258,6 +236,7 @@ func (t *TCP) admit(c net.Conn) {
 	r.after = t.held[ip]
 	t.wg.Add(1)
 	t.mu.Unlock()
+	t.evicted(evicted)
 	t.cfg.Stats.ConnsAccepted.Add(1)
 	t.cfg.Stats.ConnsOpen.Add(1)
 

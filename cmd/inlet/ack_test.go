@@ -177,6 +177,7 @@ func TestAckedPipelineDuplicatesGaps(t *testing.T) {
 // ACK, close; 16 of them at once.
 func TestAckedConnectPerMessage(t *testing.T) {
 	cfg := testConfig(t)
+	cfg.Limits.ConnRate = 0 // 16 devices on one address, connecting as fast as they can: no --max-conn-rate
 	m := MustRun(t, cfg)
 	errs := make(chan error, 16)
 	for d := range 16 {
