@@ -1,6 +1,7 @@
 package listen
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -79,5 +80,24 @@ func TestRateKey(t *testing.T) {
 	}
 	if k := rateKey(netip.MustParseAddr("192.0.2.7")); k.String() != "192.0.2.7" {
 		t.Errorf("IPv4 key %s", k)
+	}
+}
+
+// The cost the accept loop pays per connection for --max-conn-rate: one
+// address, and 10,000 addresses in turn (a table near its working size).
+func BenchmarkRatesAllow(b *testing.B) {
+	for _, keys := range []int{1, 10000} {
+		b.Run(fmt.Sprintf("addresses=%d", keys), func(b *testing.B) {
+			r := newRates[netip.Addr](1e9, 1e9, maxRateKeys) // never refuses: the cost of the check itself
+			addrs := make([]netip.Addr, keys)
+			for i := range addrs {
+				addrs[i] = rateKey(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))
+			}
+			t0 := now() // admit reads the clock anyway
+			b.ResetTimer()
+			for i := range b.N {
+				r.allow(addrs[i%keys], t0+int64(i))
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inletdev/inlet"
 	"github.com/inletdev/inlet/listen"
 )
 
@@ -137,6 +138,21 @@ func TestEvictionPrefersConnectionsWithoutLines(t *testing.T) {
 	}
 }
 
+// waitClosed waits for the count of connections closed for reason to be
+// want, and fails with every count if it does not get there.
+func waitClosed(t *testing.T, stats *inlet.Stats, reason string, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for stats.ConnsClosed.Get(reason) != want {
+		if time.Now().After(deadline) {
+			var counts []string
+			stats.ConnsClosed.Range(func(r string, n int64) { counts = append(counts, fmt.Sprintf("%s=%d", r, n)) })
+			t.Fatalf("connections closed for %s: %d, want %d (all: %v)", reason, stats.ConnsClosed.Get(reason), want, counts)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
@@ -184,7 +200,7 @@ func TestLineTimeout(t *testing.T) {
 	if _, err := io.WriteString(good, "still-open\n"); err != nil {
 		t.Errorf("the device sending lines was closed: %v", err)
 	}
-	waitFor(t, "line_timeout counted", 5*time.Second, func() bool { return stats.ConnsClosed.Get(listen.ClosedLine) == 1 })
+	waitClosed(t, stats, listen.ClosedLine, 1)
 	waitFor(t, "the partial line counted truncated", 5*time.Second, func() bool { return stats.Truncated.Load() == 1 })
 	if got := sink.payloads("127.0.3.30"); len(got) != 0 {
 		t.Errorf("the trickled line was queued: %q", got)
@@ -216,7 +232,7 @@ func TestFirstLineTimeout(t *testing.T) {
 	}()
 	expectClosed(t, "a silent connection", silent, 5*time.Second)
 	expectClosed(t, "a connection sending empty lines", empty, 5*time.Second)
-	waitFor(t, "first_line_timeout counted", 5*time.Second, func() bool { return stats.ConnsClosed.Get(listen.ClosedFirstLine) == 2 })
+	waitClosed(t, stats, listen.ClosedFirstLine, 2)
 
 	// The TLS port: the handshake counts, bounded here well below
 	// tlsserve.HandshakeTimeout (20 s).
@@ -241,7 +257,7 @@ func TestFirstLineTimeout(t *testing.T) {
 		}
 	}()
 	expectClosed(t, "a connection sending empty lines after a line", blank, 5*time.Second)
-	waitFor(t, "idle_timeout counted", 5*time.Second, func() bool { return istats.ConnsClosed.Get(listen.ClosedIdle) == 1 })
+	waitClosed(t, istats, listen.ClosedIdle, 1)
 }
 
 // --max-conn-rate: past its burst, an address's new connections are closed at

@@ -323,6 +323,8 @@ type connReader struct {
 	pendingAt time.Time
 	lines     int
 	why       string
+	fed       bool // a read was fed since setDeadline last ran
+	fedLines  bool // and it completed lines
 	// overRate: a message of this acknowledged connection went over
 	// --max-msg-rate; it and everything after it are dropped unacknowledged,
 	// and the connection closes once the messages before it are acknowledged.
@@ -389,7 +391,11 @@ func (r *connReader) feed(p []byte) bool {
 	if k > 0 {
 		tooLong(&r.t.cfg, &r.t.tooLongs, "tcp", r.device, k)
 	}
-	r.progress(time.Now(), k > 0 || r.lines != lines0)
+	if lines := k > 0 || r.lines != lines0; r.inline {
+		r.progress(r.accepted, lines) // read at once after the accept
+	} else {
+		r.fed, r.fedLines = true, r.fedLines || lines // noted by setDeadline, which reads the clock anyway
+	}
 	r.t.framed.Add(int64(len(r.msgs) - n0))
 	if r.refuse != "" {
 		return false
@@ -676,8 +682,15 @@ func (r *connReader) serve() {
 			return
 		}
 		if err != nil {
-			if n == 0 && r.t.closing.Load() && errors.Is(err, os.ErrDeadlineExceeded) && r.readRest() {
-				return // the drain deadline came between the wait and the read
+			if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+				// The deadline came between the wait and the read.
+				if r.t.closing.Load() {
+					if r.readRest() {
+						return
+					}
+				} else {
+					r.t.closedBy(r.why, r.remote.String())
+				}
 			}
 			r.finish(errors.Is(err, io.EOF))
 			return
@@ -728,8 +741,13 @@ func (r *connReader) readRest() bool {
 func (r *connReader) setDeadline() {
 	t, tc := r.t, r.tc
 	if !t.closing.Load() {
+		now := time.Now()
+		if r.fed {
+			r.progress(now, r.fedLines)
+			r.fed, r.fedLines = false, false
+		}
 		var dl time.Time
-		dl, r.why = r.deadline(time.Now())
+		dl, r.why = r.deadline(now)
 		tc.SetReadDeadline(dl)
 		if !t.closing.Load() {
 			return
