@@ -268,43 +268,43 @@ func (t *TCP) closedBy(reason string, remote string) {
 // the reason to count when it passes: the idle timeout since the last byte
 // (since the last line when none is pending, so empty lines do not count),
 // capped by the first-line timeout until a line is complete and by the line
-// timeout while one is pending.
+// timeout while one is pending. The times are the tcpConn's, which only the
+// reader sets.
 func (r *connReader) deadline(now time.Time) (time.Time, string) {
-	cfg := &r.t.cfg
+	cfg, tc := &r.t.cfg, r.tc
 	dl, why := now.Add(cfg.IdleTimeout), ClosedIdle
-	if !r.fr.Pending() && !r.lineAt.IsZero() {
-		dl = r.lineAt.Add(cfg.IdleTimeout)
+	pending := r.fr.Pending()
+	if line := tc.lineAt.Load(); !pending && line != 0 {
+		dl = time.Unix(0, line).Add(cfg.IdleTimeout)
 	}
-	if r.fr.Pending() {
-		if d := r.pendingAt.Add(cfg.LineTimeout); d.Before(dl) {
+	if pending {
+		if d := time.Unix(0, tc.pendingAt.Load()).Add(cfg.LineTimeout); d.Before(dl) {
 			dl, why = d, ClosedLine
 		}
 	}
 	if !r.started {
-		if d := r.accepted.Add(cfg.FirstLineTimeout); d.Before(dl) {
+		if d := time.Unix(0, tc.accepted).Add(cfg.FirstLineTimeout); d.Before(dl) {
 			dl, why = d, ClosedFirstLine
 		}
 	}
 	return dl, why
 }
 
-// progress notes, after feeding one read at now, whether it completed lines
-// (lines) and whether a line is pending, for the deadlines and for eviction.
-func (r *connReader) progress(now time.Time, lines bool) {
-	pending := r.fr.Pending()
+// progress notes, after feeding one read at now (unix nanoseconds), whether it
+// completed lines and whether a line is pending, for the deadlines and for
+// eviction.
+func (r *connReader) progress(now int64, lines bool) {
+	tc := r.tc
 	if lines {
-		r.lineAt = now
-		r.tc.lineAt.Store(now.UnixNano())
+		tc.lineAt.Store(now)
 	}
 	switch {
-	case !pending:
-		if r.pendingAt != (time.Time{}) {
-			r.pendingAt = time.Time{}
-			r.tc.pendingAt.Store(0)
+	case !r.fr.Pending():
+		if tc.pendingAt.Load() != 0 {
+			tc.pendingAt.Store(0)
 		}
-	case lines || r.pendingAt.IsZero():
-		r.pendingAt = now // a new line has begun in this read
-		r.tc.pendingAt.Store(now.UnixNano())
+	case lines || tc.pendingAt.Load() == 0:
+		tc.pendingAt.Store(now) // a new line has begun in this read
 	}
 }
 

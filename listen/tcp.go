@@ -228,7 +228,7 @@ func (t *TCP) admit(c net.Conn) {
 		}
 		return
 	}
-	r := &connReader{t: t, tc: tc, remote: ap, device: deviceID(ap.Addr()), fr: wire.Framer{Max: t.cfg.MaxMessage}, inline: true, accepted: at}
+	r := &connReader{t: t, tc: tc, remote: ap, device: deviceID(ap.Addr()), fr: wire.Framer{Max: t.cfg.MaxMessage}, inline: true}
 	t.conns[tc] = struct{}{}
 	t.perIP[ip]++
 	// An earlier connection of this address may hold lines waiting to be
@@ -315,16 +315,12 @@ type connReader struct {
 	after  chan struct{}
 	queued chan struct{}
 
-	// The line deadlines (limit.go): when the connection was accepted, when a
-	// read last completed a line, when the pending line began; lines counts the
-	// lines framed, why the reason to count if the current deadline passes.
-	accepted  time.Time
-	lineAt    time.Time
-	pendingAt time.Time
-	lines     int
-	why       string
-	fed       bool // a read was fed since setDeadline last ran
-	fedLines  bool // and it completed lines
+	// The line deadlines (limit.go), with the times in tc: lines counts the
+	// lines framed, why is the reason to count if the current deadline passes.
+	lines    int
+	why      string
+	fed      bool // a read was fed since setDeadline last ran
+	fedLines bool // and it completed lines
 	// overRate: a message of this acknowledged connection went over
 	// --max-msg-rate; it and everything after it are dropped unacknowledged,
 	// and the connection closes once the messages before it are acknowledged.
@@ -392,7 +388,7 @@ func (r *connReader) feed(p []byte) bool {
 		tooLong(&r.t.cfg, &r.t.tooLongs, "tcp", r.device, k)
 	}
 	if lines := k > 0 || r.lines != lines0; r.inline {
-		r.progress(r.accepted, lines) // read at once after the accept
+		r.progress(r.tc.accepted, lines) // read at once after the accept
 	} else {
 		r.fed, r.fedLines = true, r.fedLines || lines // noted by setDeadline, which reads the clock anyway
 	}
@@ -609,7 +605,7 @@ func (r *connReader) readInline() bool {
 func (r *connReader) serveTLS() {
 	t := r.t
 	// The handshake counts toward the first-line timeout.
-	timeout := min(tlsserve.HandshakeTimeout, time.Until(r.accepted.Add(t.cfg.FirstLineTimeout)))
+	timeout := min(tlsserve.HandshakeTimeout, time.Until(time.Unix(0, r.tc.accepted).Add(t.cfg.FirstLineTimeout)))
 	tc, err := t.tls.Handshake(t.handshakes, r.tc.Conn, max(timeout, time.Millisecond))
 	if err != nil {
 		reason := tlsserve.Reason(err)
@@ -743,7 +739,7 @@ func (r *connReader) setDeadline() {
 	if !t.closing.Load() {
 		now := time.Now()
 		if r.fed {
-			r.progress(now, r.fedLines)
+			r.progress(now.UnixNano(), r.fedLines)
 			r.fed, r.fedLines = false, false
 		}
 		var dl time.Time
