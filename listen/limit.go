@@ -184,7 +184,7 @@ func (t *TCP) makeRoomLocked(ip netip.Addr, at int64) (over string, evicted []st
 	for {
 		perIP := false
 		switch {
-		case t.perIP[ip] >= t.cfg.MaxConnsPerIP:
+		case t.perIP[ip].n >= t.cfg.MaxConnsPerIP:
 			perIP = true // one of ip's own makes room under both limits
 		case len(t.conns) >= t.cfg.MaxConns:
 		default:
@@ -209,26 +209,80 @@ func (t *TCP) evicted(remotes []string) {
 	}
 }
 
+// ipConns are the open connections of one address: how many, and a list of
+// them through tcpConn.prev and next.
+type ipConns struct {
+	n    int
+	head *tcpConn
+}
+
+// linkLocked counts c under its address, under t.mu.
+func (t *TCP) linkLocked(c *tcpConn) {
+	l := t.perIP[c.ip]
+	c.prev, c.next = nil, l.head
+	if l.head != nil {
+		l.head.prev = c
+	}
+	l.head = c
+	l.n++
+	t.perIP[c.ip] = l
+}
+
+// unlinkLocked undoes linkLocked.
+func (t *TCP) unlinkLocked(c *tcpConn) {
+	l := t.perIP[c.ip]
+	if l.n--; l.n <= 0 {
+		delete(t.perIP, c.ip)
+	} else {
+		if c.prev != nil {
+			c.prev.next = c.next
+		} else {
+			l.head = c.next
+		}
+		if c.next != nil {
+			c.next.prev = c.prev
+		}
+		t.perIP[c.ip] = l
+	}
+	c.prev, c.next = nil, nil
+}
+
+// maxVictimScan bounds how many open connections one newcomer at --max-conns
+// looks at: a sample (a map's walk starts at a random place), so that a
+// flood at the limit does not cost a walk of every connection per newcomer.
+const maxVictimScan = 128
+
 // victimLocked picks, under t.mu, the connection to close so that a
 // newcomer from ip fits under the limit over: the one longest without
 // progress, preferring connections with no complete line or with a line
 // pending over idle ones that have sent lines. For max-conns-per-ip only ip's
-// connections count. It returns nil when every candidate made progress within
+// connections count (all of them); for max-conns a sample of up to
+// maxVictimScan. It returns nil when every candidate made progress within
 // evictGrace.
 func (t *TCP) victimLocked(ip netip.Addr, perIP bool, now int64) *tcpConn {
 	var best *tcpConn
 	bestIdle, bestSince := true, int64(math.MaxInt64)
 	limit := now - int64(evictGrace)
-	for c := range t.conns {
-		if perIP && c.ip != ip {
-			continue
-		}
+	consider := func(c *tcpConn) {
 		idle, since := c.stall()
 		if since > limit {
-			continue
+			return
 		}
 		if best == nil || (!idle && bestIdle) || (idle == bestIdle && since < bestSince) {
 			best, bestIdle, bestSince = c, idle, since
+		}
+	}
+	if perIP {
+		for c := t.perIP[ip].head; c != nil; c = c.next {
+			consider(c)
+		}
+		return best
+	}
+	n := 0
+	for c := range t.conns {
+		consider(c)
+		if n++; n >= maxVictimScan {
+			break
 		}
 	}
 	return best

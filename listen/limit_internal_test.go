@@ -101,3 +101,65 @@ func BenchmarkRatesAllow(b *testing.B) {
 		})
 	}
 }
+
+// The eviction scan at --max-conns: one newcomer walks every open connection.
+func BenchmarkVictim(b *testing.B) {
+	t := &TCP{conns: make(map[*tcpConn]struct{})}
+	base := now() - int64(time.Hour)
+	for i := range 10000 {
+		c := &tcpConn{ip: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), accepted: base + int64(i)}
+		if i%2 == 0 {
+			c.lineAt.Store(base + int64(i))
+		}
+		t.conns[c] = struct{}{}
+	}
+	ip := netip.AddrFrom4([4]byte{10, 0, 0, 7})
+	b.ResetTimer()
+	for range b.N {
+		if t.victimLocked(ip, false, now()) == nil {
+			b.Fatal("no victim")
+		}
+	}
+}
+
+// The per-address lists stay consistent with the counts through links and
+// unlinks at the head, the middle and the tail.
+func TestPerIPLists(t *testing.T) {
+	tc := &TCP{perIP: make(map[netip.Addr]ipConns)}
+	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	var cs []*tcpConn
+	for i := range 6 {
+		c := &tcpConn{ip: a, accepted: int64(i)}
+		if i%3 == 2 {
+			c.ip = b
+		}
+		tc.linkLocked(c)
+		cs = append(cs, c)
+	}
+	list := func(ip netip.Addr) (ids []int64) {
+		for c := tc.perIP[ip].head; c != nil; c = c.next {
+			ids = append(ids, c.accepted)
+		}
+		return ids
+	}
+	check := func(ip netip.Addr, want ...int64) {
+		t.Helper()
+		got := list(ip)
+		if fmt.Sprint(got) != fmt.Sprint(want) || tc.perIP[ip].n != len(want) {
+			t.Fatalf("%s: list %v (n=%d), want %v", ip, got, tc.perIP[ip].n, want)
+		}
+	}
+	check(a, 4, 3, 1, 0)
+	check(b, 5, 2)
+	tc.unlinkLocked(cs[3]) // middle
+	check(a, 4, 1, 0)
+	tc.unlinkLocked(cs[4]) // head
+	check(a, 1, 0)
+	tc.unlinkLocked(cs[0]) // tail
+	check(a, 1)
+	tc.unlinkLocked(cs[1])
+	if _, ok := tc.perIP[a]; ok {
+		t.Fatal("an address without connections keeps its entry")
+	}
+	check(b, 5, 2)
+}

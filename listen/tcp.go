@@ -56,7 +56,7 @@ type TCP struct {
 	closing  atomic.Bool
 	drainAt  atomic.Int64 // unix nanoseconds: when draining readers stop, set by Close
 	conns    map[*tcpConn]struct{}
-	perIP    map[netip.Addr]int
+	perIP    map[netip.Addr]ipConns
 	wg       sync.WaitGroup
 	acks     sync.WaitGroup // ack writers of acknowledged connections
 	ackConns map[*ackConn]struct{}
@@ -85,6 +85,8 @@ type tcpConn struct {
 	accepted  int64
 	lineAt    atomic.Int64
 	pendingAt atomic.Int64
+	// prev and next link the connections of one address (TCP.perIP), under TCP.mu.
+	prev, next *tcpConn
 }
 
 // ListenTCP binds addr ("" is not allowed; the caller skips a disabled listener).
@@ -103,7 +105,7 @@ func ListenTCP(addr string, sink Sink, cfg Config) (*TCP, error) {
 		sink:        sink,
 		token:       newSecret(cfg.Token),
 		conns:       make(map[*tcpConn]struct{}),
-		perIP:       make(map[netip.Addr]int),
+		perIP:       make(map[netip.Addr]ipConns),
 		ackConns:    make(map[*ackConn]struct{}),
 		held:        make(map[netip.Addr]chan struct{}),
 		refused:     limiter{every: 10 * time.Second},
@@ -230,7 +232,7 @@ func (t *TCP) admit(c net.Conn) {
 	}
 	r := &connReader{t: t, tc: tc, remote: ap, device: deviceID(ap.Addr()), fr: wire.Framer{Max: t.cfg.MaxMessage}, inline: true}
 	t.conns[tc] = struct{}{}
-	t.perIP[ip]++
+	t.linkLocked(tc)
 	// An earlier connection of this address may hold lines waiting to be
 	// queued: this one queues nothing before them.
 	r.after = t.held[ip]
@@ -276,9 +278,7 @@ func (t *TCP) dropLocked(tc *tcpConn) {
 		return
 	}
 	delete(t.conns, tc)
-	if t.perIP[tc.ip]--; t.perIP[tc.ip] <= 0 {
-		delete(t.perIP, tc.ip)
-	}
+	t.unlinkLocked(tc)
 }
 
 // connReader frames one connection's bytes and hands its messages to the sink.
