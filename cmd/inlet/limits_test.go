@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/client"
 )
 
 // The limits' flags reach the listeners of the real binary, and their
@@ -63,5 +65,43 @@ func TestServeLimits(t *testing.T) {
 		if !strings.Contains(s.stderr.String(), want) {
 			t.Errorf("not logged: %q", want)
 		}
+	}
+}
+
+// --max-msg-rate loses nothing of an acknowledged device: the Go client sends
+// 60 messages at once to a server allowing 10 at once and 20 a second; past the
+// limit the server acknowledges what it took and closes, answers the next
+// hellos busy, and the client resends until every message is stored, once.
+func TestServeMsgRateLosesNothing(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "msgrate.db")
+	s := startBinary(t, "--tcp", "127.0.0.1:0", "--udp", "", "--http", "127.0.0.1:0", "--db", db,
+		"--max-msg-rate", "20", "--max-msg-burst", "10")
+	c, err := client.New(client.Config{Addr: s.ready.TCP, Device: "limited-1", MaxBackoff: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 60
+	for i := range n {
+		if _, err := c.Send(fmt.Appendf(nil, "v=%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.Flush(ctx); err != nil {
+		t.Fatalf("not every message acknowledged: %v (%+v)", err, c.Stats())
+	}
+	st := c.Stats()
+	if st.Acked != n || st.Errors != 0 {
+		t.Errorf("client: %+v, want %d acknowledged and no errors", st, n)
+	}
+	body := metricsText(t, s.ready.HTTP)
+	if strings.Contains(body, `inlet_rejected_total{reason="rate_limited"} 0`+"\n") || !strings.Contains(body, `inlet_rejected_total{reason="rate_limited"}`) {
+		t.Errorf("no rate_limited counted in /metrics")
+	}
+	s.stop(t, syscall.SIGTERM)
+	if d := devices(t, db)["limited-1"]; d.Messages != n || d.Duplicates != 0 {
+		t.Errorf("device stored %+v, want %d messages, no duplicates", d, n)
 	}
 }
