@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -18,6 +19,16 @@ type PruneOptions struct {
 	Pause time.Duration
 }
 
+func (o PruneOptions) withDefaults() PruneOptions {
+	if o.BatchRows <= 0 {
+		o.BatchRows = 2000
+	}
+	if o.Pause <= 0 {
+		o.Pause = 5 * time.Millisecond
+	}
+	return o
+}
+
 // Prune deletes the messages received before the unix-nanosecond time before, in
 // small transactions off the commit path, and returns how many it deleted. The
 // devices' loss accounting and the acknowledged sequences (tables devices and
@@ -26,12 +37,7 @@ type PruneOptions struct {
 // acknowledged and not stored again. The freed pages are reused by new rows, so
 // under a retention policy the file stops growing.
 func (s *Store) Prune(ctx context.Context, before int64, opt PruneOptions) (int64, error) {
-	if opt.BatchRows <= 0 {
-		opt.BatchRows = 2000
-	}
-	if opt.Pause <= 0 {
-		opt.Pause = 5 * time.Millisecond
-	}
+	opt = opt.withDefaults()
 	// Rows are in id order and received_at follows it within timeSlack, so the
 	// rows to delete lie in an id prefix: find an end past which every row is
 	// received at or after before (binary search, no scan), then delete the
@@ -90,4 +96,58 @@ func PruneFile(ctx context.Context, path string, before int64, opt PruneOptions)
 	}
 	s := &Store{db: db}
 	return s.Prune(ctx, before, opt)
+}
+
+// UsedBytes is how much of the database file its pages in use take: the
+// file's size less its free pages. A prune frees pages without shrinking the
+// file (new rows reuse them), so this, not the file's size, is what a size
+// bound (serve --max-db-size) compares.
+func (s *Store) UsedBytes(ctx context.Context) (int64, error) {
+	var pages, free, size int64
+	err := s.db.QueryRowContext(ctx, "SELECT (SELECT page_count FROM pragma_page_count), "+
+		"(SELECT freelist_count FROM pragma_freelist_count), (SELECT page_size FROM pragma_page_size)").Scan(&pages, &free, &size)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: pages in use: %w", err)
+	}
+	return (pages - free) * size, nil
+}
+
+// ErrNothingToPrune is returned by PruneToSize when every message is deleted
+// and the pages in use still exceed the target: what is left is the devices'
+// accounting and the tables of other features, which a prune does not touch.
+var ErrNothingToPrune = errors.New("sqlite: no messages left to prune")
+
+// PruneToSize deletes the oldest messages, in the small transactions of
+// Prune, until the pages in use (UsedBytes) take at most target bytes, and
+// returns how many it deleted and the receive time of the oldest message left
+// (0 when none is). The devices' accounting is kept as Prune keeps it.
+func (s *Store) PruneToSize(ctx context.Context, target int64, opt PruneOptions) (deleted, oldest int64, err error) {
+	opt = opt.withDefaults()
+	for {
+		used, err := s.UsedBytes(ctx)
+		if err != nil {
+			return deleted, 0, err
+		}
+		var lo, at sql.NullInt64
+		if err := s.db.QueryRowContext(ctx, "SELECT id, received_at FROM messages ORDER BY id LIMIT 1").Scan(&lo, &at); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return deleted, 0, fmt.Errorf("sqlite: prune to size: %w", err)
+		}
+		if used <= target {
+			return deleted, at.Int64, nil
+		}
+		if !lo.Valid {
+			return deleted, 0, fmt.Errorf("%w: %d bytes in use, want at most %d", ErrNothingToPrune, used, target)
+		}
+		res, err := s.db.ExecContext(ctx, "DELETE FROM messages WHERE id >= ? AND id < ?", lo.Int64, lo.Int64+opt.BatchRows)
+		if err != nil {
+			return deleted, 0, fmt.Errorf("sqlite: prune messages %d to %d: %w", lo.Int64, lo.Int64+opt.BatchRows-1, err)
+		}
+		n, _ := res.RowsAffected()
+		deleted += n
+		select {
+		case <-ctx.Done():
+			return deleted, 0, ctx.Err()
+		case <-time.After(opt.Pause):
+		}
+	}
 }
