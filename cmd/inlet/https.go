@@ -1,9 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
+	"os"
 	"time"
 
 	"github.com/inletdev/inlet/httpapi"
@@ -32,22 +38,30 @@ func (c *Config) validateHTTPS() error {
 	return nil
 }
 
-// serveHTTP starts m.http on m.httpLn: over HTTPS with --http-tls-cert, plain
-// HTTP otherwise.
-func (m *Main) serveHTTP() error {
+// loadHTTPTLS reads the HTTPS certificate (--http-tls-cert), if any, before
+// the store is opened: a bad file must not leave a new database behind.
+func (m *Main) loadHTTPTLS() error {
 	cfg := &m.Config
 	if cfg.HTTPTLSCert == "" {
-		go m.http.Serve(m.httpLn)
 		return nil
 	}
 	var err error
 	if m.httpTLS, err = tlsserve.Load(cfg.HTTPTLSCert, cfg.HTTPTLSKey); err != nil {
 		return fmt.Errorf("--http-tls-cert/--http-tls-key: %w", err)
 	}
-	m.http.TLSConfig = httpapi.TLSConfig(m.httpTLS.Config().GetCertificate)
 	m.logHTTPSCert("https: certificate loaded", m.httpTLS.Info())
-	go m.http.ServeTLS(m.httpLn, "", "")
 	return nil
+}
+
+// serveHTTP starts m.http on m.httpLn: over HTTPS with --http-tls-cert, plain
+// HTTP otherwise.
+func (m *Main) serveHTTP() {
+	if m.httpTLS == nil {
+		go m.http.Serve(m.httpLn)
+		return
+	}
+	m.http.TLSConfig = httpapi.TLSConfig(m.httpTLS.Config().GetCertificate)
+	go m.http.ServeTLS(m.httpLn, "", "")
 }
 
 // reloadHTTPTLS reads the HTTPS certificate files again (SIGHUP).
@@ -70,4 +84,66 @@ func (m *Main) logHTTPSCert(msg string, info tlsserve.CertInfo) {
 	if time.Until(info.NotAfter) < 0 {
 		m.Logger.Warn("https: certificate has expired; browsers and inlet tail --ca will refuse it", "not_after", info.NotAfter)
 	}
+}
+
+// httpClient is the client of inlet tail and inlet health. With caFile it
+// trusts the PEM certificates in that file, and only them: a server whose
+// certificate is one of them is taken whatever name it was reached by (the
+// certificate is pinned: inlet cert makes a self-signed one for the LAN names,
+// and tail or health may reach it as 127.0.0.1), and one whose chain leads to
+// one of them is checked as usual, name included. Without caFile the system's
+// roots are used.
+func httpClient(caFile string) (*http.Client, error) {
+	if caFile == "" {
+		return &http.Client{}, nil
+	}
+	b, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	var pinned [][]byte
+	for rest := b; ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("--ca %s: %w", caFile, err)
+		}
+		pool.AddCert(c)
+		pinned = append(pinned, c.Raw)
+	}
+	if len(pinned) == 0 {
+		return nil, fmt.Errorf("--ca %s: no PEM certificate in it (want the server's certificate, e.g. inlet.crt from inlet cert)", caFile)
+	}
+	verify := func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("the server sent no certificate")
+		}
+		leaf := cs.PeerCertificates[0]
+		for _, p := range pinned {
+			if bytes.Equal(leaf.Raw, p) {
+				return nil
+			}
+		}
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, DNSName: cs.ServerName}); err != nil {
+			return fmt.Errorf("the server's certificate (sha1 %s) is not in and not signed by --ca %s: %w",
+				tlsserve.Fingerprint(leaf.Raw), caFile, err)
+		}
+		return nil
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// The standard check is replaced by verify, which does it against the
+	// pool after looking for a pinned certificate; it is never skipped.
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true, VerifyConnection: verify}
+	return &http.Client{Transport: tr}, nil
 }

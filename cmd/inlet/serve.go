@@ -381,6 +381,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if m.httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
 			return listenError("HTTP", "--http", cfg.HTTP, err)
 		}
+		if err = m.loadHTTPTLS(); err != nil {
+			return err
+		}
 	}
 	if m.store, err = sqlite.Open(ctx, cfg.DB, sqlite.Options{Logger: m.Logger}); err != nil {
 		return err
@@ -445,9 +448,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 		}
 		m.http.RegisterOnShutdown(func() { close(stopStreams) }) // streams never go idle by themselves
-		if err := m.serveHTTP(); err != nil {
-			return err
-		}
+		m.serveHTTP()
 	}
 	ri := m.ReadyInfo()
 	if len(cfg.Allow) > 0 {
