@@ -11,17 +11,38 @@ import (
 
 // PruneOptions tune Prune. The zero value is sensible.
 type PruneOptions struct {
-	// BatchRows is how many ids one DELETE transaction covers (default 2000):
-	// small enough that the commit writer, which waits for the write lock
-	// meanwhile, sees no stall worth measuring.
+	// BatchRows is how many ids one DELETE transaction covers (default
+	// DefaultPruneBatch): small enough that a commit that has to wait for one
+	// sees no stall worth measuring (BENCHMARKS.md, "Commit time during a
+	// prune").
 	BatchRows int64
 	// Pause between transactions (default 5 ms), so commits go first.
 	Pause time.Duration
 }
 
+// DefaultPruneBatch is PruneOptions.BatchRows' default.
+const DefaultPruneBatch = 2000
+
+// pruneShare is the most of the writer's time a prune takes: after a batch
+// that took d it waits (1/pruneShare - 1) × d, at least Pause, so commits
+// find the writer's connection free at least that share of the time however
+// slow the disk is.
+const pruneShare = 0.2
+
+// yield waits between two batches of a prune, the last of which took took.
+func (o PruneOptions) yield(ctx context.Context, took time.Duration) error {
+	wait := max(o.Pause, time.Duration(float64(took)*(1/pruneShare-1)))
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(wait):
+		return nil
+	}
+}
+
 func (o PruneOptions) withDefaults() PruneOptions {
 	if o.BatchRows <= 0 {
-		o.BatchRows = 2000
+		o.BatchRows = DefaultPruneBatch
 	}
 	if o.Pause <= 0 {
 		o.Pause = 5 * time.Millisecond
@@ -60,19 +81,55 @@ func (s *Store) Prune(ctx context.Context, before int64, opt PruneOptions) (int6
 	var deleted int64
 	for from := lo.Int64 - 1; from < end; from += opt.BatchRows {
 		to := min(from+opt.BatchRows, end)
-		res, err := s.db.ExecContext(ctx, "DELETE FROM messages WHERE id > ? AND id <= ? AND received_at < ?", from, to, before)
+		n, took, err := s.pruneBatch(ctx, "DELETE FROM messages WHERE id > ? AND id <= ? AND received_at < ?", from, to, before)
 		if err != nil {
 			return deleted, fmt.Errorf("sqlite: prune messages %d to %d: %w", from+1, to, err)
 		}
-		n, _ := res.RowsAffected()
 		deleted += n
-		select {
-		case <-ctx.Done():
-			return deleted, ctx.Err()
-		case <-time.After(opt.Pause):
+		if err := opt.yield(ctx, took); err != nil {
+			return deleted, err
 		}
 	}
 	return deleted, nil
+}
+
+// pruneBatch runs one DELETE transaction of a prune. In a server it runs on
+// the commit writer's own connection: database/sql holds that connection for
+// a whole commit (Commit runs inside Conn.Raw), so a commit and a prune batch
+// take turns on a mutex, and a commit that arrives during a batch starts the
+// moment the batch ends. On a connection of its own, the commit would meet
+// SQLite's write lock instead, and its busy handler sleeps 1, 2, 5, 10, 15,
+// 20, 25 ms... between tries: a commit waiting for a 10 ms batch could wait
+// 18 ms or more, and with several batches in a row, far longer. Then the pages
+// the batch wrote to the WAL are checkpointed at once, on a reader's
+// connection (a passive checkpoint waits for nobody and blocks no writer):
+// otherwise they would push the WAL past SQLite's automatic checkpoint in the
+// middle of a commit, which would then copy them to the database file before
+// it returns.
+//
+// It returns how many rows it deleted and how long the DELETE took (waiting
+// for a commit to end included; the checkpoint, which holds no writer back,
+// not).
+func (s *Store) pruneBatch(ctx context.Context, query string, args ...any) (int64, time.Duration, error) {
+	start := time.Now()
+	if s.w == nil { // inlet prune beside a server: SQLite's locks are all there is
+		res, err := s.db.ExecContext(ctx, query, args...)
+		if err != nil {
+			return 0, 0, err
+		}
+		n, _ := res.RowsAffected()
+		return n, time.Since(start), nil
+	}
+	res, err := s.w.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, 0, err
+	}
+	took := time.Since(start)
+	n, _ := res.RowsAffected()
+	if _, err := s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+		return n, took, fmt.Errorf("checkpoint: %w", err)
+	}
+	return n, took, nil
 }
 
 // PruneFile runs Prune on the database at path from a process of its own (inlet
@@ -138,16 +195,13 @@ func (s *Store) PruneToSize(ctx context.Context, target int64, opt PruneOptions)
 		if !lo.Valid {
 			return deleted, 0, fmt.Errorf("%w: %d bytes in use, want at most %d", ErrNothingToPrune, used, target)
 		}
-		res, err := s.db.ExecContext(ctx, "DELETE FROM messages WHERE id >= ? AND id < ?", lo.Int64, lo.Int64+opt.BatchRows)
+		n, took, err := s.pruneBatch(ctx, "DELETE FROM messages WHERE id >= ? AND id < ?", lo.Int64, lo.Int64+opt.BatchRows)
 		if err != nil {
 			return deleted, 0, fmt.Errorf("sqlite: prune messages %d to %d: %w", lo.Int64, lo.Int64+opt.BatchRows-1, err)
 		}
-		n, _ := res.RowsAffected()
 		deleted += n
-		select {
-		case <-ctx.Done():
-			return deleted, 0, ctx.Err()
-		case <-time.After(opt.Pause):
+		if err := opt.yield(ctx, took); err != nil {
+			return deleted, 0, err
 		}
 	}
 }
