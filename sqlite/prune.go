@@ -21,7 +21,7 @@ type PruneOptions struct {
 }
 
 // DefaultPruneBatch is PruneOptions.BatchRows' default.
-const DefaultPruneBatch = 2000
+const DefaultPruneBatch = 500
 
 // pruneShare is the most of the writer's time a prune takes: after a batch
 // that took d it waits (1/pruneShare - 1) × d, at least Pause, so commits
