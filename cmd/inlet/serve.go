@@ -56,7 +56,8 @@ type Config struct {
 	Allow []netip.Prefix
 	// HTTPTLSCert and HTTPTLSKey serve --http over HTTPS (docs/security.md);
 	// they may name the --tls-cert and --tls-key files. MaxDBSize prunes the
-	// oldest messages when the database file grows past it (0: no bound).
+	// oldest messages when the database's pages in use exceed it (0: no
+	// bound; retain.go).
 	HTTPTLSCert, HTTPTLSKey string
 	MaxDBSize               int64
 }
