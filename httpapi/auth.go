@@ -140,17 +140,21 @@ func (a *auth) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login?error=1&next="+url.QueryEscape(next), http.StatusSeeOther)
 		return
 	}
-	// Secure when the browser talks HTTPS: directly, or to a TLS-terminating
-	// proxy in front of inlet (docs/http.md recommends one off loopback).
-	secure := r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: a.session, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: secure})
+		SameSite: http.SameSiteStrictMode, Secure: secure(r)})
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// secure reports whether the browser talks HTTPS: to inlet itself
+// (--http-tls-cert), or to a TLS-terminating proxy in front of it. The session
+// cookie is then Secure: the browser never sends it over plain HTTP.
+func secure(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 }
 
 func (a *auth) logout(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode})
+		SameSite: http.SameSiteStrictMode, Secure: secure(r)})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
@@ -179,7 +183,6 @@ func serveUI(mux *http.ServeMux, ui fs.FS, a *auth) {
 		}
 		h := w.Header()
 		h.Set("Cache-Control", "no-cache")
-		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Content-Security-Policy", csp)
 		files.ServeHTTP(w, r)
 	})))
@@ -194,8 +197,6 @@ func serveFile(w http.ResponseWriter, r *http.Request, ui fs.FS, name string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
-	h.Set("Content-Security-Policy", csp)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", csp) // the other security headers are secureHeaders'
 	w.Write(b)
 }

@@ -113,7 +113,7 @@ func Handler(cfg Config) http.Handler {
 	if cfg.Extra != nil {
 		mux.Handle("/debug/", cfg.Extra)
 	}
-	var h http.Handler = au.require(mux)
+	var h http.Handler = secureHeaders(au.require(mux))
 	return countCodes(h, requests)
 }
 

@@ -56,6 +56,12 @@ type Config struct {
 	Allow []netip.Prefix
 	// Limits are the abuse limits (--line-timeout, --max-conn-rate, ...).
 	Limits listen.Limits
+	// HTTPTLSCert and HTTPTLSKey serve --http over HTTPS (docs/security.md);
+	// they may name the --tls-cert and --tls-key files. MaxDBSize prunes the
+	// oldest messages when the database's pages in use exceed it (0: no
+	// bound; retain.go).
+	HTTPTLSCert, HTTPTLSKey string
+	MaxDBSize               int64
 }
 
 // DefaultTLSIdleTimeout is --tls-idle-timeout's default: a TLS device keeps one
@@ -131,6 +137,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
+	}
+	if err := c.validateHTTPS(); err != nil {
+		return err
 	}
 	if c.HTTP != "" && c.HTTPToken == "" && !isLoopback(c.HTTP) {
 		return fmt.Errorf("--http %s is not a loopback address: set --http-token (or INLET_HTTP_TOKEN) "+
@@ -251,6 +260,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Limits.ConnBurst, "max-conn-burst", cfg.Limits.ConnBurst, "new connections one address may open at once above --max-conn-rate (0: twice the rate)")
 	fs.Float64Var(&cfg.Limits.MsgRate, "max-msg-rate", cfg.Limits.MsgRate, "messages per second one device (plain: its IP address; INLET/1: its id) may send; more are dropped (0: no limit)")
 	fs.IntVar(&cfg.Limits.MsgBurst, "max-msg-burst", cfg.Limits.MsgBurst, "messages one device may send at once above --max-msg-rate (0: twice the rate)")
+	addHTTPSFlags(fs, &cfg)
+	addMaxDBSizeFlag(fs, &cfg)
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's profiler at /debug/pprof/ on the HTTP address (for performance work)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -268,8 +279,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := m.Run(ctx); err != nil {
 		return err
 	}
-	if m.tlsSrv != nil {
-		// SIGHUP reloads the certificate; without --tls it keeps its default.
+	if m.tlsSrv != nil || m.httpTLS != nil {
+		// SIGHUP reloads the certificates; without TLS it keeps its default.
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
@@ -318,6 +329,7 @@ type Main struct {
 	tcp           *listen.TCP
 	tls           *listen.TCP // the TCP port's protocols inside TLS (--tls)
 	tlsSrv        *tlsserve.Server
+	httpTLS       *tlsserve.Server // the HTTPS certificate (--http-tls-cert)
 	udp           *listen.UDP
 	http          *http.Server
 	httpLn        net.Listener
@@ -385,6 +397,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if m.httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
 			return listenError("HTTP", "--http", cfg.HTTP, err)
 		}
+		if err = m.loadHTTPTLS(); err != nil {
+			return err
+		}
 	}
 	if m.store, err = sqlite.Open(ctx, cfg.DB, sqlite.Options{Logger: m.Logger}); err != nil {
 		return err
@@ -406,7 +421,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.sink.w = m.writer
 	m.serve()
-	if cfg.Retain > 0 {
+	if cfg.Retain > 0 || cfg.MaxDBSize > 0 {
 		m.stopRetention = m.startRetention()
 	}
 	m.hosts = reachableHosts()
@@ -449,7 +464,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 		}
 		m.http.RegisterOnShutdown(func() { close(stopStreams) }) // streams never go idle by themselves
-		go m.http.Serve(m.httpLn)
+		m.serveHTTP()
 	}
 	ri := m.ReadyInfo()
 	if len(cfg.Allow) > 0 {
@@ -477,10 +492,12 @@ func (m *Main) serve() {
 	}
 }
 
-// ReloadTLS reads the TLS certificate and key files again (SIGHUP): new
-// handshakes use the new certificate, connections already open keep going. On
-// error the certificate in use stays, and the error is logged.
+// ReloadTLS reads the certificate and key files of the TLS listener and of
+// HTTPS again (SIGHUP): new handshakes use the new certificate, connections
+// already open keep going. On error the certificate in use stays, and the error
+// is logged.
 func (m *Main) ReloadTLS() {
+	m.reloadHTTPTLS()
 	if m.tlsSrv == nil {
 		return
 	}
@@ -629,6 +646,9 @@ func (m *Main) boundInfo() ReadyInfo {
 	if m.httpLn != nil {
 		ri.HTTP = m.httpLn.Addr().String()
 		ri.Dashboard = dashboardURL(ri.HTTP)
+		if m.httpTLS != nil {
+			ri.Dashboard = "https://" + strings.TrimPrefix(ri.Dashboard, "http://")
+		}
 	}
 	return ri
 }

@@ -31,7 +31,9 @@ const tailSummary = "Print stored messages as they arrive, like tail -f: the new
 
 func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("tail", tailSummary, stderr)
-	server := fs.String("server", "http://127.0.0.1:8080", "inlet serve's HTTP address")
+	server := fs.String("server", "http://127.0.0.1:8080", "inlet serve's HTTP address (https://HOST:PORT for a server with --http-tls-cert)")
+	ca := fs.String("ca", "", "with an https:// --server: trust this PEM certificate file (the server's --http-tls-cert,\n"+
+		"e.g. inlet.crt from inlet cert: taken whatever name the server is reached by) (default: the system's CAs)")
 	device := fs.String("device", "", "only this device")
 	format := fs.String("format", "text", "text (one aligned line a message) or json (the NDJSON record of inlet export)")
 	n := fs.Int("n", 10, "first print the newest n stored messages (0: only new ones)")
@@ -70,7 +72,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *db != "" {
 		err = tailDB(ctx, *db, *device, *n, *follow, p)
 	} else {
-		err = tailServer(ctx, *server, *token, *device, *n, p, stderr)
+		err = tailServer(ctx, *server, *token, *ca, *device, *n, p, stderr)
 	}
 	p.w.Flush()
 	if errors.Is(err, errTailDone) || (err != nil && ctx.Err() != nil) {
@@ -201,12 +203,15 @@ func tailDB(ctx context.Context, path, device string, n int, follow bool, p *tai
 
 // tailServer prints the newest n messages from the API, then follows the stream,
 // reconnecting with the last id after any error.
-func tailServer(ctx context.Context, server, token, device string, n int, p *tailPrinter, stderr io.Writer) error {
+func tailServer(ctx context.Context, server, token, ca, device string, n int, p *tailPrinter, stderr io.Writer) error {
 	base, err := url.Parse(strings.TrimSuffix(server, "/"))
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return badUsage(fmt.Errorf("--server %q: want a URL like http://127.0.0.1:8080", server))
 	}
-	client := &http.Client{}
+	client, err := httpClient(ca)
+	if err != nil {
+		return badUsage(err)
+	}
 	get := func(path string, v url.Values, header http.Header) (*http.Response, error) {
 		u := *base
 		u.Path += path
