@@ -47,6 +47,7 @@ type Stats struct {
 	TLSHandshakes        atomic.Int64 // TLS handshakes completed (serve --tls)
 	TLSHandshakeFailures Labeled      // failed TLS handshakes, by reason (tlsserve.Reasons)
 	NotAllowed           atomic.Int64 // connections and datagrams from outside --allow, dropped unread
+	AuthFailures         Labeled      // hellos refused for their token, and connections closed on revocation, by reason (listen.AuthReasons)
 }
 
 // Labeled counts events by a label value (a metric's label), for labels whose

@@ -24,10 +24,9 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 // TCP is the plain-mode TCP listener (docs/protocol.md §1), or, made by
 // ListenTLS, the same protocols inside TLS (docs/protocol.md §4).
 type TCP struct {
-	cfg   Config
-	ln    net.Listener
-	sink  Sink
-	token secret // cfg.Token's digest
+	cfg  Config
+	ln   net.Listener
+	sink Sink
 
 	// tls, when set, makes every connection TLS: its reader runs the
 	// handshake on its own goroutine before anything else.
@@ -84,7 +83,6 @@ func ListenTCP(addr string, sink Sink, cfg Config) (*TCP, error) {
 		cfg:        cfg,
 		ln:         ln,
 		sink:       sink,
-		token:      newSecret(cfg.Token),
 		conns:      make(map[*tcpConn]struct{}),
 		perIP:      make(map[netip.Addr]int),
 		ackConns:   make(map[*ackConn]struct{}),
@@ -99,6 +97,7 @@ func ListenTCP(addr string, sink Sink, cfg Config) (*TCP, error) {
 	}
 	t.hard, t.hardStop = context.WithCancel(context.Background())
 	t.handshakes, t.endHandshakes = context.WithCancel(context.Background())
+	t.watchAuth()
 	return t, nil
 }
 
