@@ -54,6 +54,9 @@ type Config struct {
 	TLSIdleTimeout time.Duration
 	// Allow limits TCP, TLS and UDP to these networks (--allow); empty: everyone.
 	Allow []netip.Prefix
+	// RequireToken: every hello carries its device's own token (inlet token; docs/security.md).
+	RequireToken    bool
+	MaxFailedHellos int // refused hellos per IP per minute before its hellos are refused unchecked
 }
 
 // DefaultTLSIdleTimeout is --tls-idle-timeout's default: a TLS device keeps one
@@ -66,19 +69,20 @@ const DefaultTLSIdleTimeout = 10 * time.Minute
 func DefaultConfig() Config {
 	lc, cc := listen.DefaultConfig(), commit.DefaultConfig()
 	return Config{
-		TCP:            ":3000",
-		UDP:            ":3001",
-		HTTP:           "127.0.0.1:8080",
-		DB:             "inlet.db",
-		MaxMessage:     lc.MaxMessage,
-		IdleTimeout:    lc.IdleTimeout,
-		MaxConns:       lc.MaxConns,
-		MaxConnsPerIP:  lc.MaxConnsPerIP,
-		CommitInterval: cc.Interval,
-		UDPBuffer:      lc.UDPBuffer,
-		LogLevel:       "info",
-		LogFormat:      "text",
-		TLSIdleTimeout: DefaultTLSIdleTimeout,
+		TCP:             ":3000",
+		UDP:             ":3001",
+		HTTP:            "127.0.0.1:8080",
+		DB:              "inlet.db",
+		MaxMessage:      lc.MaxMessage,
+		IdleTimeout:     lc.IdleTimeout,
+		MaxConns:        lc.MaxConns,
+		MaxConnsPerIP:   lc.MaxConnsPerIP,
+		CommitInterval:  cc.Interval,
+		UDPBuffer:       lc.UDPBuffer,
+		LogLevel:        "info",
+		LogFormat:       "text",
+		TLSIdleTimeout:  DefaultTLSIdleTimeout,
+		MaxFailedHellos: listen.DefaultMaxFailedHellos,
 	}
 }
 
@@ -103,6 +107,8 @@ func (c *Config) Validate() error {
 		return errors.New("--udp-buffer must not be negative")
 	case c.TLSIdleTimeout <= 0:
 		return errors.New("--tls-idle-timeout must be positive")
+	case c.MaxFailedHellos < 1:
+		return errors.New("--max-failed-hellos must be at least 1")
 	}
 	if c.TLS != "" {
 		var missing []string
@@ -237,6 +243,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Allow = append(cfg.Allow, p...)
 		return err
 	})
+	fs.BoolVar(&cfg.RequireToken, "require-token", false, "acknowledged mode: every hello must carry its device's own token (inlet token add DEVICE);\n"+
+		"with --token too, a device without a token of its own may use the shared one (docs/security.md)")
+	fs.IntVar(&cfg.MaxFailedHellos, "max-failed-hellos", cfg.MaxFailedHellos, "refused hellos per minute from one IP (IPv6: one /64) before its hellos are refused unchecked")
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's profiler at /debug/pprof/ on the HTTP address (for performance work)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -310,7 +319,10 @@ type Main struct {
 	sink          lateSink
 	serving       bool
 	stopRetention func()
-	hosts         []hostAddr // this machine's addresses devices on the network may reach
+	auth          *listen.Auth       // the hellos' token check (token.go)
+	tokens        storeTokens        // the store as auth's source (--require-token)
+	stopAuth      context.CancelFunc // ends auth's reloads
+	hosts         []hostAddr         // this machine's addresses devices on the network may reach
 	closed        bool
 }
 
@@ -337,6 +349,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxConnsPerIP: cfg.MaxConnsPerIP,
 		UDPBuffer:     cfg.UDPBuffer,
 		Token:         cfg.Token,
+		Auth:          m.newAuth(),
 		Allow:         cfg.Allow,
 		Logger:        m.Logger,
 		Stats:         m.Stats,
@@ -372,6 +385,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	if m.store, err = sqlite.Open(ctx, cfg.DB, sqlite.Options{Logger: m.Logger}); err != nil {
+		return err
+	}
+	if err := m.startAuth(ctx); err != nil {
 		return err
 	}
 	if m.hub, err = live.New(ctx, m.store); err != nil {
@@ -683,6 +699,9 @@ func (m *Main) shutdown(ctx context.Context) error {
 	}
 	if m.stopRetention != nil {
 		m.stopRetention()
+	}
+	if m.stopAuth != nil {
+		m.stopAuth()
 	}
 	if m.store != nil {
 		errs = append(errs, m.store.Close())
