@@ -35,7 +35,7 @@ func (r *connReader) onTooLong(head []byte) {
 func (r *connReader) startAcked(line []byte) {
 	h, err := wire.ParseHello(line)
 	var cause string
-	var g grant
+	var g *grant
 	switch {
 	case err != nil:
 		r.refuse = "bad-hello"
@@ -61,7 +61,7 @@ func (r *connReader) startAcked(line []byte) {
 	r.t.cfg.Stats.AckedConns.Add(1)
 	r.ac = newAckConn(r.t, r.tc)
 	if r.t.cfg.Auth.perDevice {
-		r.ac.grant = &g
+		r.ac.grant = g
 	}
 	if !r.inline {
 		r.ac.out = wire.AppendOK(r.ac.out, r.t.sink.Durable(h.Device, h.Boot))

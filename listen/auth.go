@@ -284,36 +284,48 @@ func (a *Auth) forget(now time.Time) {
 type grant struct {
 	device string
 	digest wire.TokenDigest
-	set    *tokenSet // the tokens it was checked against
+	// set is the tokens it was last checked against; still moves it on, so
+	// that a long-lived connection does not keep old tokens in memory.
+	set atomic.Pointer[tokenSet]
 }
 
 // Check decides a hello from ip naming device with token ("" when the hello
 // has none). It returns "" and the grant when the hello may go on, else the
 // reason it is refused (counted in Stats.AuthFailures, and as a failure of
 // ip). It never waits: on an accept loop is fine.
-func (a *Auth) Check(ip netip.Addr, device, token string) (string, grant) {
+func (a *Auth) Check(ip netip.Addr, device, token string) (string, *grant) {
 	if !a.Enabled() {
-		return "", grant{}
+		return "", nil
 	}
 	now := time.Now()
 	if a.limited(ip, now) {
 		a.cfg.Stats.AuthFailures.Add(AuthTooManyFailures, 1)
-		return AuthTooManyFailures, grant{}
+		return AuthTooManyFailures, nil
 	}
-	g := grant{device: device, digest: wire.TokenHash(token), set: a.set.Load()}
-	reason := a.decide(g.set, device, &g.digest, token == "")
+	g := &grant{device: device, digest: wire.TokenHash(token)}
+	s := a.set.Load()
+	reason := a.decide(s, device, &g.digest, token == "")
 	if reason != "" {
 		a.cfg.Stats.AuthFailures.Add(reason, 1)
 		a.failed(ip, now)
+		return reason, nil
 	}
-	return reason, g
+	g.set.Store(s)
+	return "", g
 }
 
 // still reports whether a connection granted g would be granted by the
 // tokens in force now.
 func (a *Auth) still(g *grant) bool {
 	s := a.set.Load()
-	return s == g.set || a.decide(s, g.device, &g.digest, false) == ""
+	if g.set.Load() == s {
+		return true
+	}
+	if a.decide(s, g.device, &g.digest, false) != "" {
+		return false
+	}
+	g.set.Store(s)
+	return true
 }
 
 // decide is the check proper, in constant time: whatever the device and the

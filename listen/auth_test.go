@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -377,4 +378,26 @@ func TestAuthTimingPaths(t *testing.T) {
 	if float64(hi) > 1.5*float64(lo) {
 		t.Errorf("refusal paths differ in time: medians from %v to %v (more than 1.5×)", lo, hi)
 	}
+}
+
+// BenchmarkAuthCheck is the cost of checking one hello's token (a refusal and
+// an acceptance), against 1,000 device tokens.
+func BenchmarkAuthCheck(b *testing.B) {
+	src := newFakeTokens()
+	for i := range 1000 {
+		src.add("dev-"+strconv.Itoa(i), wire.NewToken())
+	}
+	src.add("pump-1", tokA)
+	auth, _ := newAuth(b, listen.AuthConfig{Tokens: src, MaxFailedHellos: 1 << 30})
+	ip := netip.MustParseAddr("192.0.2.1")
+	b.Run("right", func(b *testing.B) {
+		for b.Loop() {
+			auth.Check(ip, "pump-1", tokA)
+		}
+	})
+	b.Run("wrong", func(b *testing.B) {
+		for b.Loop() {
+			auth.Check(ip, "pump-1", tokB)
+		}
+	})
 }
