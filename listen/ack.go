@@ -130,8 +130,10 @@ func (t *TCP) closeRevoked(a *ackConn) {
 	a.revoked = true
 	a.mu.Unlock()
 	t.cfg.Stats.AuthFailures.Add(AuthConnClosed, 1)
-	t.cfg.Logger.Warn(t.proto()+": connection closed: its device's token was revoked or replaced",
-		"remote", a.tc.RemoteAddr().String(), "device", a.grant.device)
+	if ok, n := t.cfg.Auth.closeLog.allow(); ok {
+		t.cfg.Logger.Warn(t.proto()+": connection closed: its device's token was revoked or replaced",
+			"remote", a.tc.RemoteAddr().String(), "device", a.grant.device, "suppressed", n)
+	}
 	a.abort()
 }
 

@@ -95,8 +95,10 @@ type Auth struct {
 	version int64    // of the set held; Run's
 	loaded  bool
 
-	limitLog limiter // addresses going over MaxFailedHellos
-	loadLog  limiter // failed reads of the source
+	loadMu   sync.Mutex // one Load at a time, so that sets are stored in order
+	limitLog limiter    // addresses going over MaxFailedHellos
+	loadLog  limiter    // failed reads of the source
+	closeLog limiter    // connections closed on revocation
 }
 
 type tokenSet struct{ m map[string]tokenEntry }
@@ -132,6 +134,7 @@ func NewAuth(cfg AuthConfig) *Auth {
 		fails:     make(map[netip.Addr]failState),
 		limitLog:  limiter{every: 10 * time.Second},
 		loadLog:   limiter{every: 10 * time.Second},
+		closeLog:  limiter{every: 10 * time.Second},
 	}
 	rand.Read(a.dummy[:])
 	a.set.Store(&tokenSet{})
@@ -152,6 +155,8 @@ func (a *Auth) Load(ctx context.Context) error {
 	if !a.perDevice {
 		return nil
 	}
+	a.loadMu.Lock()
+	defer a.loadMu.Unlock()
 	v, err := a.cfg.Tokens.TokensVersion(ctx)
 	if err != nil {
 		return err
