@@ -401,3 +401,53 @@ func BenchmarkAuthCheck(b *testing.B) {
 		}
 	})
 }
+
+// FuzzAuthCheck: whatever the device and token, Check accepts exactly what
+// the rules of docs/security.md accept, in each of the three modes (--token,
+// --require-token, both).
+func FuzzAuthCheck(f *testing.F) {
+	f.Add(byte(0), "own", tokA)
+	f.Add(byte(1), "gone", "shared-secret")
+	f.Add(byte(2), "other", "shared-secret")
+	f.Add(byte(2), "own", "")
+	src := newFakeTokens()
+	src.add("own", tokA)
+	src.add("gone", tokB)
+	src.revoke("gone")
+	const shared = "shared-secret"
+	auths := []*listen.Auth{
+		listen.NewAuth(listen.AuthConfig{Token: shared, MaxFailedHellos: 1 << 30}),
+		listen.NewAuth(listen.AuthConfig{Tokens: src, MaxFailedHellos: 1 << 30}),
+		listen.NewAuth(listen.AuthConfig{Token: shared, Tokens: src, MaxFailedHellos: 1 << 30}),
+	}
+	for _, a := range auths {
+		if err := a.Load(context.Background()); err != nil {
+			f.Fatal(err)
+		}
+	}
+	ip := netip.MustParseAddr("192.0.2.1")
+	f.Fuzz(func(t *testing.T, mode byte, device, token string) {
+		m := int(mode % 3)
+		var want bool
+		switch {
+		case m == 0:
+			want = token == shared
+		case device == "own":
+			want = token == tokA
+		case device == "gone":
+			want = false
+		default:
+			want = m == 2 && token == shared
+		}
+		reason, _ := auths[m].Check(ip, device, token)
+		if (reason == "") != want {
+			t.Fatalf("mode %d, device %q, token %q: refused for %q, want accepted %v", m, device, token, reason, want)
+		}
+		if reason != "" && !slices.Contains(listen.AuthReasons, reason) {
+			t.Fatalf("unknown reason %q", reason)
+		}
+		if token == "" && reason != "" && reason != listen.AuthNoToken {
+			t.Fatalf("no token refused as %q", reason)
+		}
+	})
+}

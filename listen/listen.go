@@ -1,6 +1,6 @@
 // Package listen owns inlet's sockets: the TCP accept loop and per-connection
-// readers, the UDP reader, connection limits, idle timeouts, and the draining of
-// what clients already sent at shutdown. It frames bytes with package wire and
+// readers, the UDP reader, connection limits, idle timeouts, the token check of
+// hellos (Auth), and the draining of what clients already sent at shutdown. It frames bytes with package wire and
 // hands messages to a Sink (the commit writer); it never touches storage.
 package listen
 
