@@ -1,7 +1,8 @@
 // Package listen owns inlet's sockets: the TCP accept loop and per-connection
 // readers, the UDP reader, connection limits, idle timeouts, the token check of
-// hellos (Auth), and the draining of what clients already sent at shutdown. It frames bytes with package wire and
-// hands messages to a Sink (the commit writer); it never touches storage.
+// hellos (Auth), and the draining of what clients already sent at shutdown. It
+// frames bytes with package wire and hands messages to a Sink (the commit
+// writer); it never touches storage (device tokens come from a TokenSource).
 package listen
 
 import (
