@@ -55,8 +55,10 @@ type Config struct {
 	// Allow limits TCP, TLS and UDP to these networks (--allow); empty: everyone.
 	Allow []netip.Prefix
 	// RequireToken: every hello carries its device's own token (inlet token; docs/security.md).
-	RequireToken    bool
-	MaxFailedHellos int // refused hellos per IP per minute before its hellos are refused unchecked
+	RequireToken bool
+	// MaxFailedHellos: refused hellos per IP per minute before its hellos are
+	// refused unchecked; 0 takes listen.DefaultMaxFailedHellos.
+	MaxFailedHellos int
 }
 
 // DefaultTLSIdleTimeout is --tls-idle-timeout's default: a TLS device keeps one
@@ -69,20 +71,19 @@ const DefaultTLSIdleTimeout = 10 * time.Minute
 func DefaultConfig() Config {
 	lc, cc := listen.DefaultConfig(), commit.DefaultConfig()
 	return Config{
-		TCP:             ":3000",
-		UDP:             ":3001",
-		HTTP:            "127.0.0.1:8080",
-		DB:              "inlet.db",
-		MaxMessage:      lc.MaxMessage,
-		IdleTimeout:     lc.IdleTimeout,
-		MaxConns:        lc.MaxConns,
-		MaxConnsPerIP:   lc.MaxConnsPerIP,
-		CommitInterval:  cc.Interval,
-		UDPBuffer:       lc.UDPBuffer,
-		LogLevel:        "info",
-		LogFormat:       "text",
-		TLSIdleTimeout:  DefaultTLSIdleTimeout,
-		MaxFailedHellos: listen.DefaultMaxFailedHellos,
+		TCP:            ":3000",
+		UDP:            ":3001",
+		HTTP:           "127.0.0.1:8080",
+		DB:             "inlet.db",
+		MaxMessage:     lc.MaxMessage,
+		IdleTimeout:    lc.IdleTimeout,
+		MaxConns:       lc.MaxConns,
+		MaxConnsPerIP:  lc.MaxConnsPerIP,
+		CommitInterval: cc.Interval,
+		UDPBuffer:      lc.UDPBuffer,
+		LogLevel:       "info",
+		LogFormat:      "text",
+		TLSIdleTimeout: DefaultTLSIdleTimeout,
 	}
 }
 
@@ -107,8 +108,6 @@ func (c *Config) Validate() error {
 		return errors.New("--udp-buffer must not be negative")
 	case c.TLSIdleTimeout <= 0:
 		return errors.New("--tls-idle-timeout must be positive")
-	case c.MaxFailedHellos < 1:
-		return errors.New("--max-failed-hellos must be at least 1")
 	}
 	if c.TLS != "" {
 		var missing []string
@@ -245,7 +244,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	})
 	fs.BoolVar(&cfg.RequireToken, "require-token", false, "acknowledged mode: every hello must carry its device's own token (inlet token add DEVICE);\n"+
 		"with --token too, a device without a token of its own may use the shared one (docs/security.md)")
-	fs.IntVar(&cfg.MaxFailedHellos, "max-failed-hellos", cfg.MaxFailedHellos, "refused hellos per minute from one IP (IPv6: one /64) before its hellos are refused unchecked")
+	fs.Func("max-failed-hellos", fmt.Sprintf("refused hellos per minute from one IP (IPv6: one /64) before its hellos are refused unchecked (default %d)",
+		listen.DefaultMaxFailedHellos), func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return errors.New("want a number of hellos, at least 1")
+		}
+		cfg.MaxFailedHellos = n
+		return nil
+	})
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's profiler at /debug/pprof/ on the HTTP address (for performance work)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -319,11 +326,12 @@ type Main struct {
 	sink          lateSink
 	serving       bool
 	stopRetention func()
-	auth          *listen.Auth       // the hellos' token check (token.go)
-	tokens        storeTokens        // the store as auth's source (--require-token)
-	stopAuth      context.CancelFunc // ends auth's reloads
-	hosts         []hostAddr         // this machine's addresses devices on the network may reach
+	hosts         []hostAddr // this machine's addresses devices on the network may reach
 	closed        bool
+
+	auth     *listen.Auth       // the hellos' token check (token.go)
+	tokens   storeTokens        // the store as auth's source (--require-token)
+	stopAuth context.CancelFunc // ends auth's reloads
 }
 
 // NewMain returns a server for cfg; Run starts it.
