@@ -97,7 +97,7 @@ func TestTokenLifecycle(t *testing.T) {
 	if got := rawHello(t, srv.ready.TCP, "INLET/1 id=pump-1 boot=b3 token="+token+"\n"); got != "INLET/1 ERR unauthorized" {
 		t.Fatalf("next hello after the revocation: %q", got)
 	}
-	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, 6*time.Second)
 	defer cancel()
 	if out, errOut, code := inletCmd(t, sctx, append(sendArgs, "--token", token)...); code == 0 || !strings.Contains(errOut, "refused hello: unauthorized") {
 		t.Fatalf("inlet send after the revocation: exit %d\n%s%s", code, out, errOut)
