@@ -107,16 +107,19 @@ func (t *TCP) watchAuth() {
 // it sent and that were queued are stored; those not yet acknowledged get no
 // ACK (the device resends them, and is refused).
 func (t *TCP) recheckAuth() {
-	var drop []*ackConn
+	// Copied under the lock, checked outside it: the accept loop takes it too.
 	t.mu.Lock()
+	conns := make([]*ackConn, 0, len(t.ackConns))
 	for a := range t.ackConns {
-		if a.grant != nil && !t.cfg.Auth.still(a.grant) {
-			drop = append(drop, a)
+		if a.grant != nil {
+			conns = append(conns, a)
 		}
 	}
 	t.mu.Unlock()
-	for _, a := range drop {
-		t.closeRevoked(a)
+	for _, a := range conns {
+		if !t.cfg.Auth.still(a.grant) {
+			t.closeRevoked(a)
+		}
 	}
 }
 
