@@ -49,6 +49,7 @@ type Stats struct {
 	NotAllowed           atomic.Int64 // connections and datagrams from outside --allow, dropped unread
 	RateLimited          atomic.Int64 // messages dropped and hellos refused over --max-msg-rate
 	ConnsClosed          Labeled      // TCP and TLS connections closed by a limit, by reason (listen.CloseReasons)
+	AuthFailures         Labeled      // hellos refused for their token, and connections closed on revocation, by reason (listen.AuthReasons)
 }
 
 // Labeled counts events by a label value (a metric's label), for labels whose

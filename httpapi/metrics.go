@@ -31,12 +31,13 @@ var (
 	descTLSHandshakes = prometheus.NewDesc("inlet_tls_handshakes_total", "TLS handshakes completed on the --tls port.", nil, nil)
 	descConnsClosed   = prometheus.NewDesc("inlet_connections_closed_total", "TCP and TLS connections closed by a limit, by reason (rate_limited, first_line_timeout, line_timeout, idle_timeout, evicted).", []string{"reason"}, nil)
 	descTLSFailures   = prometheus.NewDesc("inlet_tls_handshake_failures_total", "Failed TLS handshakes on the --tls port, by reason (old_version, timeout, not_tls, closed, handshake).", []string{"reason"}, nil)
+	descAuthFailures  = prometheus.NewDesc("inlet_auth_failures_total", "Hellos refused for their token (--token, --require-token, --max-failed-hellos), and authenticated connections closed on revocation, by reason.", []string{"reason"}, nil)
 )
 
 var allDescs = []*prometheus.Desc{descConnsAccepted, descConnsRefused, descConnsOpen, descMessages, descBytes,
 	descDatagrams, descRejected, descKernelDrops, descCommitted, descBatches, descBatchSize, descCommitSeconds,
 	descAckSeconds, descStoreErrors, descQueueDepth, descStoreUp, descDuplicates, descAckedConns, descHelloErrors,
-	descSeqErrors, descSubscribers, descStreamDropped, descTLSHandshakes, descTLSFailures, descConnsClosed}
+	descSeqErrors, descSubscribers, descStreamDropped, descTLSHandshakes, descTLSFailures, descConnsClosed, descAuthFailures}
 
 // statsCollector exports inlet.Stats as it is at each scrape.
 type statsCollector struct{ s *inlet.Stats }
@@ -92,6 +93,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descTLSHandshakes, s.TLSHandshakes.Load())
 	s.TLSHandshakeFailures.Range(func(reason string, n int64) { counter(descTLSFailures, n, reason) })
 	s.ConnsClosed.Range(func(reason string, n int64) { counter(descConnsClosed, n, reason) })
+	s.AuthFailures.Range(func(reason string, n int64) { counter(descAuthFailures, n, reason) })
 	var up int64
 	if s.StoreHealthy.Load() {
 		up = 1

@@ -30,29 +30,41 @@ func (r *connReader) onTooLong(head []byte) {
 }
 
 // startAcked answers a hello line and puts the connection in acknowledged mode
-// (docs/protocol.md §2), or marks the hello to be refused.
+// (docs/protocol.md §2), or marks the hello to be refused. The token check
+// (Auth.Check) never waits, so this runs on the accept goroutine too.
 func (r *connReader) startAcked(line []byte) {
 	h, err := wire.ParseHello(line)
+	var cause string
+	var g *grant
 	switch {
 	case err != nil:
 		r.refuse = "bad-hello"
-	case r.t.cfg.Token != "" && !r.t.token.match(h.Token):
-		r.refuse = "unauthorized"
 	case r.t.closing.Load():
 		r.refuse = "busy"
-	case r.helloOverRate(h.Device): // over --max-msg-rate: come back later
-		r.refuse = "busy"
+	default:
+		if cause, g = r.t.cfg.Auth.Check(r.remote.Addr(), h.Device, h.Token); cause != "" {
+			r.refuse = "unauthorized"
+		} else if r.helloOverRate(h.Device) { // over --max-msg-rate: come back later
+			r.refuse = "busy"
+		}
 	}
 	if r.refuse != "" {
 		r.t.cfg.Stats.HelloErrors.Add(1)
 		if ok, n := r.t.helloErrs.allow(); ok {
-			r.t.cfg.Logger.Warn("tcp: hello refused", "remote", r.remote.String(), "reason", r.refuse, "suppressed", n)
+			args := []any{"remote", r.remote.String(), "reason", r.refuse}
+			if cause != "" {
+				args = append(args, "device", h.Device, "cause", cause) // never the token
+			}
+			r.t.cfg.Logger.Warn(r.t.proto+": hello refused", append(args, "suppressed", n)...)
 		}
 		return
 	}
 	r.hello = h
 	r.t.cfg.Stats.AckedConns.Add(1)
 	r.ac = newAckConn(r.t, r.tc)
+	if r.t.cfg.Auth.perDevice {
+		r.ac.grant = g
+	}
 	if !r.inline {
 		r.ac.out = wire.AppendOK(r.ac.out, r.t.sink.Durable(h.Device, h.Boot))
 	} else if d, ok := r.t.sink.KnownDurable(h.Device, h.Boot); ok {
@@ -68,7 +80,58 @@ func (r *connReader) startAcked(line []byte) {
 	r.t.ackConns[r.ac] = struct{}{}
 	r.t.mu.Unlock()
 	r.t.acks.Add(1) // done when the connection is released
+	// Tokens that changed since the check may have missed this connection in
+	// recheckAuth (it was not registered yet): check it again against them.
+	if r.ac.grant != nil && !r.t.cfg.Auth.still(r.ac.grant) {
+		r.t.closeRevoked(r.ac)
+	}
 	r.ac.kick()
+}
+
+// watchAuth has the listener recheck its acknowledged connections whenever
+// the device tokens change.
+func (t *TCP) watchAuth() {
+	if t.cfg.Auth.perDevice {
+		t.cfg.Auth.onChange(t.recheckAuth)
+	}
+}
+
+// recheckAuth closes every acknowledged connection whose hello the tokens in
+// force now would refuse: its device's token was revoked or replaced. Messages
+// it sent and that were queued are stored; those not yet acknowledged get no
+// ACK (the device resends them, and is refused).
+func (t *TCP) recheckAuth() {
+	// Copied under the lock, checked outside it: the accept loop takes it too.
+	t.mu.Lock()
+	conns := make([]*ackConn, 0, len(t.ackConns))
+	for a := range t.ackConns {
+		if a.grant != nil {
+			conns = append(conns, a)
+		}
+	}
+	t.mu.Unlock()
+	for _, a := range conns {
+		if !t.cfg.Auth.still(a.grant) {
+			t.closeRevoked(a)
+		}
+	}
+}
+
+// closeRevoked drops an authenticated connection whose token is no longer valid.
+func (t *TCP) closeRevoked(a *ackConn) {
+	a.mu.Lock()
+	if a.revoked {
+		a.mu.Unlock()
+		return
+	}
+	a.revoked = true
+	a.mu.Unlock()
+	t.cfg.Stats.AuthFailures.Add(AuthConnClosed, 1)
+	if ok, n := t.cfg.Auth.closeLog.allow(); ok {
+		t.cfg.Logger.Warn(t.proto+": connection closed: its device's token was revoked or replaced",
+			"remote", a.tc.RemoteAddr().String(), "device", a.grant.device, "suppressed", n)
+	}
+	a.abort()
 }
 
 // ackConn writes one acknowledged connection's answers: the hello's OK, ERR lines
@@ -100,6 +163,11 @@ type ackConn struct {
 	released bool
 
 	closed bool // the writer closed the connection; only the running writer touches it
+
+	// grant, with per-device tokens, is what the hello was granted on, for
+	// recheckAuth; revoked: closed for it (under mu).
+	grant   *grant
+	revoked bool
 }
 
 func newAckConn(t *TCP, tc *tcpConn) *ackConn {

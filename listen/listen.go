@@ -1,13 +1,12 @@
 // Package listen owns inlet's sockets: the TCP accept loop and per-connection
-// readers, the UDP reader, connection limits, idle timeouts, and the draining of
-// what clients already sent at shutdown. It frames bytes with package wire and
-// hands messages to a Sink (the commit writer); it never touches storage.
+// readers, the UDP reader, connection limits, idle timeouts, the token check of
+// hellos (Auth), and the draining of what clients already sent at shutdown. It
+// frames bytes with package wire and hands messages to a Sink (the commit
+// writer); it never touches storage (device tokens come from a TokenSource).
 package listen
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -41,8 +40,12 @@ type Config struct {
 	// DrainTimeout is how long, at shutdown, readers keep reading what clients
 	// already sent before their connections are closed.
 	DrainTimeout time.Duration
-	// Token, when set, is required in every acknowledged-mode hello.
+	// Token, when set, is required in every acknowledged-mode hello; ignored
+	// when Auth is set.
 	Token string
+	// Auth checks the tokens of hellos (auth.go), shared by the listeners;
+	// nil: one is made from Token.
+	Auth *Auth
 	// Allow, when not empty, limits both listeners (TCP and TLS connections,
 	// UDP datagrams) to these networks (--allow): anything from elsewhere is
 	// closed or dropped at once, unread, before any handshake, counted in
@@ -125,19 +128,9 @@ func (c *Config) setDefaults() {
 	if c.Stats == nil {
 		c.Stats = new(inlet.Stats)
 	}
-}
-
-// secret is the digest of a token. Tokens are compared as SHA-256 digests in
-// constant time, so neither the time of a comparison nor its length tells a
-// client how much of a guess was right.
-type secret [sha256.Size]byte
-
-func newSecret(token string) secret { return sha256.Sum256([]byte(token)) }
-
-// match reports whether token is the secret's.
-func (s *secret) match(token string) bool {
-	d := sha256.Sum256([]byte(token))
-	return subtle.ConstantTimeCompare(d[:], s[:]) == 1
+	if c.Auth == nil {
+		c.Auth = NewAuth(AuthConfig{Token: c.Token, Logger: c.Logger, Stats: c.Stats})
+	}
 }
 
 // allowed reports whether a peer at ip may send (Config.Allow).

@@ -24,10 +24,9 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 // TCP is the plain-mode TCP listener (docs/protocol.md §1), or, made by
 // ListenTLS, the same protocols inside TLS (docs/protocol.md §4).
 type TCP struct {
-	cfg   Config
-	ln    net.Listener
-	sink  Sink
-	token secret // cfg.Token's digest
+	cfg  Config
+	ln   net.Listener
+	sink Sink
 
 	// tls, when set, makes every connection TLS: its reader runs the
 	// handshake on its own goroutine before anything else.
@@ -103,7 +102,6 @@ func ListenTCP(addr string, sink Sink, cfg Config) (*TCP, error) {
 		cfg:         cfg,
 		ln:          ln,
 		sink:        sink,
-		token:       newSecret(cfg.Token),
 		conns:       make(map[*tcpConn]struct{}),
 		perIP:       make(map[netip.Addr]ipConns),
 		ackConns:    make(map[*ackConn]struct{}),
@@ -127,6 +125,7 @@ func ListenTCP(addr string, sink Sink, cfg Config) (*TCP, error) {
 	for _, r := range CloseReasons {
 		cfg.Stats.ConnsClosed.Add(r, 0) // exported as zeros from the start
 	}
+	t.watchAuth()
 	return t, nil
 }
 

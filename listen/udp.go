@@ -18,7 +18,6 @@ type UDP struct {
 	cfg       Config
 	conn      *net.UDPConn
 	sink      Sink
-	token     secret // cfg.Token's digest
 	closing   atomic.Bool
 	done      chan struct{}
 	full      limiter
@@ -52,7 +51,7 @@ func ListenUDP(addr string, sink Sink, cfg Config) (*UDP, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &UDP{cfg: cfg, conn: conn, sink: sink, token: newSecret(cfg.Token), done: make(chan struct{}), full: limiter{every: 10 * time.Second},
+	u := &UDP{cfg: cfg, conn: conn, sink: sink, done: make(chan struct{}), full: limiter{every: 10 * time.Second},
 		helloErrs: limiter{every: 10 * time.Second}, tooLongs: limiter{every: 10 * time.Second}, outside: limiter{every: 10 * time.Second}, stopPoll: make(chan struct{}),
 		msgs: newRates[string](cfg.MsgRate, cfg.MsgBurst, maxRateKeys), overRate: limiter{every: 10 * time.Second}}
 	u.ino, _ = sockopt.Inode(conn)
@@ -194,17 +193,16 @@ func (u *UDP) Serve() {
 // A datagram the queue has no room for gets no answer: the device repeats it.
 func (u *UDP) acked(p []byte, from netip.AddrPort) {
 	h, payload, err := wire.ParseDatagram(p)
-	reason := ""
-	switch {
-	case err != nil:
+	reason, cause := "", ""
+	if err != nil {
 		reason = "bad-hello"
-	case u.cfg.Token != "" && !u.token.match(h.Token):
+	} else if cause, _ = u.cfg.Auth.Check(from.Addr(), h.Device, h.Token); cause != "" {
 		reason = "unauthorized"
 	}
 	if reason != "" {
 		u.cfg.Stats.HelloErrors.Add(1)
 		if ok, n := u.helloErrs.allow(); ok {
-			u.cfg.Logger.Warn("udp: acknowledged datagram refused", "remote", from.String(), "reason", reason, "suppressed", n)
+			u.cfg.Logger.Warn("udp: acknowledged datagram refused", "remote", from.String(), "reason", reason, "cause", cause, "suppressed", n)
 		}
 		return
 	}

@@ -28,6 +28,7 @@ Usage:
   inlet bench    [flags]   load-test a server on loopback: sent, stored, loss, rate, CPU per message
   inlet send     [flags]   act as devices: the tutorial sketch, streams, UDP, or --ack (INLET/1)
   inlet cert     [flags]   make a self-signed TLS certificate and print what a sketch pastes
+  inlet token    add|list|revoke DEVICE   per-device tokens for serve --require-token
   inlet version            print the version
 
 Run 'inlet help <command>' (or 'inlet <command> -h') for a command's flags.
@@ -44,7 +45,7 @@ func main() {
 var errUsage = errors.New("usage")
 
 // commands are the subcommands, in the order the usage lists them.
-var commands = []string{"serve", "export", "devices", "tail", "bench", "send", "version"}
+var commands = []string{"serve", "export", "devices", "tail", "bench", "send", "token", "version"}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runHealth(ctx, args[1:], stdout, stderr)
 	case "cert":
 		err = runCert(ctx, args[1:], stdout, stderr)
+	case "token":
+		err = runToken(ctx, args[1:], stdout, stderr)
 	case "bench-baseline": // started by inlet bench --baseline; not in the usage
 		err = runBenchBaseline(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":

@@ -62,6 +62,11 @@ type Config struct {
 	// bound; retain.go).
 	HTTPTLSCert, HTTPTLSKey string
 	MaxDBSize               int64
+	// RequireToken: every hello carries its device's own token (inlet token; docs/security.md).
+	RequireToken bool
+	// MaxFailedHellos: refused hellos per IP per minute before its hellos are
+	// refused unchecked; 0 takes listen.DefaultMaxFailedHellos.
+	MaxFailedHellos int
 }
 
 // DefaultTLSIdleTimeout is --tls-idle-timeout's default: a TLS device keeps one
@@ -262,6 +267,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Limits.MsgBurst, "max-msg-burst", cfg.Limits.MsgBurst, "messages one device may send at once above --max-msg-rate (0: twice the rate)")
 	addHTTPSFlags(fs, &cfg)
 	addMaxDBSizeFlag(fs, &cfg)
+	fs.BoolVar(&cfg.RequireToken, "require-token", false, "acknowledged mode: every hello must carry its device's own token (inlet token add DEVICE);\n"+
+		"with --token too, a device without a token of its own may use the shared one (docs/security.md)")
+	fs.Func("max-failed-hellos", fmt.Sprintf("refused hellos per minute from one IP (IPv6: one /64) before its hellos are refused unchecked (default %d)",
+		listen.DefaultMaxFailedHellos), func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return errors.New("want a number of hellos, at least 1")
+		}
+		cfg.MaxFailedHellos = n
+		return nil
+	})
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's profiler at /debug/pprof/ on the HTTP address (for performance work)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -338,6 +354,10 @@ type Main struct {
 	stopRetention func()
 	hosts         []hostAddr // this machine's addresses devices on the network may reach
 	closed        bool
+
+	auth     *listen.Auth       // the hellos' token check (token.go)
+	tokens   storeTokens        // the store as auth's source (--require-token)
+	stopAuth context.CancelFunc // ends auth's reloads
 }
 
 // NewMain returns a server for cfg; Run starts it.
@@ -363,6 +383,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxConnsPerIP: cfg.MaxConnsPerIP,
 		UDPBuffer:     cfg.UDPBuffer,
 		Token:         cfg.Token,
+		Auth:          m.newAuth(),
 		Allow:         cfg.Allow,
 		Limits:        cfg.Limits,
 		Logger:        m.Logger,
@@ -402,6 +423,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	if m.store, err = sqlite.Open(ctx, cfg.DB, sqlite.Options{Logger: m.Logger}); err != nil {
+		return err
+	}
+	if err := m.startAuth(ctx); err != nil {
 		return err
 	}
 	if m.hub, err = live.New(ctx, m.store); err != nil {
@@ -718,6 +742,9 @@ func (m *Main) shutdown(ctx context.Context) error {
 	}
 	if m.stopRetention != nil {
 		m.stopRetention()
+	}
+	if m.stopAuth != nil {
+		m.stopAuth()
 	}
 	if m.store != nil {
 		errs = append(errs, m.store.Close())
