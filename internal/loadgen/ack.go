@@ -176,15 +176,20 @@ func (d *device) ackStream(c net.Conn, hello []byte, w *ackWindow) (done bool, e
 		if due == 0 {
 			break
 		}
-		sentAt := int64(time.Since(w.base))
 		buf = buf[:0]
 		for seq := d.counter; seq < d.counter+due; seq++ {
-			w.ring[seq%w.size].Store(sentAt)
 			buf, num = appendAckLine(buf, num, seq)
+		}
+		c.SetWriteDeadline(time.Now().Add(streamFlushTimeout))
+		// The latency a device sees runs from its write: stamp the messages
+		// just before it, and publish them (issued) before the write, so that
+		// an ACK read the moment after finds them.
+		sentAt := int64(time.Since(w.base))
+		for seq := d.counter; seq < d.counter+due; seq++ {
+			w.ring[seq%w.size].Store(sentAt)
 		}
 		d.counter += due // never reused, even if the write fails
 		w.issued.Store(d.counter - 1)
-		c.SetWriteDeadline(time.Now().Add(streamFlushTimeout))
 		if _, err := c.Write(buf); err != nil {
 			return false, fmt.Errorf("write: %w", err)
 		}
