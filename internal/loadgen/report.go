@@ -16,6 +16,8 @@ type Report struct {
 	UDPSenderCPU int          `json:"udp_sender_cpu"`            // -1: not pinned
 	Window       int          `json:"window,omitempty"`          // ack: the most unacknowledged messages per connection
 	Plain        string       `json:"plain_scenario,omitempty"`  // acknowledged scenarios with --baseline: the plain run's scenario
+	TLSVersion   string       `json:"tls_version,omitempty"`     // --tls: "1.2" or "1.3"
+	TLSResume    bool         `json:"tls_resume,omitempty"`      // --tls-resume
 	Order        string       `json:"order"`
 	Runs         []RunReport  `json:"runs"`
 	Ratio        *RatioReport `json:"ratio,omitempty"` // inlet ÷ baseline (or ÷ plain), with --baseline
@@ -24,7 +26,7 @@ type Report struct {
 // RunReport is one receiver's numbers. Pointers are numbers that cannot be known
 // for an inlet started elsewhere (--target).
 type RunReport struct {
-	Target          string           `json:"target"`   // "inlet", "baseline", or "plain" (inlet under the plain scenario)
+	Target          string           `json:"target"`   // "inlet", "baseline", "plain" (inlet under the plain scenario) or "no-tls" (inlet without TLS)
 	Scenario        string           `json:"scenario"` // this run's scenario
 	Addr            string           `json:"addr"`
 	ServerCPUs      string           `json:"server_cpus,omitempty"`
@@ -53,6 +55,12 @@ type RunReport struct {
 	Acked     *int64         `json:"acked,omitempty"`
 	AckedPerS *float64       `json:"acked_per_s,omitempty"`
 	Latency   *LatencyReport `json:"ack_latency_ms,omitempty"`
+	// TLS runs only: the version, the handshakes the devices completed, how
+	// many of them resumed a session, and handshakes per second of load.
+	TLS               string   `json:"tls,omitempty"`
+	TLSHandshakes     *int64   `json:"tls_handshakes,omitempty"`
+	TLSResumed        *int64   `json:"tls_resumed,omitempty"`
+	TLSHandshakesPerS *float64 `json:"tls_handshakes_per_s,omitempty"`
 	// Idle scenarios only: the held connections and what they cost the server.
 	Idle *IdleReport `json:"idle,omitempty"`
 	// With --plot: the rates, second by second, over the load and the drain.
@@ -93,10 +101,11 @@ type LatencyReport struct {
 }
 
 type RatioReport struct {
-	Against    string   `json:"against"` // "baseline", or "plain" for the acknowledged scenarios
+	Against    string   `json:"against"` // "baseline"; "plain" for the acknowledged scenarios; "no-tls" with --tls
 	StoredPerS *float64 `json:"stored_per_s,omitempty"`
 	CPUPerMsg  *float64 `json:"cpu_us_per_msg,omitempty"`
-	// Against plain: the acknowledged run's acked msgs/s ÷ the plain run's stored msgs/s.
+	// Against plain: the acknowledged run's acked msgs/s ÷ the plain run's stored
+	// msgs/s; against no-tls: acked msgs/s ÷ acked msgs/s.
 	AckedPerS *float64 `json:"acked_per_s,omitempty"`
 	// Idle scenarios: resident memory per held connection.
 	KBPerConn *float64 `json:"rss_kb_per_conn,omitempty"`
@@ -108,7 +117,7 @@ func Ratios(runs []RunReport) *RatioReport {
 		switch runs[i].Target {
 		case "inlet":
 			in = &runs[i]
-		case "baseline", "plain":
+		case "baseline", "plain", "no-tls":
 			base = &runs[i]
 		}
 	}
@@ -120,8 +129,11 @@ func Ratios(runs []RunReport) *RatioReport {
 		StoredPerS: ratio(in.StoredPerS, base.StoredPerS),
 		CPUPerMsg:  ratio(in.CPUMicrosPerMsg, base.CPUMicrosPerMsg),
 	}
-	if base.Target == "plain" {
+	switch {
+	case base.Target == "plain":
 		r.AckedPerS = ratio(in.AckedPerS, base.StoredPerS)
+	case base.AckedPerS != nil:
+		r.AckedPerS = ratio(in.AckedPerS, base.AckedPerS)
 	}
 	if in.Idle != nil && base.Idle != nil {
 		r.KBPerConn = ratio(in.Idle.KBPerConn, base.Idle.KBPerConn)

@@ -104,7 +104,6 @@ func appendDatagram(b []byte, n int64) []byte {
 // runTutorial is the tutorial sketch: connect, print one line, close.
 func runTutorial(d *device) error {
 	dialer := d.g.tcpDialer(d.src)
-	target := d.g.target.String()
 	line := make([]byte, 0, 32)
 	for {
 		due := d.pace.next(d.stop, 1)
@@ -116,7 +115,7 @@ func runTutorial(d *device) error {
 				return nil
 			}
 			line = appendLine(line[:0], d.counter)
-			if err := sendOnce(d.stop, dialer, target, line); err != nil {
+			if err := d.sendOnce(dialer, line); err != nil {
 				d.g.giveBack(1)
 				if d.stopped() {
 					return nil
@@ -131,8 +130,8 @@ func runTutorial(d *device) error {
 	}
 }
 
-func sendOnce(ctx context.Context, dialer *net.Dialer, target string, line []byte) error {
-	c, err := dialer.DialContext(ctx, "tcp", target)
+func (d *device) sendOnce(dialer *net.Dialer, line []byte) error {
+	c, err := d.g.dial(d.stop, dialer, d.tls)
 	if err != nil {
 		return err
 	}
@@ -164,9 +163,8 @@ func runStream(d *device) error {
 		}
 		return setSendBuffer(c, streamSendBuffer)
 	}
-	target := d.g.target.String()
 	for d.stop.Err() == nil {
-		c, err := dialer.DialContext(d.stop, "tcp", target)
+		c, err := d.g.dial(d.stop, dialer, d.tls)
 		if err != nil {
 			if !d.stopped() {
 				d.failed(err)
