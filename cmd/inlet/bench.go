@@ -310,6 +310,15 @@ func printBench(w io.Writer, rep *loadgen.Report) error {
 
 func printRunNotes(w io.Writer, rep *loadgen.Report) {
 	for _, r := range rep.Runs {
+		if s := r.Server; s != nil && s.BatchMean != nil && s.CommitMeanMS != nil {
+			line := fmt.Sprintf("%s: server: %d commits of %s messages, %s ms each on average", r.Target, s.Commits,
+				sig3(*s.BatchMean), sig3(*s.CommitMeanMS))
+			if s.AckMeanMS != nil {
+				line += fmt.Sprintf("; ack latency in the server %s ms on average (queue to ACK handed to the connection)",
+					sig3(*s.AckMeanMS))
+			}
+			fmt.Fprintln(w, line)
+		}
 		if r.TLSHandshakes != nil {
 			fmt.Fprintf(w, "%s: TLS %s, %d handshakes (%d resumed), %s handshakes/s\n", r.Target, r.TLS,
 				*r.TLSHandshakes, *r.TLSResumed, optFloat(r.TLSHandshakesPerS, 0))

@@ -58,6 +58,16 @@ func checkCounts(t *testing.T, r loadgen.RunReport) {
 	case *r.DiskWriteBytes < 0 || *r.Stored > 0 && *r.DiskBytesPerMsg != float64(*r.DiskWriteBytes)/float64(*r.Stored):
 		t.Errorf("%s: disk writes %d, %g per message for %d stored", r.Target, *r.DiskWriteBytes, *r.DiskBytesPerMsg, *r.Stored)
 	}
+	// inlet's own view of its commits, for every inlet run.
+	if r.Target != "baseline" {
+		s := r.Server
+		switch {
+		case s == nil || s.BatchMean == nil || s.CommitMeanMS == nil:
+			t.Errorf("%s: no server commit figures: %+v", r.Target, s)
+		case s.Commits <= 0 || *s.BatchMean < 1 || float64(s.Commits)**s.BatchMean < float64(*r.Stored):
+			t.Errorf("%s: %d commits of %g messages for %d stored", r.Target, s.Commits, *s.BatchMean, *r.Stored)
+		}
+	}
 	t.Logf("%s: sent %d, stored %d, loss %d, send errors %d %s", r.Target, r.Sent, *r.Stored, *r.Loss, r.SendErrors, r.FirstSendError)
 }
 
@@ -311,6 +321,9 @@ func checkAcked(t *testing.T, r loadgen.RunReport) {
 		t.Errorf("%s: acked %d of %d sent", r.Target, *r.Acked, r.Sent)
 	}
 	l := r.Latency
+	if s := r.Server; s != nil && (s.AckMeanMS == nil || *s.AckMeanMS < 0) {
+		t.Errorf("%s: no ack latency in the server: %+v", r.Target, *s)
+	}
 	if l.Samples != *r.Acked {
 		t.Errorf("%s: %d latencies for %d acked", r.Target, l.Samples, *r.Acked)
 	}

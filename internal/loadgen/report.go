@@ -61,6 +61,9 @@ type RunReport struct {
 	TLSHandshakes     *int64   `json:"tls_handshakes,omitempty"`
 	TLSResumed        *int64   `json:"tls_resumed,omitempty"`
 	TLSHandshakesPerS *float64 `json:"tls_handshakes_per_s,omitempty"`
+	// What inlet serve says of itself (a server started here): its commits and,
+	// for acknowledged messages, its own share of the ack latency.
+	Server *ServerReport `json:"server,omitempty"`
 	// Idle scenarios only: the held connections and what they cost the server.
 	Idle *IdleReport `json:"idle,omitempty"`
 	// With --plot: the rates, second by second, over the load and the drain.
@@ -87,6 +90,36 @@ type IdleReport struct {
 
 	before            serverGauges
 	GoroutinesPerConn *float64 `json:"goroutines_per_conn,omitempty"`
+}
+
+// ServerReport is read from inlet serve's /metrics at the end of a run (the
+// server was started for it, so its counters cover the run): the means of its
+// batch-size, commit-time and ack-latency histograms. The ack latency in the
+// server runs from a message entering the commit queue to its ACK being handed
+// to the connection: set against the devices' latency it shows what reading,
+// the network and the device's side add.
+type ServerReport struct {
+	Commits      int64    `json:"commits"`
+	BatchMean    *float64 `json:"batch_mean_msgs,omitempty"`
+	CommitMeanMS *float64 `json:"commit_mean_ms,omitempty"`
+	AckMeanMS    *float64 `json:"ack_latency_mean_ms,omitempty"` // acknowledged messages only
+}
+
+func serverMeans(m Metrics) *ServerReport {
+	mean := func(name string, scale float64) *float64 {
+		n := m.Value(name + "_count")
+		if n <= 0 {
+			return nil
+		}
+		v := m.Value(name+"_sum") / n * scale
+		return &v
+	}
+	return &ServerReport{
+		Commits:      m.Sum("inlet_batches_committed_total"),
+		BatchMean:    mean("inlet_batch_size_messages", 1),
+		CommitMeanMS: mean("inlet_commit_duration_seconds", 1000),
+		AckMeanMS:    mean("inlet_ack_latency_seconds", 1000),
+	}
 }
 
 // LatencyReport is the ack latency in milliseconds: for ack from writing a

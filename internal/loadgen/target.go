@@ -75,6 +75,7 @@ func (b *Bench) startInlet(ctx context.Context, sc *Scenario, db string, useTLS 
 		drops := m.Sum("inlet_udp_kernel_drops_total")
 		r.KernelDrops = &drops
 		r.Rejected = m.ByLabel("inlet_rejected_total", "reason")
+		r.Server = serverMeans(m)
 		return nil
 	}
 	t.stored = func(ctx context.Context) (int64, error) {
