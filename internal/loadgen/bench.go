@@ -311,7 +311,11 @@ func (b *Bench) Run(ctx context.Context, name string) (r RunReport, err error) {
 
 	busy := res.Elapsed
 	if t.progress != nil {
-		last, err := waitDrain(ctx, t, res.Sent, loadEnd)
+		quiet := drainQuiet
+		if sc.Transport == "tcp" {
+			quiet = drainQuietTCP
+		}
+		last, err := waitDrain(ctx, t, res.Sent, loadEnd, quiet)
 		if err != nil {
 			if t.proc != nil && t.proc.hasExited() {
 				return r, t.proc.exitError("while committing")
@@ -486,16 +490,21 @@ type serverGauges struct {
 const idleSettle = 30 * time.Second
 
 // Waiting for the receiver to finish: done when it has everything that was sent,
-// or when its counts have stood still for drainQuiet (a UDP load that lost
+// or when its counts have stood still for drainQuiet (drainQuietTCP over TCP; a UDP load that lost
 // datagrams never gets there), or after drainLimit.
 const (
 	drainPoll  = 50 * time.Millisecond
 	drainQuiet = time.Second
+	// Over TCP everything sent arrives unless refused, and a server starved of
+	// CPU can stand still for more than a second in one long commit, its
+	// readers stopped behind the full queue: a drain cut short there stopped
+	// the server with lines still unread (counted as lost).
+	drainQuietTCP = 10 * time.Second
 	drainLimit = 2 * time.Minute
 )
 
 // waitDrain returns when the receiver last made progress.
-func waitDrain(ctx context.Context, t *target, sent int64, loadEnd time.Time) (time.Time, error) {
+func waitDrain(ctx context.Context, t *target, sent int64, loadEnd time.Time, quiet time.Duration) (time.Time, error) {
 	last := loadEnd
 	prevS, prevR := int64(-1), int64(-1)
 	tick := time.NewTicker(drainPoll)
@@ -509,7 +518,7 @@ func waitDrain(ctx context.Context, t *target, sent int64, loadEnd time.Time) (t
 		if s != prevS || r != prevR {
 			prevS, prevR, last = s, r, now
 		}
-		if s >= sent || now.Sub(last) >= drainQuiet || now.Sub(loadEnd) >= drainLimit {
+		if s >= sent || now.Sub(last) >= quiet || now.Sub(loadEnd) >= drainLimit {
 			return last, nil
 		}
 		select {

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"context"
 	"io"
 	"net"
 	"testing"
@@ -54,5 +55,25 @@ func TestSentLinesCountsWhatWentOut(t *testing.T) {
 		}
 		client.Close()
 		server.Close()
+	}
+}
+
+// Over TCP the drain waits through a pause longer than a second (a starved
+// server in one long commit, its readers stopped), instead of stopping the
+// server with lines unread.
+func TestDrainWaitsThroughAStall(t *testing.T) {
+	start := time.Now()
+	const sent = 1000
+	tg := &target{progress: func(context.Context) (int64, int64, error) {
+		if time.Since(start) < 1500*time.Millisecond {
+			return 400, 400, nil // stands still for 1.5 s
+		}
+		return sent, sent, nil
+	}}
+	if _, err := waitDrain(t.Context(), tg, sent, start, drainQuietTCP); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := tg.progress(t.Context()); n != sent {
+		t.Errorf("drain ended with %d of %d stored", n, sent)
 	}
 }
