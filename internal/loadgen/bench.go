@@ -500,7 +500,7 @@ const (
 	// readers stopped behind the full queue: a drain cut short there stopped
 	// the server with lines still unread (counted as lost).
 	drainQuietTCP = 10 * time.Second
-	drainLimit = 2 * time.Minute
+	drainLimit    = 2 * time.Minute
 )
 
 // waitDrain returns when the receiver last made progress.
