@@ -382,7 +382,7 @@ func printAckBench(w io.Writer, rep *loadgen.Report) error {
 // what they cost the receiver.
 func printIdleBench(w io.Writer, rep *loadgen.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\ttarget\tdevices\theld\tfailed\tsent\tacked\tstored\tloss\tdisk B/msg\t"+
+	fmt.Fprintln(tw, "scenario\ttarget\tdevices\theld\tfailed\tsent\tacked\tstored\tloss\tCPU µs/msg\tdisk B/msg\t"+
 		"RSS before MB\tRSS idle MB\tKB/conn\tstack KB/conn\theap KB/conn\tgoroutines/conn\tp99 ms\t")
 	for _, r := range rep.Runs {
 		ir := r.Idle
@@ -393,13 +393,13 @@ func printIdleBench(w io.Writer, rep *loadgen.Report) error {
 		if r.Latency != nil {
 			p99 = sig3(r.Latency.P99)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Target, r.Devices,
-			ir.Conns, ir.Failed, r.Sent, optInt(r.Acked), optInt(r.Stored), optInt(r.Loss), optFloat(r.DiskBytesPerMsg, 0),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Target, r.Devices,
+			ir.Conns, ir.Failed, r.Sent, optInt(r.Acked), optInt(r.Stored), optInt(r.Loss), optSig(r.CPUMicrosPerMsg), optFloat(r.DiskBytesPerMsg, 0),
 			optFloat(ir.RSSBeforeMB, 1), optFloat(ir.RSSIdleMB, 1), optFloat(ir.KBPerConn, 2),
 			optFloat(ir.StackKBPerConn, 2), optFloat(ir.HeapKBPerConn, 2), optFloat(ir.GoroutinesPerConn, 2), p99)
 	}
 	if ra := rep.Ratio; ra != nil {
-		fmt.Fprintf(tw, "%s\tinlet/%s\t\t\t\t\t\t\t\t\t\t\t%s\t\t\t\t\t\n", rep.Scenario, ra.Against, times(ra.KBPerConn))
+		fmt.Fprintf(tw, "%s\tinlet/%s\t\t\t\t\t\t\t\t\t\t\t\t%s\t\t\t\t\t\n", rep.Scenario, ra.Against, times(ra.KBPerConn))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -409,6 +409,7 @@ func printIdleBench(w io.Writer, rep *loadgen.Report) error {
 	fmt.Fprintln(w, "KB/conn: the receiver's VmRSS with all of them idle, less VmRSS before the first, per connection;")
 	fmt.Fprintln(w, "stack, heap: of that, Go's goroutine stacks and heap in use (inlet's /metrics);")
 	fmt.Fprintln(w, "after the hold each sent one more message (idle-ack: and read its ACK); stored counts both;")
+	fmt.Fprintln(w, "CPU µs/msg: the receiver's user+system time over the whole run (opening and holding too), per message stored;")
 	fmt.Fprintln(w, diskNote)
 	printRunNotes(w, rep)
 	return nil
