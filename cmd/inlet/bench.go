@@ -38,6 +38,10 @@ type benchConfig struct {
 	Window    int
 	windowSet bool   // --window given, which only the ack scenario takes
 	Plot      string // --plot: write the per-second rates here as SVG
+	TLS       bool   // --tls: the TCP scenarios over TLS
+	TLSVer    string // --tls-version
+	TLSResume bool   // --tls-resume
+	tlsSet    bool   // --tls-version or --tls-resume given, which need --tls
 }
 
 func benchFlags(stderr io.Writer) (*benchConfig, *flag.FlagSet) {
@@ -66,7 +70,12 @@ func benchFlags(stderr io.Writer) (*benchConfig, *flag.FlagSet) {
 		"--duration, and report the server's resident memory per connection (VmRSS with all of them idle, less\n"+
 		"VmRSS before the first, over the connections), then send one more message on each (idle-ack: and wait\n"+
 		"for its ACK) to show every one is still served. The open files limit is raised to the hard limit, which\n"+
-		"the started server inherits; --devices 10000 needs about 10,300 (ulimit -Hn).", stderr)
+		"the started server inherits; --devices 10000 needs about 10,300 (ulimit -Hn).\n"+
+		"With --tls the TCP scenarios speak TLS (crypto/tls, one version, ECDHE with X25519 or P-256) to the\n"+
+		"started server's --tls port, which gets a fresh ECDSA P-256 certificate; every connection is a\n"+
+		"handshake, full or (--tls-resume) resumed with a session ticket, and each run reports the handshakes\n"+
+		"and handshakes per second (tutorial and ack-cpm: one per message). --tls --baseline runs the same\n"+
+		"scenario without TLS first and ends with inlet/no-tls ratios.", stderr)
 	bc := &benchConfig{}
 	fs.StringVar(&bc.Scenario, "scenario", "tutorial", "tutorial, stream, udp, ack, ack-cpm, idle or idle-ack")
 	fs.IntVar(&bc.Devices, "devices", 0, "emulated devices, each with its own connection or socket and loopback address (0: the scenario's default)")
@@ -83,6 +92,11 @@ func benchFlags(stderr io.Writer) (*benchConfig, *flag.FlagSet) {
 	fs.IntVar(&bc.Window, "window", loadgen.DefaultWindow, "ack: most messages one connection may have sent and not yet seen acknowledged")
 	fs.StringVar(&bc.Plot, "plot", "", "write messages/s sent and stored (acked, for ack scenarios), sampled each second over the run,\n"+
 		"as an SVG chart to this file")
+	fs.BoolVar(&bc.TLS, "tls", false, "tutorial, stream, ack, ack-cpm, idle, idle-ack: connect over TLS to the server's --tls port\n"+
+		"(with --target: the TLS address, its certificate not verified)")
+	fs.StringVar(&bc.TLSVer, "tls-version", "1.2", "--tls: the TLS version the devices offer, 1.2 (what ESP8266 and ESP32 stacks speak) or 1.3")
+	fs.BoolVar(&bc.TLSResume, "tls-resume", false, "--tls: each device keeps its session ticket, so every handshake after its first is resumed\n"+
+		"(TLS 1.3 delivers tickets after the handshake: a device must read, so tutorial cannot resume with 1.3)")
 	fs.StringVar(&bc.ServerBin, "server-bin", "", "inlet binary to start as server and baseline (default: this one; for tests and comparing builds)")
 	return bc, fs
 }
@@ -92,7 +106,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	fs.Visit(func(f *flag.Flag) { bc.windowSet = bc.windowSet || f.Name == "window" })
+	fs.Visit(func(f *flag.Flag) {
+		bc.windowSet = bc.windowSet || f.Name == "window"
+		bc.tlsSet = bc.tlsSet || f.Name == "tls-version" || f.Name == "tls-resume"
+	})
 	sc, err := bc.check()
 	if err != nil {
 		return err
@@ -102,7 +119,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg := loadgen.BenchConfig{
 		Scenario: sc, Devices: bc.Devices, Duration: bc.Duration, Count: bc.Count, Rate: bc.Rate,
 		SenderCPU: bc.SenderCPU, Window: bc.Window, Target: bc.Target, DB: bc.DB, ServerBin: bc.ServerBin,
-		Baseline: bc.Baseline, PerSecond: bc.Plot != "",
+		Baseline: bc.Baseline, PerSecond: bc.Plot != "", TLSResume: bc.TLSResume,
+	}
+	if bc.TLS {
+		cfg.TLSVersion, _ = loadgen.ParseTLSVersion(bc.TLSVer) // checked
 	}
 	if isTerminal(stderr) {
 		cfg.Progress = stderr
@@ -126,8 +146,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if sc.Name == "ack" {
 		rep.Window = bc.Window
 	}
+	if bc.TLS {
+		rep.TLSVersion, rep.TLSResume = bc.TLSVer, bc.TLSResume
+	}
 	runs := []string{"inlet"}
 	switch plain := b.Plain(); {
+	case bc.Baseline && bc.TLS:
+		runs = []string{"no-tls", "inlet"}
+		rep.Order = "inlet without TLS, then inlet over TLS " + bc.TLSVer
 	case bc.Baseline && plain != nil:
 		runs = []string{"plain", "inlet"}
 		rep.Plain = plain.Name
@@ -187,6 +213,17 @@ func (bc *benchConfig) check() (*loadgen.Scenario, error) {
 		return nil, fmt.Errorf("--window applies to --scenario ack only")
 	case sc.Idle && (bc.Count > 0 || bc.Rate > 0):
 		return nil, fmt.Errorf("--count and --rate do not apply to --scenario %s: each device sends two messages", sc.Name)
+	case bc.TLS && sc.Transport != "tcp":
+		return nil, fmt.Errorf("--tls applies to the TCP scenarios, not %s", sc.Name)
+	case bc.tlsSet && !bc.TLS:
+		return nil, errors.New("--tls-version and --tls-resume need --tls")
+	case bc.TLS && bc.Target != "" && bc.Baseline:
+		return nil, errors.New("--tls --baseline starts its own servers: not with --target")
+	}
+	if bc.TLS {
+		if _, err := loadgen.ParseTLSVersion(bc.TLSVer); err != nil {
+			return nil, fmt.Errorf("--tls-version: %w", err)
+		}
 	}
 	return sc, nil
 }
@@ -218,8 +255,15 @@ func printBench(w io.Writer, rep *loadgen.Report) error {
 	if rep.Window > 0 {
 		window = fmt.Sprintf(", window %d", rep.Window)
 	}
+	over := rep.Transport
+	if rep.TLSVersion != "" {
+		over = "TLS " + rep.TLSVersion
+		if rep.TLSResume {
+			over += " (sessions resumed)"
+		}
+	}
 	fmt.Fprintf(w, "inlet bench: %s over %s, %d %s, %gs%s, %s%s; order: %s\n",
-		rep.Scenario, rep.Transport, rep.Devices, devs, rep.DurationS, bound, pace, window, rep.Order)
+		rep.Scenario, over, rep.Devices, devs, rep.DurationS, bound, pace, window, rep.Order)
 	if rep.UDPSenderCPU >= 0 {
 		fmt.Fprintf(w, "sender pinned to CPU %d", rep.UDPSenderCPU)
 		if len(rep.Runs) > 0 && rep.Runs[0].ServerCPUs != "" {
@@ -266,6 +310,19 @@ func printBench(w io.Writer, rep *loadgen.Report) error {
 
 func printRunNotes(w io.Writer, rep *loadgen.Report) {
 	for _, r := range rep.Runs {
+		if s := r.Server; s != nil && s.BatchMean != nil && s.CommitMeanMS != nil {
+			line := fmt.Sprintf("%s: server: %d commits of %s messages, %s ms each on average", r.Target, s.Commits,
+				sig3(*s.BatchMean), sig3(*s.CommitMeanMS))
+			if s.AckMeanMS != nil {
+				line += fmt.Sprintf("; ack latency in the server %s ms on average (queue to ACK handed to the connection)",
+					sig3(*s.AckMeanMS))
+			}
+			fmt.Fprintln(w, line)
+		}
+		if r.TLSHandshakes != nil {
+			fmt.Fprintf(w, "%s: TLS %s, %d handshakes (%d resumed), %s handshakes/s\n", r.Target, r.TLS,
+				*r.TLSHandshakes, *r.TLSResumed, optFloat(r.TLSHandshakesPerS, 0))
+		}
 		if r.SendErrors > 0 {
 			fmt.Fprintf(w, "%s: %d failed sends (retried), first: %s\n", r.Target, r.SendErrors, r.FirstSendError)
 		}
@@ -310,6 +367,9 @@ func printAckBench(w io.Writer, rep *loadgen.Report) error {
 	fmt.Fprintln(w, "p50..max: ack latency, from writing a message (ack) or starting to connect (ack-cpm) to")
 	fmt.Fprintln(w, "reading the ACK that covers it; CPU: the receiver's user+system time;")
 	fmt.Fprintln(w, diskNote)
+	if rep.Ratio != nil && rep.Ratio.Against == "no-tls" {
+		fmt.Fprintln(w, "inlet/no-tls: over TLS against the same scenario without TLS.")
+	}
 	if rep.Ratio != nil && rep.Ratio.Against == "plain" {
 		fmt.Fprintf(w, "inlet/plain: %s against inlet under the plain %s scenario; acked/s is set against its msgs/s.\n",
 			rep.Scenario, rep.Plain)
@@ -322,7 +382,7 @@ func printAckBench(w io.Writer, rep *loadgen.Report) error {
 // what they cost the receiver.
 func printIdleBench(w io.Writer, rep *loadgen.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\ttarget\tdevices\theld\tfailed\tsent\tacked\tstored\tloss\tdisk B/msg\t"+
+	fmt.Fprintln(tw, "scenario\ttarget\tdevices\theld\tfailed\tsent\tacked\tstored\tloss\tCPU µs/msg\tdisk B/msg\t"+
 		"RSS before MB\tRSS idle MB\tKB/conn\tstack KB/conn\theap KB/conn\tgoroutines/conn\tp99 ms\t")
 	for _, r := range rep.Runs {
 		ir := r.Idle
@@ -333,13 +393,13 @@ func printIdleBench(w io.Writer, rep *loadgen.Report) error {
 		if r.Latency != nil {
 			p99 = sig3(r.Latency.P99)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Target, r.Devices,
-			ir.Conns, ir.Failed, r.Sent, optInt(r.Acked), optInt(r.Stored), optInt(r.Loss), optFloat(r.DiskBytesPerMsg, 0),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Target, r.Devices,
+			ir.Conns, ir.Failed, r.Sent, optInt(r.Acked), optInt(r.Stored), optInt(r.Loss), optSig(r.CPUMicrosPerMsg), optFloat(r.DiskBytesPerMsg, 0),
 			optFloat(ir.RSSBeforeMB, 1), optFloat(ir.RSSIdleMB, 1), optFloat(ir.KBPerConn, 2),
 			optFloat(ir.StackKBPerConn, 2), optFloat(ir.HeapKBPerConn, 2), optFloat(ir.GoroutinesPerConn, 2), p99)
 	}
 	if ra := rep.Ratio; ra != nil {
-		fmt.Fprintf(tw, "%s\tinlet/%s\t\t\t\t\t\t\t\t\t\t\t%s\t\t\t\t\t\n", rep.Scenario, ra.Against, times(ra.KBPerConn))
+		fmt.Fprintf(tw, "%s\tinlet/%s\t\t\t\t\t\t\t\t\t\t\t\t%s\t\t\t\t\t\n", rep.Scenario, ra.Against, times(ra.KBPerConn))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -349,6 +409,7 @@ func printIdleBench(w io.Writer, rep *loadgen.Report) error {
 	fmt.Fprintln(w, "KB/conn: the receiver's VmRSS with all of them idle, less VmRSS before the first, per connection;")
 	fmt.Fprintln(w, "stack, heap: of that, Go's goroutine stacks and heap in use (inlet's /metrics);")
 	fmt.Fprintln(w, "after the hold each sent one more message (idle-ack: and read its ACK); stored counts both;")
+	fmt.Fprintln(w, "CPU µs/msg: the receiver's user+system time over the whole run (opening and holding too), per message stored;")
 	fmt.Fprintln(w, diskNote)
 	printRunNotes(w, rep)
 	return nil

@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -56,6 +58,16 @@ func checkCounts(t *testing.T, r loadgen.RunReport) {
 	case *r.DiskWriteBytes < 0 || *r.Stored > 0 && *r.DiskBytesPerMsg != float64(*r.DiskWriteBytes)/float64(*r.Stored):
 		t.Errorf("%s: disk writes %d, %g per message for %d stored", r.Target, *r.DiskWriteBytes, *r.DiskBytesPerMsg, *r.Stored)
 	}
+	// inlet's own view of its commits, for every inlet run.
+	if r.Target != "baseline" {
+		s := r.Server
+		switch {
+		case s == nil || s.BatchMean == nil || s.CommitMeanMS == nil:
+			t.Errorf("%s: no server commit figures: %+v", r.Target, s)
+		case s.Commits <= 0 || *s.BatchMean < 1 || float64(s.Commits)**s.BatchMean+0.5 < float64(*r.Stored): // the mean is a float
+			t.Errorf("%s: %d commits of %g messages for %d stored", r.Target, s.Commits, *s.BatchMean, *r.Stored)
+		}
+	}
 	t.Logf("%s: sent %d, stored %d, loss %d, send errors %d %s", r.Target, r.Sent, *r.Stored, *r.Loss, r.SendErrors, r.FirstSendError)
 }
 
@@ -97,8 +109,104 @@ func TestBenchEveryScenario(t *testing.T) {
 			if plot != "" {
 				checkPlot(t, plot, len(r.PerSecond))
 			}
+			if r.TLSHandshakes != nil {
+				t.Errorf("a run without --tls reports TLS handshakes: %+v", r)
+			}
 		})
 	}
+	// Every TCP scenario again over TLS, each version and resumption at least once.
+	for _, tc := range []struct {
+		scenario string
+		args     []string
+	}{
+		{"tutorial", []string{"--tls-resume"}},
+		{"stream", nil},
+		{"ack", []string{"--tls-version", "1.3"}},
+		{"ack-cpm", []string{"--tls-version", "1.3", "--tls-resume"}},
+		{"ack-cpm", nil},
+		{"idle", nil},
+		{"idle-ack", []string{"--tls-version", "1.3"}},
+	} {
+		t.Run(tc.scenario+"/tls/"+strings.Join(tc.args, " "), func(t *testing.T) {
+			sc := mustLookup(t, tc.scenario)
+			devices := 4
+			if sc.Idle {
+				devices = 50
+			}
+			args := append([]string{"--scenario", tc.scenario, "--duration", "1s", "--devices", strconv.Itoa(devices), "--tls"}, tc.args...)
+			rep := benchJSON(t, args...)
+			if len(rep.Runs) != 1 || rep.Runs[0].Target != "inlet" {
+				t.Fatalf("runs %+v, want one inlet run", rep.Runs)
+			}
+			r := rep.Runs[0]
+			if sc.Acked {
+				checkAcked(t, r)
+			} else {
+				checkCounts(t, r)
+			}
+			if sc.Idle {
+				checkIdle(t, r, devices)
+			}
+			checkTLS(t, r, sc, devices, slices.Contains(tc.args, "--tls-resume"))
+		})
+	}
+}
+
+// checkTLS asserts that a TLS run counted its handshakes as its scenario makes
+// them: one per device for the persistent scenarios, one per message for the
+// connect-per-message ones, of which all but each device's first are resumed
+// with --tls-resume, and none without.
+func checkTLS(t *testing.T, r loadgen.RunReport, sc *loadgen.Scenario, devices int, resume bool) {
+	t.Helper()
+	if r.TLS == "" || r.TLSHandshakes == nil || r.TLSResumed == nil || r.TLSHandshakesPerS == nil {
+		t.Fatalf("no TLS figures: %+v", r)
+	}
+	hs, resumed := *r.TLSHandshakes, *r.TLSResumed
+	perMessage := sc.Name == "tutorial" || sc.Name == "ack-cpm"
+	switch {
+	case r.SendErrors > 0:
+		t.Logf("%d send errors (%s): handshake counts not checked exactly", r.SendErrors, r.FirstSendError)
+	case perMessage && hs != r.Sent:
+		t.Errorf("%d handshakes for %d messages sent one per connection", hs, r.Sent)
+	case !perMessage && hs != int64(devices):
+		t.Errorf("%d handshakes for %d devices with one connection each", hs, devices)
+	case resume && resumed != hs-int64(devices):
+		t.Errorf("%d of %d handshakes resumed, want all but the %d devices' first", resumed, hs, devices)
+	}
+	if !resume && resumed != 0 {
+		t.Errorf("%d handshakes resumed without --tls-resume", resumed)
+	}
+	t.Logf("TLS %s: %d handshakes, %d resumed", r.TLS, hs, resumed)
+}
+
+// --tls --baseline: the same scenario without TLS first, and the ratios.
+func TestBenchTLSAgainstNoTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers")
+	}
+	rep := benchJSON(t, "--scenario", "ack", "--devices", "4", "--duration", "1s", "--tls", "--baseline")
+	if len(rep.Runs) != 2 || rep.Runs[0].Target != "no-tls" || rep.Runs[0].Scenario != "ack" ||
+		rep.Runs[1].Target != "inlet" || rep.Runs[1].TLS != "1.2" || rep.TLSVersion != "1.2" {
+		t.Fatalf("runs %+v, want ack without TLS then ack over TLS 1.2", rep.Runs)
+	}
+	if rep.Runs[0].TLSHandshakes != nil || rep.Runs[0].TLS != "" {
+		t.Errorf("the no-tls run reports TLS: %+v", rep.Runs[0])
+	}
+	checkAcked(t, rep.Runs[0])
+	checkAcked(t, rep.Runs[1])
+	checkTLS(t, rep.Runs[1], mustLookup(t, "ack"), 4, false)
+	if rep.Ratio == nil || rep.Ratio.Against != "no-tls" || rep.Ratio.AckedPerS == nil || rep.Ratio.StoredPerS == nil {
+		t.Errorf("ratio %+v, want inlet/no-tls with acked/s", rep.Ratio)
+	}
+}
+
+func mustLookup(t *testing.T, name string) *loadgen.Scenario {
+	t.Helper()
+	sc, err := loadgen.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
 }
 
 // checkIdle asserts that an idle run held every connection and that each was
@@ -213,6 +321,9 @@ func checkAcked(t *testing.T, r loadgen.RunReport) {
 		t.Errorf("%s: acked %d of %d sent", r.Target, *r.Acked, r.Sent)
 	}
 	l := r.Latency
+	if s := r.Server; s != nil && (s.AckMeanMS == nil || *s.AckMeanMS < 0) {
+		t.Errorf("%s: no ack latency in the server: %+v", r.Target, *s)
+	}
 	if l.Samples != *r.Acked {
 		t.Errorf("%s: %d latencies for %d acked", r.Target, l.Samples, *r.Acked)
 	}
@@ -337,6 +448,10 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"stray"}, "unexpected argument"},
 		{[]string{"--scenario", "idle", "--rate", "5"}, "do not apply"},
 		{[]string{"--scenario", "idle-ack", "--count", "5"}, "do not apply"},
+		{[]string{"--scenario", "udp", "--tls"}, "--tls applies"},
+		{[]string{"--scenario", "stream", "--tls-resume"}, "need --tls"},
+		{[]string{"--scenario", "stream", "--tls", "--tls-version", "1.1"}, "--tls-version"},
+		{[]string{"--scenario", "stream", "--tls", "--baseline", "--target", "127.0.0.1:3443"}, "not with --target"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), append([]string{"bench"}, tc.args...), &stdout, &stderr)

@@ -86,11 +86,10 @@ func newAckWindow(size int) *ackWindow {
 // sent and not acknowledged.
 func runAck(d *device) error {
 	dialer := d.g.tcpDialer(d.src)
-	target := d.g.target.String()
 	hello := helloLine(d.index, d.g.boot)
 	w := newAckWindow(d.g.cfg.Window)
 	for d.stop.Err() == nil {
-		c, err := dialer.DialContext(d.stop, "tcp", target)
+		c, err := d.g.dial(d.stop, dialer, d.tls)
 		if err != nil {
 			if !d.stopped() {
 				d.failed(err)
@@ -176,15 +175,20 @@ func (d *device) ackStream(c net.Conn, hello []byte, w *ackWindow) (done bool, e
 		if due == 0 {
 			break
 		}
-		sentAt := int64(time.Since(w.base))
 		buf = buf[:0]
 		for seq := d.counter; seq < d.counter+due; seq++ {
-			w.ring[seq%w.size].Store(sentAt)
 			buf, num = appendAckLine(buf, num, seq)
+		}
+		c.SetWriteDeadline(time.Now().Add(streamFlushTimeout))
+		// The latency a device sees runs from its write: stamp the messages
+		// just before it, and publish them (issued) before the write, so that
+		// an ACK read the moment after finds them.
+		sentAt := int64(time.Since(w.base))
+		for seq := d.counter; seq < d.counter+due; seq++ {
+			w.ring[seq%w.size].Store(sentAt)
 		}
 		d.counter += due // never reused, even if the write fails
 		w.issued.Store(d.counter - 1)
-		c.SetWriteDeadline(time.Now().Add(streamFlushTimeout))
 		if _, err := c.Write(buf); err != nil {
 			return false, fmt.Errorf("write: %w", err)
 		}
@@ -285,7 +289,6 @@ func (d *device) readAcks(r *bufio.Reader, w *ackWindow) {
 // close; over and over.
 func runAckCPM(d *device) error {
 	dialer := d.g.tcpDialer(d.src)
-	target := d.g.target.String()
 	hello := helloLine(d.index, d.g.boot)
 	out, num := make([]byte, 0, len(hello)+48), make([]byte, 0, 20)
 	in := make([]byte, 256)
@@ -299,7 +302,7 @@ func runAckCPM(d *device) error {
 				return nil
 			}
 			out, num = appendAckLine(append(out[:0], hello...), num, d.counter)
-			written, err := d.ackOnce(dialer, target, out, in, d.counter)
+			written, err := d.ackOnce(dialer, out, in, d.counter)
 			if !written {
 				d.g.giveBack(1)
 				if d.stopped() {
@@ -319,10 +322,11 @@ func runAckCPM(d *device) error {
 }
 
 // ackOnce sends one acknowledged message on a connection of its own and waits
-// for its ACK; the latency is from the start of the connect to the ACK read.
-func (d *device) ackOnce(dialer *net.Dialer, target string, out, in []byte, seq int64) (written bool, err error) {
+// for its ACK; the latency is from the start of the connect (and TLS handshake)
+// to the ACK read.
+func (d *device) ackOnce(dialer *net.Dialer, out, in []byte, seq int64) (written bool, err error) {
 	start := time.Now()
-	c, err := dialer.DialContext(d.stop, "tcp", target)
+	c, err := d.g.dial(d.stop, dialer, d.tls)
 	if err != nil {
 		return false, err
 	}

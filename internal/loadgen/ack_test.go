@@ -2,10 +2,12 @@ package loadgen_test
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -242,5 +244,144 @@ func TestAckUnanswered(t *testing.T) {
 	}
 	if res.Acked != 1 || res.Errors == 0 || !strings.Contains(res.FirstError, "nonsense") {
 		t.Errorf("acked %d, %d errors, first %q", res.Acked, res.Errors, res.FirstError)
+	}
+}
+
+// queueAck is an INLET/1 server with one committer of fixed service time, as
+// inlet's writer is: each message is acknowledged svc after the previous one's
+// acknowledgement or after its own arrival, whichever is later. A device's
+// latency is then svc when the fleet's messages arrive spread out, and grows
+// with the number of messages that arrive together: n at once wait n·svc/2 on
+// average. It records what it measured itself: from reading each message to
+// starting to write its ACK, a lower bound of what the device can see.
+type queueAck struct {
+	ln  net.Listener
+	svc time.Duration
+	in  chan queued
+	wg  sync.WaitGroup
+
+	mu   sync.Mutex
+	own  []time.Duration
+	errs []string
+}
+
+type queued struct {
+	c   net.Conn
+	seq int64
+	at  time.Time
+}
+
+func newQueueAck(t *testing.T, svc time.Duration) *queueAck {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &queueAck{ln: ln, svc: svc, in: make(chan queued, 1<<16)}
+	stopped := make(chan struct{})
+	q.wg.Go(q.commit)
+	q.wg.Go(func() {
+		var conns sync.WaitGroup
+		defer func() { conns.Wait(); close(q.in) }()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() { q.read(c, stopped) })
+		}
+	})
+	t.Cleanup(func() { ln.Close(); close(stopped); q.wg.Wait() })
+	return q
+}
+
+func (q *queueAck) read(c net.Conn, stopped chan struct{}) {
+	defer c.Close()
+	go func() { <-stopped; c.Close() }()
+	r := bufio.NewReader(c)
+	if _, err := r.ReadSlice('\n'); err != nil {
+		return
+	}
+	if _, err := c.Write(wire.AppendOK(nil, 0)); err != nil {
+		return
+	}
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return
+		}
+		at := time.Now()
+		seq, _, err := wire.ParseMessage(bytes.TrimSuffix(line, []byte{'\n'}))
+		if err != nil {
+			q.mu.Lock()
+			q.errs = append(q.errs, fmt.Sprintf("line %q: %v", line, err))
+			q.mu.Unlock()
+			return
+		}
+		q.in <- queued{c, seq, at}
+	}
+}
+
+// commit acknowledges the messages one at a time, in order of arrival, on a
+// schedule of its own (not the time it woke up), so that its lateness does not
+// accumulate.
+func (q *queueAck) commit() {
+	var done time.Time
+	for m := range q.in {
+		done = later(done, m.at).Add(q.svc)
+		time.Sleep(time.Until(done))
+		own := time.Since(m.at)
+		m.c.Write(wire.AppendAck(nil, m.seq)) // a closed connection is the device's business
+		q.mu.Lock()
+		q.own = append(q.own, own)
+		q.mu.Unlock()
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// The ack latency reported is what a device of a fleet sees, from its write to
+// the ACK covering the message. Against a server whose latency is known (one
+// committer, a fixed time per message), devices paced at a rate must see about
+// that time: sending in step would make them queue behind one another, each
+// burst's messages waiting n·svc/2 on average (issue 15: the bench's p50 was 3x
+// that of a fleet client).
+func TestAckLatencyIsTheDevices(t *testing.T) {
+	const (
+		devices = 25
+		rate    = 5.0                  // one message per device every 200 ms
+		svc     = 4 * time.Millisecond // 25 devices in step: 4 to 100 ms, p50 ≈ 52 ms
+	)
+	q := newQueueAck(t, svc)
+	res := run(t, loadgen.Config{
+		Scenario: mustScenario(t, "ack"), Target: netip.MustParseAddrPort(q.ln.Addr().String()),
+		Devices: devices, Duration: 2 * time.Second, Rate: rate, SenderCPU: -1,
+	})
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, e := range q.errs {
+		t.Error(e)
+	}
+	sort.Slice(q.own, func(i, j int) bool { return q.own[i] < q.own[j] })
+	if len(q.own) == 0 || res.Acked != int64(len(q.own)) || res.Latency.Samples != res.Acked {
+		t.Fatalf("acked %d, %d latencies, server acknowledged %d", res.Acked, res.Latency.Samples, len(q.own))
+	}
+	own := q.own[len(q.own)/2]
+	l := res.Latency
+	t.Logf("p50 %v, p99 %v, max %v; the server's own p50 %v, service time %v", l.P50, l.P99, l.Max, own, svc)
+	// Never less than the server's own time (from reading the message to
+	// writing its ACK), which is at least the service time.
+	if l.P50 < svc || l.P50 < own-own/100 {
+		t.Errorf("p50 %v, below the service time %v or the server's own p50 %v: the bench stamps the send too late", l.P50, svc, own)
+	}
+	// In step the median device waits behind half the fleet: 13 service times.
+	// Spread out it waits its own; a loaded test machine adds scheduling delay,
+	// so the bound is five service times.
+	if l.P50 > 5*svc {
+		t.Errorf("p50 %v, more than 5x the service time %v (the server's own p50 %v): the devices queue behind each other", l.P50, svc, own)
 	}
 }

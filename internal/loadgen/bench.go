@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,11 @@ type BenchConfig struct {
 	Baseline  bool   // the runs include a baseline (or plain) one, which needs ServerBin even with Target
 	PerSecond bool   // sample the rates each second (RunReport.PerSecond)
 	Progress  io.Writer
+	// TLS: the devices connect to inlet serve's --tls port with this version
+	// (tls.VersionTLS12 or 13; 0: no TLS), resuming sessions if TLSResume.
+	// With Baseline, the same scenario first runs without TLS ("no-tls").
+	TLSVersion uint16
+	TLSResume  bool
 }
 
 // Bench runs the load of one inlet bench against each receiver in turn and
@@ -46,6 +52,9 @@ type Bench struct {
 	http       *http.Client // for /metrics and /counts
 	progress   io.Writer    // progress lines, or nil
 	target     string       // Target, resolved
+	// TLS: the certificate the started server uses, and the roots that trust it.
+	certDir, certFile, keyFile string
+	roots                      *x509.CertPool
 }
 
 // NewBench resolves cfg once for every run: the open files limit, the target,
@@ -79,6 +88,15 @@ func NewBench(ctx context.Context, cfg BenchConfig) (*Bench, error) {
 			if c != cfg.SenderCPU {
 				b.serverCPUs = append(b.serverCPUs, c)
 			}
+		}
+	}
+	if cfg.TLSVersion != 0 && b.target == "" {
+		if b.certDir, err = os.MkdirTemp("", "inlet-bench-tls-"); err != nil {
+			return nil, fmt.Errorf("temporary directory: %w", err)
+		}
+		if b.certFile, b.keyFile, b.roots, err = writeTestCert(b.certDir); err != nil {
+			os.RemoveAll(b.certDir)
+			return nil, fmt.Errorf("tls: make a certificate: %w", err)
 		}
 	}
 	if b.target == "" || cfg.Baseline {
@@ -120,6 +138,9 @@ func (b *Bench) Close() {
 	if b.tmp != "" {
 		os.RemoveAll(b.tmp)
 	}
+	if b.certDir != "" {
+		os.RemoveAll(b.certDir)
+	}
 }
 
 // errUnknown stands for a number that cannot be read (a server not started here).
@@ -147,26 +168,34 @@ type target struct {
 	gauges func(ctx context.Context) (serverGauges, error)
 }
 
-// runOne sends the load to one receiver and measures it.
-// "plain" is inlet under the plain scenario an acknowledged one is compared with.
+// Run sends the load to one receiver and measures it: "inlet", "baseline" (the
+// bare receiver), "plain" (inlet under the plain scenario an acknowledged one is
+// compared with) or "no-tls" (inlet under the same scenario without TLS).
 func (b *Bench) Run(ctx context.Context, name string) (r RunReport, err error) {
 	sc := b.scenario
 	if name == "plain" {
 		sc = b.plain
 	}
-	r = RunReport{Target: name, Scenario: sc.Name, Devices: b.devices}
+	var tc *TLSConfig
+	if b.cfg.TLSVersion != 0 && name == "inlet" {
+		tc = &TLSConfig{Version: b.cfg.TLSVersion, Resume: b.cfg.TLSResume, Roots: b.roots}
+		r.TLS = TLSVersionName(tc.Version)
+	}
+	r.Target, r.Scenario, r.Devices = name, sc.Name, b.devices
 	var t *target
 	switch {
 	case name == "baseline":
 		t, err = b.startBaseline(ctx)
+	case b.target != "" && name == "no-tls":
+		return r, errors.New("no-tls: --target is the TLS port of one server: run without --baseline")
 	case b.target != "":
 		t, err = b.external(ctx)
 	default:
 		db := b.db
-		if name == "plain" && b.tmp != "" {
-			db = filepath.Join(b.tmp, "plain.db") // the measured run starts from an empty database too
+		if name != "inlet" && b.tmp != "" {
+			db = filepath.Join(b.tmp, name+".db") // the measured run starts from an empty database too
 		}
-		t, err = b.startInlet(ctx, sc, db)
+		t, err = b.startInlet(ctx, sc, db, tc != nil)
 	}
 	if err != nil {
 		return r, err
@@ -200,6 +229,7 @@ func (b *Bench) Run(ctx context.Context, name string) (r RunReport, err error) {
 		Rate:      b.cfg.Rate,
 		SenderCPU: b.cfg.SenderCPU,
 		Window:    b.cfg.Window,
+		TLS:       tc,
 	}
 	if sc.Idle {
 		ir := &IdleReport{HoldS: b.cfg.Duration.Seconds()}
@@ -274,10 +304,18 @@ func (b *Bench) Run(ctx context.Context, name string) (r RunReport, err error) {
 		l := res.Latency
 		r.Latency = &LatencyReport{Samples: l.Samples, P50: ms(l.P50), P90: ms(l.P90), P99: ms(l.P99), Max: ms(l.Max)}
 	}
+	if tc != nil {
+		hs, resumed, rate := res.Handshakes, res.Resumed, perSecond(res.Handshakes, res.Elapsed)
+		r.TLSHandshakes, r.TLSResumed, r.TLSHandshakesPerS = &hs, &resumed, &rate
+	}
 
 	busy := res.Elapsed
 	if t.progress != nil {
-		last, err := waitDrain(ctx, t, res.Sent, loadEnd)
+		quiet := drainQuiet
+		if sc.Transport == "tcp" {
+			quiet = drainQuietTCP
+		}
+		last, err := waitDrain(ctx, t, res.Sent, loadEnd, quiet)
 		if err != nil {
 			if t.proc != nil && t.proc.hasExited() {
 				return r, t.proc.exitError("while committing")
@@ -452,16 +490,21 @@ type serverGauges struct {
 const idleSettle = 30 * time.Second
 
 // Waiting for the receiver to finish: done when it has everything that was sent,
-// or when its counts have stood still for drainQuiet (a UDP load that lost
+// or when its counts have stood still for drainQuiet (drainQuietTCP over TCP; a UDP load that lost
 // datagrams never gets there), or after drainLimit.
 const (
 	drainPoll  = 50 * time.Millisecond
 	drainQuiet = time.Second
-	drainLimit = 2 * time.Minute
+	// Over TCP everything sent arrives unless refused, and a server starved of
+	// CPU can stand still for more than a second in one long commit, its
+	// readers stopped behind the full queue: a drain cut short there stopped
+	// the server with lines still unread (counted as lost).
+	drainQuietTCP = 10 * time.Second
+	drainLimit    = 2 * time.Minute
 )
 
 // waitDrain returns when the receiver last made progress.
-func waitDrain(ctx context.Context, t *target, sent int64, loadEnd time.Time) (time.Time, error) {
+func waitDrain(ctx context.Context, t *target, sent int64, loadEnd time.Time, quiet time.Duration) (time.Time, error) {
 	last := loadEnd
 	prevS, prevR := int64(-1), int64(-1)
 	tick := time.NewTicker(drainPoll)
@@ -475,7 +518,7 @@ func waitDrain(ctx context.Context, t *target, sent int64, loadEnd time.Time) (t
 		if s != prevS || r != prevR {
 			prevS, prevR, last = s, r, now
 		}
-		if s >= sent || now.Sub(last) >= drainQuiet || now.Sub(loadEnd) >= drainLimit {
+		if s >= sent || now.Sub(last) >= quiet || now.Sub(loadEnd) >= drainLimit {
 			return last, nil
 		}
 		select {

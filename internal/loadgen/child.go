@@ -19,6 +19,7 @@ type ready struct {
 	Event string `json:"event"`
 	TCP   string `json:"tcp"`
 	UDP   string `json:"udp"`
+	TLS   string `json:"tls"`
 	HTTP  string `json:"http"`
 }
 

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -38,6 +39,8 @@ type Config struct {
 	// has been held quiet for Duration, before the last messages are sent; the
 	// caller measures the server there. An error ends the run.
 	OnIdle func(ctx context.Context, st IdleStats) error
+	// TLS, if set, makes every TCP connection a TLS client (TCP scenarios only).
+	TLS *TLSConfig
 }
 
 // DefaultWindow is the ack scenario's window when Config.Window is 0.
@@ -56,6 +59,8 @@ type Result struct {
 	// acknowledged, and the latency from sending each to reading its ACK.
 	Acked   int64
 	Latency Latency
+	// With TLS: the handshakes completed, and how many of them were resumed.
+	Handshakes, Resumed int64
 }
 
 // Generator sends one scenario's load to one target.
@@ -67,7 +72,9 @@ type Generator struct {
 	budget   atomic.Int64 // messages still allowed when cfg.Count > 0
 	firstErr atomic.Pointer[string]
 	acked    atomic.Int64
-	boot     string // acknowledged scenarios: this run's boot id, random hex
+	// TLS handshakes completed, and of them resumed.
+	handshakes, resumed atomic.Int64
+	boot                string // acknowledged scenarios: this run's boot id, random hex
 
 	histMu sync.Mutex
 	hist   histogram // every device's latencies, merged as each stops
@@ -94,6 +101,10 @@ func New(cfg Config) (*Generator, error) {
 		return nil, fmt.Errorf("loadgen: CPU %d out of range", cfg.SenderCPU)
 	case cfg.Window < 0 || cfg.Window > MaxWindow:
 		return nil, fmt.Errorf("loadgen: window %d: want 1 to %d", cfg.Window, MaxWindow)
+	case cfg.TLS != nil && cfg.Scenario.Transport != "tcp":
+		return nil, fmt.Errorf("loadgen: %s: TLS is for the TCP scenarios", cfg.Scenario.Name)
+	case cfg.TLS != nil && cfg.TLS.Version != tls.VersionTLS12 && cfg.TLS.Version != tls.VersionTLS13:
+		return nil, fmt.Errorf("loadgen: TLS version 0x%04x: want 1.2 or 1.3", cfg.TLS.Version)
 	case cfg.Scenario.Idle && (cfg.Count > 0 || cfg.Rate > 0):
 		return nil, fmt.Errorf("loadgen: %s sends two messages per device: no count or rate", cfg.Scenario.Name)
 	}
@@ -155,6 +166,7 @@ func (g *Generator) Run(ctx context.Context) (Result, error) {
 			abort:   ctx,
 			counter: 1,
 			pace:    pacer{rate: g.cfg.Rate, start: start.Add(phase(i, g.cfg.Devices, g.cfg.Rate))},
+			tls:     g.deviceTLS(),
 		}
 		if g.cfg.Scenario.Acked {
 			d.hist = new(histogram)
@@ -171,7 +183,8 @@ func (g *Generator) Run(ctx context.Context) (Result, error) {
 		})
 	}
 	wg.Wait()
-	res := Result{Sent: g.sent.Load(), Errors: g.errs.Load(), Elapsed: time.Since(start), Acked: g.acked.Load()}
+	res := Result{Sent: g.sent.Load(), Errors: g.errs.Load(), Elapsed: time.Since(start), Acked: g.acked.Load(),
+		Handshakes: g.handshakes.Load(), Resumed: g.resumed.Load()}
 	res.Latency = g.hist.summary()
 	if p := g.firstErr.Load(); p != nil {
 		res.FirstError = *p
@@ -278,7 +291,8 @@ type device struct {
 	counter int64           // the next counter to send, from 1
 	pace    pacer
 	backoff time.Duration
-	hist    *histogram // acknowledged scenarios: this device's ack latencies
+	hist    *histogram  // acknowledged scenarios: this device's ack latencies
+	tls     *tls.Config // its TLS client configuration (and session cache), or nil
 }
 
 // stopped reports whether the run is over. A dial cut short by the end of the

@@ -83,7 +83,8 @@ func (g *Generator) runIdle(ctx context.Context) (Result, error) {
 		}
 	}()
 	result := func() Result {
-		res := Result{Sent: g.sent.Load(), Errors: g.errs.Load(), Elapsed: time.Since(start), Acked: g.acked.Load()}
+		res := Result{Sent: g.sent.Load(), Errors: g.errs.Load(), Elapsed: time.Since(start), Acked: g.acked.Load(),
+			Handshakes: g.handshakes.Load(), Resumed: g.resumed.Load()}
 		res.Latency = g.hist.summary()
 		if p := g.firstErr.Load(); p != nil {
 			res.FirstError = *p
@@ -131,6 +132,7 @@ func (g *Generator) runIdle(ctx context.Context) (Result, error) {
 // the hello and message 1, and reads the OK and the ACK), trying a few times.
 func (g *Generator) idleOpen(ctx context.Context, i int) (*idleConn, error) {
 	dialer := g.tcpDialer(sourceAddr(g.target.Addr(), i))
+	tc := g.deviceTLS()
 	var err error
 	for attempt := range idleAttempts {
 		if attempt > 0 {
@@ -141,7 +143,7 @@ func (g *Generator) idleOpen(ctx context.Context, i int) (*idleConn, error) {
 			}
 		}
 		var c net.Conn
-		if c, err = dialer.DialContext(ctx, "tcp", g.target.String()); err != nil {
+		if c, err = g.dial(ctx, dialer, tc); err != nil {
 			continue
 		}
 		ic := &idleConn{c: c}

@@ -51,13 +51,18 @@ func (m Metrics) Has(name string) bool {
 
 // Sum adds up every series of a counter (all its label values).
 func (m Metrics) Sum(name string) int64 {
+	return int64(math.Round(m.Value(name)))
+}
+
+// Value is the sum of a series' values as a float (a histogram's _sum, say).
+func (m Metrics) Value(name string) float64 {
 	var s float64
 	for k, v := range m {
 		if k == name || strings.HasPrefix(k, name+"{") {
 			s += v
 		}
 	}
-	return int64(math.Round(s))
+	return s
 }
 
 // ByLabel splits a counter by the values of one label.

@@ -16,6 +16,8 @@ type Report struct {
 	UDPSenderCPU int          `json:"udp_sender_cpu"`            // -1: not pinned
 	Window       int          `json:"window,omitempty"`          // ack: the most unacknowledged messages per connection
 	Plain        string       `json:"plain_scenario,omitempty"`  // acknowledged scenarios with --baseline: the plain run's scenario
+	TLSVersion   string       `json:"tls_version,omitempty"`     // --tls: "1.2" or "1.3"
+	TLSResume    bool         `json:"tls_resume,omitempty"`      // --tls-resume
 	Order        string       `json:"order"`
 	Runs         []RunReport  `json:"runs"`
 	Ratio        *RatioReport `json:"ratio,omitempty"` // inlet ÷ baseline (or ÷ plain), with --baseline
@@ -24,7 +26,7 @@ type Report struct {
 // RunReport is one receiver's numbers. Pointers are numbers that cannot be known
 // for an inlet started elsewhere (--target).
 type RunReport struct {
-	Target          string           `json:"target"`   // "inlet", "baseline", or "plain" (inlet under the plain scenario)
+	Target          string           `json:"target"`   // "inlet", "baseline", "plain" (inlet under the plain scenario) or "no-tls" (inlet without TLS)
 	Scenario        string           `json:"scenario"` // this run's scenario
 	Addr            string           `json:"addr"`
 	ServerCPUs      string           `json:"server_cpus,omitempty"`
@@ -53,6 +55,15 @@ type RunReport struct {
 	Acked     *int64         `json:"acked,omitempty"`
 	AckedPerS *float64       `json:"acked_per_s,omitempty"`
 	Latency   *LatencyReport `json:"ack_latency_ms,omitempty"`
+	// TLS runs only: the version, the handshakes the devices completed, how
+	// many of them resumed a session, and handshakes per second of load.
+	TLS               string   `json:"tls,omitempty"`
+	TLSHandshakes     *int64   `json:"tls_handshakes,omitempty"`
+	TLSResumed        *int64   `json:"tls_resumed,omitempty"`
+	TLSHandshakesPerS *float64 `json:"tls_handshakes_per_s,omitempty"`
+	// What inlet serve says of itself (a server started here): its commits and,
+	// for acknowledged messages, its own share of the ack latency.
+	Server *ServerReport `json:"server,omitempty"`
 	// Idle scenarios only: the held connections and what they cost the server.
 	Idle *IdleReport `json:"idle,omitempty"`
 	// With --plot: the rates, second by second, over the load and the drain.
@@ -81,6 +92,36 @@ type IdleReport struct {
 	GoroutinesPerConn *float64 `json:"goroutines_per_conn,omitempty"`
 }
 
+// ServerReport is read from inlet serve's /metrics at the end of a run (the
+// server was started for it, so its counters cover the run): the means of its
+// batch-size, commit-time and ack-latency histograms. The ack latency in the
+// server runs from a message entering the commit queue to its ACK being handed
+// to the connection: set against the devices' latency it shows what reading,
+// the network and the device's side add.
+type ServerReport struct {
+	Commits      int64    `json:"commits"`
+	BatchMean    *float64 `json:"batch_mean_msgs,omitempty"`
+	CommitMeanMS *float64 `json:"commit_mean_ms,omitempty"`
+	AckMeanMS    *float64 `json:"ack_latency_mean_ms,omitempty"` // acknowledged messages only
+}
+
+func serverMeans(m Metrics) *ServerReport {
+	mean := func(name string, scale float64) *float64 {
+		n := m.Value(name + "_count")
+		if n <= 0 {
+			return nil
+		}
+		v := m.Value(name+"_sum") / n * scale
+		return &v
+	}
+	return &ServerReport{
+		Commits:      m.Sum("inlet_batches_committed_total"),
+		BatchMean:    mean("inlet_batch_size_messages", 1),
+		CommitMeanMS: mean("inlet_commit_duration_seconds", 1000),
+		AckMeanMS:    mean("inlet_ack_latency_seconds", 1000),
+	}
+}
+
 // LatencyReport is the ack latency in milliseconds: for ack from writing a
 // message to reading the ACK covering it, for ack-cpm from starting to connect
 // to reading the ACK. Read from a histogram with buckets 0.4% wide; max is exact.
@@ -93,10 +134,11 @@ type LatencyReport struct {
 }
 
 type RatioReport struct {
-	Against    string   `json:"against"` // "baseline", or "plain" for the acknowledged scenarios
+	Against    string   `json:"against"` // "baseline"; "plain" for the acknowledged scenarios; "no-tls" with --tls
 	StoredPerS *float64 `json:"stored_per_s,omitempty"`
 	CPUPerMsg  *float64 `json:"cpu_us_per_msg,omitempty"`
-	// Against plain: the acknowledged run's acked msgs/s ÷ the plain run's stored msgs/s.
+	// Against plain: the acknowledged run's acked msgs/s ÷ the plain run's stored
+	// msgs/s; against no-tls: acked msgs/s ÷ acked msgs/s.
 	AckedPerS *float64 `json:"acked_per_s,omitempty"`
 	// Idle scenarios: resident memory per held connection.
 	KBPerConn *float64 `json:"rss_kb_per_conn,omitempty"`
@@ -108,7 +150,7 @@ func Ratios(runs []RunReport) *RatioReport {
 		switch runs[i].Target {
 		case "inlet":
 			in = &runs[i]
-		case "baseline", "plain":
+		case "baseline", "plain", "no-tls":
 			base = &runs[i]
 		}
 	}
@@ -120,8 +162,11 @@ func Ratios(runs []RunReport) *RatioReport {
 		StoredPerS: ratio(in.StoredPerS, base.StoredPerS),
 		CPUPerMsg:  ratio(in.CPUMicrosPerMsg, base.CPUMicrosPerMsg),
 	}
-	if base.Target == "plain" {
+	switch {
+	case base.Target == "plain":
 		r.AckedPerS = ratio(in.AckedPerS, base.StoredPerS)
+	case base.AckedPerS != nil:
+		r.AckedPerS = ratio(in.AckedPerS, base.AckedPerS)
 	}
 	if in.Idle != nil && base.Idle != nil {
 		r.KBPerConn = ratio(in.Idle.KBPerConn, base.Idle.KBPerConn)

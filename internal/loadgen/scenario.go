@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -104,7 +105,6 @@ func appendDatagram(b []byte, n int64) []byte {
 // runTutorial is the tutorial sketch: connect, print one line, close.
 func runTutorial(d *device) error {
 	dialer := d.g.tcpDialer(d.src)
-	target := d.g.target.String()
 	line := make([]byte, 0, 32)
 	for {
 		due := d.pace.next(d.stop, 1)
@@ -116,7 +116,7 @@ func runTutorial(d *device) error {
 				return nil
 			}
 			line = appendLine(line[:0], d.counter)
-			if err := sendOnce(d.stop, dialer, target, line); err != nil {
+			if err := d.sendOnce(dialer, line); err != nil {
 				d.g.giveBack(1)
 				if d.stopped() {
 					return nil
@@ -131,8 +131,8 @@ func runTutorial(d *device) error {
 	}
 }
 
-func sendOnce(ctx context.Context, dialer *net.Dialer, target string, line []byte) error {
-	c, err := dialer.DialContext(ctx, "tcp", target)
+func (d *device) sendOnce(dialer *net.Dialer, line []byte) error {
+	c, err := d.g.dial(d.stop, dialer, d.tls)
 	if err != nil {
 		return err
 	}
@@ -164,9 +164,8 @@ func runStream(d *device) error {
 		}
 		return setSendBuffer(c, streamSendBuffer)
 	}
-	target := d.g.target.String()
 	for d.stop.Err() == nil {
-		c, err := dialer.DialContext(d.stop, "tcp", target)
+		c, err := d.g.dial(d.stop, dialer, d.tls)
 		if err != nil {
 			if !d.stopped() {
 				d.failed(err)
@@ -185,13 +184,21 @@ func runStream(d *device) error {
 }
 
 // stream writes lines to c until the load is over (done) or a write fails. A
-// message counts as sent once the flush that carried it succeeded.
+// message counts as sent once the kernel has taken its last byte; a flush that
+// fails part way (its write deadline passed) counts the lines that went out,
+// and the cut-off line after them too, which the server stores when the
+// connection closes cleanly (docs/protocol.md §1). Counter values are never
+// reused.
 func (d *device) stream(c net.Conn) (done bool, err error) {
-	defer c.Close()
+	lw := &sentLines{c: c}
+	defer func() {
+		c.Close()
+		d.g.sent.Add(lw.take(true))
+	}()
 	// An abandoned run (not its normal end) unblocks a write at once.
 	unblock := context.AfterFunc(d.abort, func() { c.SetDeadline(time.Unix(1, 0)) })
 	defer unblock()
-	w := bufio.NewWriterSize(c, 64<<10)
+	w := bufio.NewWriterSize(lw, 64<<10)
 	var pending int64
 	flush := func() error {
 		if pending == 0 {
@@ -199,14 +206,11 @@ func (d *device) stream(c net.Conn) (done bool, err error) {
 		}
 		c.SetWriteDeadline(time.Now().Add(streamFlushTimeout))
 		err := w.Flush()
+		d.g.sent.Add(lw.take(false))
+		pending = 0
 		if err != nil {
-			// Part of the buffer may have gone out; those messages are not
-			// counted as sent, and their counter values are not reused.
-			pending = 0
 			return fmt.Errorf("flush: %w", err)
 		}
-		d.g.sent.Add(pending)
-		pending = 0
 		d.ok()
 		return nil
 	}
@@ -242,6 +246,39 @@ func (d *device) stream(c net.Conn) (done bool, err error) {
 		return true, nil
 	}
 	return true, flush()
+}
+
+// sentLines counts the lines a stream's writes handed to the kernel.
+type sentLines struct {
+	c     net.Conn
+	lines int64 // complete lines written and not yet taken
+	tail  bool  // what was written ends inside a line, with more than a '\r' of it
+}
+
+func (lw *sentLines) Write(p []byte) (int, error) {
+	n, err := lw.c.Write(p)
+	out := p[:n]
+	if i := bytes.LastIndexByte(out, '\n'); i >= 0 {
+		lw.lines += int64(bytes.Count(out, []byte{'\n'}))
+		lw.tail = false
+		out = out[i+1:]
+	}
+	for _, b := range out {
+		lw.tail = lw.tail || b != '\r'
+	}
+	return n, err
+}
+
+// take returns the complete lines written since the last take; closed: the
+// connection is closed, and a cut-off line it ended with is a message too.
+func (lw *sentLines) take(closed bool) int64 {
+	n := lw.lines
+	lw.lines = 0
+	if closed && lw.tail {
+		n++
+		lw.tail = false
+	}
+	return n
 }
 
 // runUDP sends the tutorial's datagrams from one socket per device.

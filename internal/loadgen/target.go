@@ -15,8 +15,9 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" driver, to count stored rows
 )
 
-// startInlet starts inlet serve for scenario sc on free loopback ports, with database db.
-func (b *Bench) startInlet(ctx context.Context, sc *Scenario, db string) (*target, error) {
+// startInlet starts inlet serve for scenario sc on free loopback ports, with
+// database db; with useTLS the devices go to its --tls port.
+func (b *Bench) startInlet(ctx context.Context, sc *Scenario, db string, useTLS bool) (*target, error) {
 	before, err := rowsBefore(ctx, db)
 	if err != nil {
 		return nil, err
@@ -31,17 +32,27 @@ func (b *Bench) startInlet(ctx context.Context, sc *Scenario, db string) (*targe
 		args = append(args, "--idle-timeout", hold, "--first-line-timeout", hold,
 			"--max-conns", strconv.Itoa(max(10000, b.devices+16)))
 	}
+	if useTLS {
+		args = append(args, "--tls", "127.0.0.1:0", "--tls-cert", b.certFile, "--tls-key", b.keyFile)
+		if sc.Idle {
+			args = append(args, "--tls-idle-timeout", (b.cfg.Duration + 2*time.Minute).String())
+		}
+	}
 	p, err := startChild(ctx, "inlet serve", b.bin, args, b.serverCPUs)
 	if err != nil {
 		return nil, err
 	}
 	t := &target{proc: p, addr: p.ready.TCP, countWord: "committed"}
-	if sc.Transport == "udp" {
+	transport := sc.Transport
+	switch {
+	case useTLS:
+		t.addr, transport = p.ready.TLS, "tls"
+	case sc.Transport == "udp":
 		t.addr = p.ready.UDP
 	}
 	if t.addr == "" || p.ready.HTTP == "" {
 		p.kill()
-		return nil, fmt.Errorf("inlet serve: ready line without %s and http addresses", sc.Transport)
+		return nil, fmt.Errorf("inlet serve: ready line without %s and http addresses", transport)
 	}
 	metricsURL := "http://" + p.ready.HTTP + "/metrics"
 	t.progress = func(ctx context.Context) (int64, int64, error) {
@@ -67,6 +78,7 @@ func (b *Bench) startInlet(ctx context.Context, sc *Scenario, db string) (*targe
 		drops := m.Sum("inlet_udp_kernel_drops_total")
 		r.KernelDrops = &drops
 		r.Rejected = m.ByLabel("inlet_rejected_total", "reason")
+		r.Server = serverMeans(m)
 		return nil
 	}
 	t.stored = func(ctx context.Context) (int64, error) {
