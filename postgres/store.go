@@ -78,17 +78,17 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %s: %w", redact(url), err)
+		return nil, fmt.Errorf("postgres: %s: %w", Redact(url), err)
 	}
 	cfg.MaxConns = max(cfg.MaxConns, 8)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %s: %w", redact(url), err)
+		return nil, fmt.Errorf("postgres: %s: %w", Redact(url), err)
 	}
 	s := &Store{url: url, pool: pool, opt: opt, known: make(map[string]int64)}
 	if err := s.init(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: open %s: %w", redact(url), err)
+		return nil, fmt.Errorf("postgres: open %s: %w", Redact(url), err)
 	}
 	return s, nil
 }
@@ -108,8 +108,8 @@ func (s *Store) init(ctx context.Context) error {
 	return err
 }
 
-// redact drops the password from a URL for messages.
-func redact(url string) string {
+// Redact returns url without its password, for messages and logs.
+func Redact(url string) string {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil || cfg.Password == "" {
 		return url

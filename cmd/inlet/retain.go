@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/inletdev/inlet/record"
-	"github.com/inletdev/inlet/sqlite"
 )
 
 // retainEvery is how often serve --retain prunes (more often for a retention
@@ -14,7 +13,7 @@ import (
 const retainEvery = 10 * time.Minute
 
 // startRetention prunes messages older than m.Config.Retain now and then, off the
-// commit path (sqlite's Prune deletes in small transactions). It returns a
+// commit path (both stores' Prune delete in small transactions). It returns a
 // function that stops it and waits for a prune under way to end.
 func (m *Main) startRetention() (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -32,7 +31,7 @@ func (m *Main) startRetention() (stop func()) {
 			wait = every
 			before := time.Now().Add(-m.Config.Retain).UnixNano()
 			start := time.Now()
-			n, err := m.store.Prune(ctx, before, sqlite.PruneOptions{})
+			n, err := m.store.Prune(ctx, before)
 			switch {
 			case ctx.Err() != nil:
 				return

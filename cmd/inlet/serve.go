@@ -25,7 +25,6 @@ import (
 	"github.com/inletdev/inlet/httpapi/ui"
 	"github.com/inletdev/inlet/listen"
 	"github.com/inletdev/inlet/live"
-	"github.com/inletdev/inlet/sqlite"
 	"github.com/inletdev/inlet/tlsserve"
 )
 
@@ -209,7 +208,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"A non-loopback address needs --http-token")
 	fs.StringVar(&cfg.HTTPToken, "http-token", "", "require this token for the dashboard, the API and /metrics (Bearer header or sign-in);\n"+
 		"/healthz and /readyz stay open (default: $INLET_HTTP_TOKEN)")
-	fs.StringVar(&cfg.DB, "db", cfg.DB, "SQLite database file (created if missing)")
+	fs.StringVar(&cfg.DB, "db", cfg.DB, "SQLite database file (created if missing), or a PostgreSQL database postgres://…\n"+
+		"that several nodes may share (docs/scale.md)")
 	fs.IntVar(&cfg.MaxMessage, "max-message", cfg.MaxMessage, "longest message in bytes; longer ones are discarded and counted as too_long")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close a TCP connection that sends nothing for this long")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most TCP connections open at once; more are refused")
@@ -297,7 +297,7 @@ type Main struct {
 	Logger *slog.Logger
 	Stats  *inlet.Stats
 
-	store         *sqlite.Store
+	store         serveStore
 	hub           *live.Hub
 	stopHub       context.CancelFunc
 	writer        *commit.Writer
@@ -371,7 +371,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return listenError("HTTP", "--http", cfg.HTTP, err)
 		}
 	}
-	if m.store, err = sqlite.Open(ctx, cfg.DB, sqlite.Options{Logger: m.Logger}); err != nil {
+	if m.store, err = openServeStore(ctx, cfg.DB, m.Logger); err != nil {
 		return err
 	}
 	if m.hub, err = live.New(ctx, m.store); err != nil {
@@ -440,7 +440,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if len(cfg.Allow) > 0 {
 		m.Logger.Info("only these networks may send (--allow)", "allow", cfg.Allow)
 	}
-	m.Logger.Info("ready", "tcp", ri.TCP, "udp", ri.UDP, "tls", ri.TLS, "http", ri.HTTP, "db", cfg.DB, "version", ri.Version)
+	m.Logger.Info("ready", "tcp", ri.TCP, "udp", ri.UDP, "tls", ri.TLS, "http", ri.HTTP, "db", dbName(cfg.DB), "version", ri.Version)
 	m.logReach(ri)
 	return nil
 }
@@ -601,7 +601,7 @@ func (m *Main) ReadyInfo() ReadyInfo {
 
 // boundInfo is ReadyInfo without the hosts.
 func (m *Main) boundInfo() ReadyInfo {
-	ri := ReadyInfo{Event: "ready", DB: m.Config.DB, Version: version()}
+	ri := ReadyInfo{Event: "ready", DB: dbName(m.Config.DB), Version: version()}
 	if m.tcp != nil {
 		ri.TCP = m.tcp.Addr().String()
 	}
