@@ -21,6 +21,7 @@ import (
 
 	"github.com/inletdev/inlet"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -68,6 +69,9 @@ type Store struct {
 	// commit raises the version, and the device is then read back.
 	known map[string]int64
 	buf   []inlet.Message // the batch being committed (CommitAccounted)
+	// pending is the batch whose COMMIT failed without an answer, if any.
+	pending     *pendingCommit
+	afterCommit func() error // tests: called after a successful COMMIT
 }
 
 // Open connects to the database at url (postgres://…) and, unless read-only,
@@ -212,11 +216,26 @@ func (s *Store) Commit(ctx context.Context, b *inlet.Batch) error {
 // sequences it needs; counts msgs against that state; writes messages, devices
 // and sequences; and commits. Ledger l is updated only once the commit
 // succeeded.
+//
+// A COMMIT whose answer is lost (the connection or the server died meanwhile)
+// may have committed. The next call, the writer's retry of the same batch,
+// first asks the server what became of that transaction (txid_status): if it
+// committed, its result is returned rather than the batch stored twice.
 func (s *Store) CommitAccounted(ctx context.Context, l *inlet.Ledger, msgs []inlet.Message) (*inlet.Batch, int, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.pool == nil {
 		return nil, 0, fmt.Errorf("postgres: commit: %w", inlet.ErrClosed)
+	}
+	if p := s.pending; p != nil {
+		committed, err := s.resolve(ctx, p, len(msgs))
+		if err != nil {
+			return nil, 0, fmt.Errorf("postgres: commit: %w", err)
+		}
+		if committed {
+			s.adopt(l, p)
+			return p.batch, p.dups, nil
+		}
 	}
 	conn, err := s.writer(ctx)
 	if err != nil {
@@ -234,49 +253,106 @@ func (s *Store) CommitAccounted(ctx context.Context, l *inlet.Ledger, msgs []inl
 	}
 	slices.Sort(names)
 
-	var b *inlet.Batch
-	var dups int
-	var scratch inlet.Ledger
-	var versions map[string]int64
-	var stale map[string]bool
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		var err error
-		if versions, err = lockDevices(ctx, tx, names); err != nil {
+	p := &pendingCommit{msgs: len(msgs)}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: commit batch: begin: %w", err)
+	}
+	err = func() error {
+		if err := tx.QueryRow(ctx, "SELECT txid_current()").Scan(&p.xid); err != nil {
 			return err
 		}
-		scratch, stale, err = s.ledgerFor(ctx, tx, l, versions, msgs)
+		versions, err := lockDevices(ctx, tx, names)
 		if err != nil {
 			return err
 		}
-		b, dups = scratch.Account(s.buf)
-		if err := s.writeBatch(ctx, tx, b); err != nil {
+		if p.ledger, p.stale, err = s.ledgerFor(ctx, tx, l, versions, msgs); err != nil {
 			return err
 		}
-		versions, err = s.saveDevices(ctx, tx, b.Devices)
+		p.batch, p.dups = p.ledger.Account(s.buf)
+		if err := s.writeBatch(ctx, tx, p.batch); err != nil {
+			return err
+		}
+		p.versions, err = s.saveDevices(ctx, tx, p.batch.Devices)
 		return err
-	})
+	}()
 	if err != nil {
+		tx.Rollback(context.WithoutCancel(ctx))
 		return nil, 0, fmt.Errorf("postgres: commit batch: %w", err)
 	}
-	// Committed: the ledger takes the committed state. A device read back
-	// from the store may have other sequences in memory that are stale too.
-	if len(stale) > 0 {
+	err = tx.Commit(ctx)
+	if err == nil && s.afterCommit != nil {
+		err = s.afterCommit() // tests: a COMMIT whose answer was lost
+	}
+	if err != nil {
+		s.pending = p // committed or not: the retry asks
+		return nil, 0, fmt.Errorf("postgres: commit batch: %w", err)
+	}
+	s.adopt(l, p)
+	return p.batch, p.dups, nil
+}
+
+// pendingCommit is a batch whose COMMIT failed without saying whether it
+// committed, kept for the retry.
+type pendingCommit struct {
+	xid      int64
+	msgs     int // the batch's length, to check that the retry is the same batch
+	batch    *inlet.Batch
+	dups     int
+	ledger   inlet.Ledger
+	stale    map[string]bool
+	versions map[string]int64
+}
+
+// resolve reports whether p's transaction committed, asking the server on a
+// new connection; it clears s.pending once the answer is known.
+func (s *Store) resolve(ctx context.Context, p *pendingCommit, msgs int) (bool, error) {
+	if msgs != p.msgs {
+		return false, fmt.Errorf("retry of a batch of %d messages after one of %d whose commit is unknown", msgs, p.msgs)
+	}
+	if s.w != nil {
+		s.w.Close(ctx) // its state after the failure is unknown
+		s.w = nil
+	}
+	conn, err := s.writer(ctx)
+	if err != nil {
+		return false, err
+	}
+	var status pgtype.Text
+	if err := conn.QueryRow(ctx, "SELECT txid_status($1)", p.xid).Scan(&status); err != nil {
+		return false, fmt.Errorf("status of transaction %d: %w", p.xid, err)
+	}
+	switch status.String {
+	case "committed":
+		s.pending = nil
+		return true, nil
+	case "in progress":
+		return false, fmt.Errorf("transaction %d still in progress", p.xid)
+	}
+	s.pending = nil // aborted, or too old to know: not committed within this retry's lifetime
+	return false, nil
+}
+
+// adopt takes a committed batch's state into the ledger and the known versions.
+func (s *Store) adopt(l *inlet.Ledger, p *pendingCommit) {
+	// A device read back from the store may have other sequences in memory
+	// that are stale too.
+	if len(p.stale) > 0 {
 		for k := range l.Boots {
-			if stale[k.Device] {
+			if p.stale[k.Device] {
 				delete(l.Boots, k)
 			}
 		}
 	}
-	for d, v := range versions {
+	for d, v := range p.versions {
 		s.known[d] = v
 	}
-	for id, d := range scratch.Devices {
+	for id, d := range p.ledger.Devices {
 		l.Devices[id] = d
 	}
-	for k, bt := range scratch.Boots {
+	for k, bt := range p.ledger.Boots {
 		l.Boots[k] = bt
 	}
-	return b, dups, nil
 }
 
 // lockDevices creates the rows of new devices and locks every device's row,

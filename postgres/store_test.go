@@ -458,3 +458,73 @@ func queryRow(ctx context.Context, url, sql string, dest ...any) error {
 	defer conn.Close(ctx)
 	return conn.QueryRow(ctx, sql).Scan(dest...)
 }
+
+// TestPostgresRestart: after PostgreSQL restarts (stopped with -m immediate,
+// as a crash), the store's commits fail, then succeed again on a new
+// connection, and nothing committed before is lost.
+func TestPostgresRestart(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, pgtest.URL(t))
+	l := newLedger()
+	if _, _, err := s.CommitAccounted(ctx, l, []inlet.Message{plain("192.0.2.9", 0, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Restart(t, "immediate")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, _, err := s.CommitAccounted(ctx, l, []inlet.Message{plain("192.0.2.9", 1, 2)})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no commit within 30 s of the restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ds, err := s.Devices(ctx)
+	if err != nil || len(ds) != 1 || ds[0].Messages != 2 {
+		t.Fatalf("after the restart: %+v %v", ds, err)
+	}
+}
+
+// TestLostCommitAnswer: a COMMIT that succeeded but whose answer was lost (the
+// connection died) is not stored a second time by the writer's retry: the
+// retry learns from the server that it committed.
+func TestLostCommitAnswer(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, pgtest.URL(t))
+	lost := true
+	postgres.SetAfterCommit(s, func() error {
+		if lost {
+			lost = false
+			return errors.New("connection reset by peer")
+		}
+		return nil
+	})
+	l := newLedger()
+	msgs := []inlet.Message{plain("192.0.2.10", 0, 1), plain("192.0.2.10", 1, 2), acked("esp-l", "b1", 2, 1)}
+	if _, _, err := s.CommitAccounted(ctx, l, msgs); err == nil {
+		t.Fatal("the first attempt reported success")
+	}
+	if len(l.Devices) != 0 {
+		t.Fatalf("the ledger took a batch not known to be committed: %v", l.Devices)
+	}
+	b, dups, err := s.CommitAccounted(ctx, l, msgs)
+	if err != nil || len(b.Messages) != 3 || dups != 0 {
+		t.Fatalf("retry: %v, %d dups, %v", b, dups, err)
+	}
+	st := readState(t, s)
+	if len(st.Rows) != 3 || st.Devices[0].Messages != 2 || st.Devices[1].Messages != 1 {
+		t.Fatalf("after the retry: %d rows, devices %+v", len(st.Rows), st.Devices)
+	}
+	if l.Devices["192.0.2.10"].Messages != 2 {
+		t.Fatalf("the ledger after the retry: %+v", l.Devices["192.0.2.10"])
+	}
+	// The next batch goes on from there.
+	if _, _, err := s.CommitAccounted(ctx, l, []inlet.Message{plain("192.0.2.10", 3, 3)}); err != nil {
+		t.Fatal(err)
+	}
+	if st := readState(t, s); len(st.Rows) != 4 || st.Devices[0].Messages != 3 {
+		t.Fatalf("after one more: %d rows, devices %+v", len(st.Rows), st.Devices)
+	}
+}

@@ -380,6 +380,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	m.stopHub = stopHub
 	go m.hub.Run(hubCtx)
+	go m.followNodes(hubCtx) // other nodes' commits, on a shared database
 	m.writer, err = commit.New(ctx, m.store, commit.Config{
 		Interval: cfg.CommitInterval,
 		Logger:   m.Logger,

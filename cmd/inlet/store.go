@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/inletdev/inlet"
 	"github.com/inletdev/inlet/postgres"
@@ -59,4 +60,31 @@ type sqliteStore struct{ *sqlite.Store }
 
 func (s sqliteStore) Prune(ctx context.Context, before int64) (int64, error) {
 	return s.Store.Prune(ctx, before, sqlite.PruneOptions{})
+}
+
+// followNodes wakes the live hub when other nodes commit, which only a shared
+// (PostgreSQL) database has: the hub hears of this node's commits from the
+// writer, and the streams (GET /api/stream, the dashboard, inlet tail) read
+// every row from the database once woken. It polls the newest id four times a
+// second until ctx ends.
+func (m *Main) followNodes(ctx context.Context) {
+	if _, ok := m.store.(*postgres.Store); !ok {
+		return
+	}
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	var last int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		id, err := m.store.LastID(ctx)
+		if err != nil || id == last {
+			continue
+		}
+		last = id
+		m.hub.OnCommit(&inlet.Batch{}) // no messages: a wake-up, not figures
+	}
 }
