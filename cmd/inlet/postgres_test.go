@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"reflect"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inletdev/inlet"
 	"github.com/inletdev/inlet/internal/pgtest"
 	"github.com/inletdev/inlet/postgres"
 	"github.com/inletdev/inlet/record"
@@ -271,5 +273,93 @@ func TestStreamAcrossNodes(t *testing.T) {
 	case ev := <-evs:
 		t.Fatalf("an event more than was sent: %v", ev)
 	case <-time.After(600 * time.Millisecond):
+	}
+}
+
+// Two real nodes behind the balancer take acknowledged devices through a
+// SIGKILL of one node (restarted on its port) and an immediate stop of
+// PostgreSQL: every reading is acknowledged in the end, and stored exactly once.
+func TestTwoNodesSurviveKills(t *testing.T) {
+	url := pgtest.URL(t)
+	ports := make([]string, 2)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = ln.Addr().String()
+		ln.Close()
+	}
+	node := func(i int) *server {
+		return startBinary(t, "--tcp", ports[i], "--udp", "", "--http", "", "--db", url, "--log-level", "warn")
+	}
+	a, _ := node(0), node(1)
+	lb := startBalancer(t, ports...)
+	const devs, count = 12, 150
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	send := exec.CommandContext(ctx, inletBinary(t), "send", "--addr", lb.addr(), "--ack", "--mode", "tutorial",
+		"--device", "esp", "--devices", fmt.Sprint(devs), "--count", fmt.Sprint(count), "--every", "5ms",
+		"--outbox", t.TempDir())
+	var out strings.Builder
+	send.Stdout, send.Stderr = &out, &out
+	if err := send.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	go func() { sent <- send.Wait() }()
+
+	r, err := postgres.Open(context.Background(), url, postgres.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	stored := func() int64 {
+		id, _ := r.LastID(context.Background())
+		return id
+	}
+	waitFor(t, "a third of the readings stored", time.Minute, func() bool { return stored() > devs*count/3 })
+	a.cmd.Process.Kill()
+	<-a.exited
+	a.exited <- nil
+	time.Sleep(300 * time.Millisecond)
+	node(0)
+	waitFor(t, "two thirds of the readings stored", time.Minute, func() bool { return stored() > 2*devs*count/3 })
+	pgtest.Restart(t, "immediate")
+	if err := <-sent; err != nil {
+		t.Fatalf("inlet send: %v\n%s", err, out.String())
+	}
+	counts := make(map[string]map[int64]int)
+	err = r.Messages(context.Background(), inlet.Query{}, func(m *inlet.Stored) error {
+		if counts[m.Device] == nil {
+			counts[m.Device] = make(map[int64]int)
+		}
+		counts[m.Device][m.Seq]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(counts) != devs {
+		t.Fatalf("%d devices stored, want %d", len(counts), devs)
+	}
+	for d, seqs := range counts {
+		for seq := int64(1); seq <= count; seq++ {
+			if seqs[seq] != 1 {
+				t.Fatalf("device %s seq %d stored %d times", d, seq, seqs[seq])
+			}
+		}
+		if len(seqs) != count {
+			t.Fatalf("device %s: %d seqs stored, want %d", d, len(seqs), count)
+		}
+	}
+	ds, err := r.Devices(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.Messages != count || d.Missing != 0 || d.Gaps != 0 {
+			t.Errorf("device %s: %d messages, missing %d, gaps %d", d.ID, d.Messages, d.Missing, d.Gaps)
+		}
 	}
 }
