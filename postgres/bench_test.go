@@ -1,8 +1,14 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
+	"encoding/hex"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"net/netip"
 	"sync"
 	"testing"
@@ -94,6 +100,46 @@ func BenchmarkCommit(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "msgs/s")
 	})
+}
+
+// BenchmarkPsqlCopy is the issue's practical limit: the same rows loaded by
+// psql's \copy, one COPY (one transaction) of 8,192 rows a run of psql.
+func BenchmarkPsqlCopy(b *testing.B) {
+	psql, err := exec.LookPath("psql")
+	if err != nil {
+		b.Skip("no psql")
+	}
+	ctx := context.Background()
+	url := pgtest.URL(b)
+	s, err := postgres.Open(ctx, url, postgres.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.Close()
+	dir := b.TempDir()
+	files := make([]string, 8)
+	for r := range files {
+		var buf bytes.Buffer
+		w := csv.NewWriter(&buf)
+		for _, m := range benchMessages(0, r) {
+			w.Write([]string{fmt.Sprint(m.ReceivedAt), m.Device, "tcp", m.Remote.String(), `\x` + hex.EncodeToString(m.Payload), string(m.Fields)})
+		}
+		w.Flush()
+		files[r] = filepath.Join(dir, fmt.Sprintf("%d.csv", r))
+		if err := os.WriteFile(files[r], buf.Bytes(), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	round := 0
+	for b.Loop() {
+		out, err := exec.Command(psql, url, "-q", "-v", "ON_ERROR_STOP=1", "-c",
+			`\copy messages (received_at, device, transport, remote, payload, fields) from '`+files[round%len(files)]+`' csv`).CombinedOutput()
+		if err != nil {
+			b.Fatalf("psql: %v: %s", err, out)
+		}
+		round++
+	}
+	b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "msgs/s")
 }
 
 // BenchmarkNodes: one node, then two nodes committing at once on one database,
