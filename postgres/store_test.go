@@ -528,3 +528,24 @@ func TestLostCommitAnswer(t *testing.T) {
 		t.Fatalf("after one more: %d rows, devices %+v", len(st.Rows), st.Devices)
 	}
 }
+
+// TestPrune: serve --retain deletes old messages and keeps the accounting.
+func TestPrune(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, pgtest.URL(t))
+	var msgs []inlet.Message
+	for i := range 30 {
+		msgs = append(msgs, plain("192.0.2.11", i, int64(i+1)))
+	}
+	if _, _, err := s.CommitAccounted(ctx, newLedger(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Prune(ctx, base+10*int64(time.Millisecond))
+	if err != nil || n != 10 {
+		t.Fatalf("pruned %d, %v; want 10", n, err)
+	}
+	st := readState(t, s)
+	if len(st.Rows) != 20 || !strings.Contains(st.Rows[0], `"11"`) || st.Devices[0].Messages != 30 {
+		t.Fatalf("after pruning: %d rows, first %q, device %+v", len(st.Rows), st.Rows[0], st.Devices[0])
+	}
+}
