@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -185,4 +186,109 @@ func BenchmarkNodes(b *testing.B) {
 			b.ReportMetric(float64(c.nodes*b.N*benchBatch)/b.Elapsed().Seconds(), "msgs/s")
 		})
 	}
+}
+
+// BenchmarkInterleaved measures the same things as BenchmarkCommit,
+// BenchmarkPsqlCopy and BenchmarkNodes, but alternated batch by batch (or
+// phase by phase, for the nodes), so that a shared machine's changing load
+// falls on all of them alike: each iteration commits one batch by COPY, one by
+// unnest, one bare COPY, one psql \copy, then one batch on one node and one
+// batch on each of two nodes at once.
+func BenchmarkInterleaved(b *testing.B) {
+	ctx := context.Background()
+	psql, _ := exec.LookPath("psql")
+	openOn := func(url string, mode postgres.InsertMode) *postgres.Store {
+		s, err := postgres.Open(ctx, url, postgres.Options{Insert: mode})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	}
+	cp, un := openOn(pgtest.URL(b), postgres.InsertCopy), openOn(pgtest.URL(b), postgres.InsertUnnest)
+	rawURL := pgtest.URL(b)
+	openOn(rawURL, postgres.InsertCopy)
+	raw, err := pgx.Connect(ctx, rawURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close(ctx)
+	oneURL, twoURL := pgtest.URL(b), pgtest.URL(b)
+	one := openOn(oneURL, postgres.InsertCopy)
+	two := []*postgres.Store{openOn(twoURL, postgres.InsertCopy), openOn(twoURL, postgres.InsertCopy)}
+	lCp, lUn, lOne := newLedger(), newLedger(), newLedger()
+	lTwo := []*inlet.Ledger{newLedger(), newLedger()}
+	dir := b.TempDir()
+	var took [6]time.Duration
+	timed := func(i int, f func() error) {
+		start := time.Now()
+		if err := f(); err != nil {
+			b.Fatal(err)
+		}
+		took[i] += time.Since(start)
+	}
+	round := 0
+	for b.Loop() {
+		timed(0, func() error { _, _, err := cp.CommitAccounted(ctx, lCp, benchMessages(0, round)); return err })
+		timed(1, func() error { _, _, err := un.CommitAccounted(ctx, lUn, benchMessages(0, round)); return err })
+		timed(2, func() error {
+			msgs := benchMessages(0, round)
+			rows := make([][]any, len(msgs))
+			for i := range msgs {
+				m := &msgs[i]
+				f := string(m.Fields)
+				rows[i] = []any{m.ReceivedAt, m.Device, "tcp", m.Remote.String(), m.Payload, &f}
+			}
+			return pgx.BeginFunc(ctx, raw, func(tx pgx.Tx) error {
+				_, err := tx.CopyFrom(ctx, pgx.Identifier{"messages"}, []string{"received_at", "device", "transport", "remote", "payload", "fields"},
+					pgx.CopyFromRows(rows))
+				return err
+			})
+		})
+		if psql != "" {
+			var buf bytes.Buffer
+			w := csv.NewWriter(&buf)
+			for _, m := range benchMessages(0, round) {
+				w.Write([]string{fmt.Sprint(m.ReceivedAt), m.Device, "tcp", m.Remote.String(), `\x` + hex.EncodeToString(m.Payload), string(m.Fields)})
+			}
+			w.Flush()
+			file := filepath.Join(dir, "batch.csv")
+			if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			timed(3, func() error {
+				out, err := exec.Command(psql, rawURL, "-q", "-v", "ON_ERROR_STOP=1", "-c",
+					`\copy messages (received_at, device, transport, remote, payload, fields) from '`+file+`' csv`).CombinedOutput()
+				if err != nil {
+					return fmt.Errorf("psql: %v: %s", err, out)
+				}
+				return nil
+			})
+		}
+		timed(4, func() error { _, _, err := one.CommitAccounted(ctx, lOne, benchMessages(0, round)); return err })
+		timed(5, func() error {
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			for n, s := range two {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, _, errs[n] = s.CommitAccounted(ctx, lTwo[n], benchMessages(n+1, round))
+				}()
+			}
+			wg.Wait()
+			return errors.Join(errs...)
+		})
+		round++
+	}
+	rate := func(i, batches int) float64 { return float64(batches*benchBatch) / took[i].Seconds() }
+	b.ReportMetric(rate(0, b.N), "copy-msgs/s")
+	b.ReportMetric(rate(1, b.N), "unnest-msgs/s")
+	b.ReportMetric(rate(2, b.N), "bare-copy-msgs/s")
+	if psql != "" {
+		b.ReportMetric(rate(3, b.N), "psql-copy-msgs/s")
+	}
+	b.ReportMetric(rate(4, b.N), "one-node-msgs/s")
+	b.ReportMetric(rate(5, 2*b.N), "two-nodes-msgs/s")
+	b.ReportMetric(0, "ns/op")
 }
