@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,8 +81,9 @@ func (c *Config) setDefaults() {
 
 // Writer is the single goroutine that writes to a store.
 type Writer struct {
-	cfg   Config
-	store inlet.Store
+	cfg    Config
+	store  inlet.Store
+	shared inlet.AccountingStore // store, when several writers share it
 
 	queue    *queue
 	inflight atomic.Int64 // messages in the batch being committed
@@ -99,7 +99,7 @@ type Writer struct {
 	durable map[bootKey]int64 // Boot.Durable() as committed, for hello answers
 }
 
-type bootKey struct{ device, boot string }
+type bootKey = inlet.BootKey
 
 // ack is one acknowledgement to give after the batch commits, in stream order.
 type ack struct {
@@ -144,10 +144,11 @@ func New(ctx context.Context, store inlet.Store, cfg Config) (*Writer, error) {
 	}
 	for i := range boots {
 		b := boots[i]
-		k := bootKey{b.Device, b.Boot}
+		k := bootKey{Device: b.Device, Boot: b.Boot}
 		w.boots[k] = &b
 		w.durable[k] = b.Durable()
 	}
+	w.shared, _ = store.(inlet.AccountingStore)
 	w.ctx, w.abort = context.WithCancel(context.Background())
 	cfg.Stats.StoreHealthy.Store(true)
 	go w.run()
@@ -253,13 +254,22 @@ func (w *Writer) run() {
 // until the store accepts them or Close gives up; then it publishes the batch
 // and acknowledges its messages.
 func (w *Writer) commit(msgs []inlet.Message) error {
-	if err := w.loadBoots(msgs); err != nil {
-		return err
-	}
-	b, acks := w.account(msgs)
-	took, err := w.persist(b)
-	if err != nil {
-		return err
+	var b *inlet.Batch
+	var acks []ack
+	var took time.Duration
+	var err error
+	if w.shared != nil {
+		if b, acks, took, err = w.commitShared(w.shared, msgs); err != nil {
+			return err
+		}
+	} else {
+		if err := w.loadBoots(msgs); err != nil {
+			return err
+		}
+		b, acks = w.account(msgs)
+		if took, err = w.persist(b); err != nil {
+			return err
+		}
 	}
 	if w.cfg.OnCommit != nil {
 		// Before the counters and the ACKs: whoever sees those can already
@@ -274,7 +284,7 @@ func (w *Writer) commit(msgs []inlet.Message) error {
 		w.durMu.Lock()
 		for i := range b.Boots {
 			bt := &b.Boots[i]
-			w.durable[bootKey{bt.Device, bt.Boot}] = bt.Durable()
+			w.durable[bootKey{Device: bt.Device, Boot: bt.Boot}] = bt.Durable()
 		}
 		w.durMu.Unlock()
 	}
@@ -293,59 +303,49 @@ func (w *Writer) commit(msgs []inlet.Message) error {
 // loadBoots) and returns the batch to persist, without the duplicates, and the
 // acknowledgements owed once it has committed.
 func (w *Writer) account(msgs []inlet.Message) (*inlet.Batch, []ack) {
-	touched := make(map[string]*inlet.Device)
-	var touchedBoots map[bootKey]*inlet.Boot
+	acks := acksOf(msgs)
+	b, dups := w.ledger().Account(msgs)
+	w.cfg.Stats.Duplicates.Add(int64(dups))
+	return b, acks
+}
+
+// ledger is the writer's accounting state, as inlet.Ledger.Account takes it.
+func (w *Writer) ledger() *inlet.Ledger {
+	return &inlet.Ledger{Devices: w.devices, Boots: w.boots}
+}
+
+// acksOf lists the acknowledgements msgs are owed once committed, duplicates
+// included, in stream order.
+func acksOf(msgs []inlet.Message) []ack {
 	var acks []ack
-	stored := msgs[:0] // duplicates are acknowledged but not stored again
 	for i := range msgs {
-		m := &msgs[i]
-		d := w.devices[m.Device]
-		if d == nil {
-			d = &inlet.Device{ID: m.Device}
-			w.devices[m.Device] = d
-		}
-		touched[m.Device] = d
-		if m.Ack != nil {
+		if m := &msgs[i]; m.Ack != nil {
 			acks = append(acks, ack{m.Ack, m.Seq, m.ReceivedAt})
 		}
-		if m.Seq != 0 {
-			k := bootKey{m.Device, m.Boot}
-			b := w.boots[k]
-			if b == nil {
-				b = &inlet.Boot{Device: m.Device, Boot: m.Boot}
-				w.boots[k] = b
-				if d.LastBoot != "" && d.LastBoot != m.Boot {
-					d.Resets++ // a new sequence: the device restarted
-				}
-				d.LastBoot = m.Boot
-			}
-			if touchedBoots == nil {
-				touchedBoots = make(map[bootKey]*inlet.Boot)
-			}
-			touchedBoots[k] = b
-			dup, gaps, missing := b.Observe(m.Seq, m.ReceivedAt)
-			if dup {
-				d.Duplicates++
-				w.cfg.Stats.Duplicates.Add(1)
-				continue
-			}
-			d.Gaps += gaps
-			d.Missing += missing
+	}
+	return acks
+}
+
+// commitShared is commit's accounting and persisting halves for a store that
+// several writers share (inlet.AccountingStore): the store counts msgs against
+// the state it holds inside the batch's transaction, so a device whose
+// messages other nodes took in the meantime is counted exactly.
+func (w *Writer) commitShared(s inlet.AccountingStore, msgs []inlet.Message) (*inlet.Batch, []ack, time.Duration, error) {
+	acks := acksOf(msgs)
+	var b *inlet.Batch
+	var took time.Duration
+	err := w.retry("write batch", len(msgs), func() error {
+		start := time.Now()
+		var dups int
+		var err error
+		b, dups, err = s.CommitAccounted(w.ctx, w.ledger(), msgs)
+		took = time.Since(start)
+		if err == nil {
+			w.cfg.Stats.Duplicates.Add(int64(dups))
 		}
-		d.Observe(m)
-		stored = append(stored, *m)
-	}
-	clear(msgs[len(stored):])
-	b := &inlet.Batch{Messages: stored, Devices: make([]inlet.Device, 0, len(touched))}
-	for _, d := range touched {
-		b.Devices = append(b.Devices, *d)
-	}
-	for _, bt := range touchedBoots {
-		c := *bt
-		c.Missing = slices.Clone(bt.Missing)
-		b.Boots = append(b.Boots, c)
-	}
-	return b, acks
+		return err
+	})
+	return b, acks, took, err
 }
 
 // persist is the persisting half: it writes b in one transaction, retrying
@@ -407,12 +407,12 @@ func (w *Writer) loadBoots(msgs []inlet.Message) error {
 		if m.Seq == 0 {
 			continue
 		}
-		k := bootKey{m.Device, m.Boot}
+		k := bootKey{Device: m.Device, Boot: m.Boot}
 		if w.boots[k] != nil || absent[k] {
 			continue
 		}
 		err := w.retry("read sequence state", len(msgs), func() error {
-			b, ok, err := w.store.Boot(w.ctx, k.device, k.boot)
+			b, ok, err := w.store.Boot(w.ctx, k.Device, k.Boot)
 			switch {
 			case err != nil:
 				return err
@@ -443,7 +443,7 @@ func (w *Writer) evictBoots(now time.Time) {
 	cutoff := now.Add(-w.cfg.BootIdle).UnixNano()
 	var gone []bootKey
 	for k, b := range w.boots {
-		if b.LastSeen < cutoff && (w.devices[k.device] == nil || w.devices[k.device].LastBoot != k.boot) {
+		if b.LastSeen < cutoff && (w.devices[k.Device] == nil || w.devices[k.Device].LastBoot != k.Boot) {
 			gone = append(gone, k)
 		}
 	}
@@ -459,10 +459,15 @@ func (w *Writer) evictBoots(now time.Time) {
 }
 
 // KnownDurable is Durable when the answer is in memory; ok is false when it
-// needs the store. It never waits on the store or the writer.
+// needs the store. It never waits on the store or the writer. With a store
+// that several writers share, the answer always needs the store: another node
+// may have advanced the sequence.
 func (w *Writer) KnownDurable(device, boot string) (seq int64, ok bool) {
+	if w.shared != nil {
+		return 0, false
+	}
 	w.durMu.RLock()
-	seq, ok = w.durable[bootKey{device, boot}]
+	seq, ok = w.durable[bootKey{Device: device, Boot: boot}]
 	w.durMu.RUnlock()
 	return seq, ok
 }

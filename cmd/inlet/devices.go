@@ -11,7 +11,6 @@ import (
 
 	"github.com/inletdev/inlet"
 	"github.com/inletdev/inlet/record"
-	"github.com/inletdev/inlet/sqlite"
 )
 
 func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -21,7 +20,7 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		"A values device (sensor readings, anything not a counter) has no loss figures: they are unknown.\n"+
 		"Acknowledged-mode devices also get one line per boot: the sequence's last seq, what is durable\n"+
 		"without a hole (the hello's last=), and the missing seq ranges.", stderr)
-	db := fs.String("db", "inlet.db", "SQLite database file")
+	db := fs.String("db", "inlet.db", "SQLite database file, or a PostgreSQL database postgres://…")
 	format := fs.String("format", "table", "table or json")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -29,7 +28,7 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *format != "table" && *format != "json" {
 		return fmt.Errorf("--format %q: want table or json", *format)
 	}
-	store, err := sqlite.Open(ctx, *db, sqlite.Options{ReadOnly: true})
+	store, err := openReader(ctx, *db)
 	if err != nil {
 		return err
 	}

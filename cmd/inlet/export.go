@@ -11,7 +11,6 @@ import (
 
 	"github.com/inletdev/inlet"
 	"github.com/inletdev/inlet/record"
-	"github.com/inletdev/inlet/sqlite"
 )
 
 func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -19,7 +18,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		"Safe to run while inlet serve is writing to the same database.\n"+
 		"Times (--since, --until): RFC 3339 (2026-11-29T08:00:00Z), a date (2026-11-29, UTC),\n"+
 		"unix seconds, or a duration meaning that long ago (15m, 2h).", stderr)
-	db := fs.String("db", "inlet.db", "SQLite database file")
+	db := fs.String("db", "inlet.db", "SQLite database file, or a PostgreSQL database postgres://…")
 	device := fs.String("device", "", "only this device")
 	since := fs.String("since", "", "only messages received at or after this time")
 	until := fs.String("until", "", "only messages received before this time")
@@ -43,7 +42,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *format != "ndjson" && *format != "csv" {
 		return badUsage(fmt.Errorf("--format %q: want ndjson or csv", *format))
 	}
-	store, err := sqlite.Open(ctx, *db, sqlite.Options{ReadOnly: true})
+	store, err := openReader(ctx, *db)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ Usage:
   inlet tail     [flags]   follow messages as they are stored (from the server, or --db)
   inlet backup   FILE      copy the database consistently while the server runs
   inlet prune    --before  delete old messages (e.g. --before 90d), accounting kept
+  inlet migrate  [flags]   copy a SQLite history into PostgreSQL (--from inlet.db --to postgres://…)
   inlet health   [flags]   exit 0 when a running server is ready (for health checks)
   inlet bench    [flags]   load-test a server on loopback: sent, stored, loss, rate, CPU per message
   inlet send     [flags]   act as devices: the tutorial sketch, streams, UDP, or --ack (INLET/1)
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runBackup(ctx, args[1:], stdout, stderr)
 	case "prune":
 		err = runPrune(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		err = runMigrate(ctx, args[1:], stdout, stderr)
 	case "health":
 		err = runHealth(ctx, args[1:], stdout, stderr)
 	case "cert":

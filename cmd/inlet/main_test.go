@@ -14,6 +14,7 @@ import (
 
 	"github.com/inletdev/inlet"
 	"github.com/inletdev/inlet/internal/inlettest"
+	"github.com/inletdev/inlet/internal/pgtest"
 	"github.com/inletdev/inlet/sqlite"
 )
 
@@ -167,7 +168,7 @@ func sendOnce(src, addr, line string) error {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Main(m) // m.Run, then stops the PostgreSQL it started
 	inlettest.Cleanup()
 	os.Exit(code)
 }

@@ -67,7 +67,7 @@ func (m *Main) startRetention() (stop func()) {
 func (m *Main) pruneAge(ctx context.Context) bool {
 	before := time.Now().Add(-m.Config.Retain).UnixNano()
 	start := time.Now()
-	n, err := m.store.Prune(ctx, before, sqlite.PruneOptions{})
+	n, err := m.store.Prune(ctx, before)
 	switch {
 	case ctx.Err() != nil:
 		return false
@@ -83,7 +83,11 @@ func (m *Main) pruneAge(ctx context.Context) bool {
 // pruneSize deletes the oldest messages while the pages in use exceed
 // --max-db-size, down to lowWater of it; false when ctx ended.
 func (m *Main) pruneSize(ctx context.Context) bool {
-	used, err := m.store.UsedBytes(ctx)
+	store, ok := m.store.(sizedStore)
+	if !ok {
+		return true // refused at start (Validate): only a SQLite file has a size
+	}
+	used, err := store.UsedBytes(ctx)
 	switch {
 	case ctx.Err() != nil:
 		return false
@@ -95,7 +99,7 @@ func (m *Main) pruneSize(ctx context.Context) bool {
 	}
 	start := time.Now()
 	target := int64(float64(m.Config.MaxDBSize) * lowWater)
-	n, oldest, err := m.store.PruneToSize(ctx, target, sqlite.PruneOptions{})
+	n, oldest, err := store.PruneToSize(ctx, target, sqlite.PruneOptions{})
 	switch {
 	case ctx.Err() != nil:
 		return false
@@ -109,6 +113,12 @@ func (m *Main) pruneSize(ctx context.Context) bool {
 			"target", target, "oldest_kept", record.Time(oldest), "took", time.Since(start).Round(time.Millisecond))
 	}
 	return true
+}
+
+// sizedStore is a store whose size --max-db-size bounds: a SQLite file.
+type sizedStore interface {
+	UsedBytes(ctx context.Context) (int64, error)
+	PruneToSize(ctx context.Context, target int64, opt sqlite.PruneOptions) (deleted, oldest int64, err error)
 }
 
 // addMaxDBSizeFlag adds serve's --max-db-size.

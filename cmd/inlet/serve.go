@@ -25,7 +25,7 @@ import (
 	"github.com/inletdev/inlet/httpapi/ui"
 	"github.com/inletdev/inlet/listen"
 	"github.com/inletdev/inlet/live"
-	"github.com/inletdev/inlet/sqlite"
+	"github.com/inletdev/inlet/postgres"
 	"github.com/inletdev/inlet/tlsserve"
 )
 
@@ -121,6 +121,10 @@ func (c *Config) Validate() error {
 		return errors.New("--line-timeout and --first-line-timeout must be positive")
 	case c.Limits.ConnRate < 0 || c.Limits.MsgRate < 0 || c.Limits.ConnBurst < 0 || c.Limits.MsgBurst < 0:
 		return errors.New("--max-conn-rate, --max-msg-rate and their bursts must not be negative (0: no limit, or for a burst twice the rate)")
+	case c.MaxDBSize > 0 && postgres.IsURL(c.DB):
+		return errors.New("--max-db-size bounds a SQLite file; with PostgreSQL use --retain (docs/scale.md)")
+	case c.RequireToken && postgres.IsURL(c.DB):
+		return errors.New("--require-token: device tokens are kept in SQLite only so far; with PostgreSQL use --token (docs/scale.md)")
 	}
 	if c.TLS != "" {
 		var missing []string
@@ -230,7 +234,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"A non-loopback address needs --http-token")
 	fs.StringVar(&cfg.HTTPToken, "http-token", "", "require this token for the dashboard, the API and /metrics (Bearer header or sign-in);\n"+
 		"/healthz and /readyz stay open (default: $INLET_HTTP_TOKEN)")
-	fs.StringVar(&cfg.DB, "db", cfg.DB, "SQLite database file (created if missing)")
+	fs.StringVar(&cfg.DB, "db", cfg.DB, "SQLite database file (created if missing), or a PostgreSQL database postgres://…\n"+
+		"that several nodes may share (docs/scale.md)")
 	fs.IntVar(&cfg.MaxMessage, "max-message", cfg.MaxMessage, "longest message in bytes; longer ones are discarded and counted as too_long")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close a TCP connection that sends nothing for this long")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most TCP connections open at once; more are refused")
@@ -338,7 +343,7 @@ type Main struct {
 	Logger *slog.Logger
 	Stats  *inlet.Stats
 
-	store         *sqlite.Store
+	store         serveStore
 	hub           *live.Hub
 	stopHub       context.CancelFunc
 	writer        *commit.Writer
@@ -422,7 +427,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if m.store, err = sqlite.Open(ctx, cfg.DB, sqlite.Options{Logger: m.Logger}); err != nil {
+	if m.store, err = openServeStore(ctx, cfg.DB, m.Logger); err != nil {
 		return err
 	}
 	if err := m.startAuth(ctx); err != nil {
@@ -434,6 +439,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	m.stopHub = stopHub
 	go m.hub.Run(hubCtx)
+	go m.followNodes(hubCtx) // other nodes' commits, on a shared database
 	m.writer, err = commit.New(ctx, m.store, commit.Config{
 		Interval: cfg.CommitInterval,
 		Logger:   m.Logger,
@@ -494,7 +500,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if len(cfg.Allow) > 0 {
 		m.Logger.Info("only these networks may send (--allow)", "allow", cfg.Allow)
 	}
-	m.Logger.Info("ready", "tcp", ri.TCP, "udp", ri.UDP, "tls", ri.TLS, "http", ri.HTTP, "db", cfg.DB, "version", ri.Version)
+	m.Logger.Info("ready", "tcp", ri.TCP, "udp", ri.UDP, "tls", ri.TLS, "http", ri.HTTP, "db", dbName(cfg.DB), "version", ri.Version)
 	m.logReach(ri)
 	return nil
 }
@@ -657,7 +663,7 @@ func (m *Main) ReadyInfo() ReadyInfo {
 
 // boundInfo is ReadyInfo without the hosts.
 func (m *Main) boundInfo() ReadyInfo {
-	ri := ReadyInfo{Event: "ready", DB: m.Config.DB, Version: version()}
+	ri := ReadyInfo{Event: "ready", DB: dbName(m.Config.DB), Version: version()}
 	if m.tcp != nil {
 		ri.TCP = m.tcp.Addr().String()
 	}

@@ -20,7 +20,6 @@ import (
 
 	"github.com/inletdev/inlet"
 	"github.com/inletdev/inlet/record"
-	"github.com/inletdev/inlet/sqlite"
 )
 
 const tailSummary = "Print stored messages as they arrive, like tail -f: the newest -n first, then every\n" +
@@ -38,7 +37,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	format := fs.String("format", "text", "text (one aligned line a message) or json (the NDJSON record of inlet export)")
 	n := fs.Int("n", 10, "first print the newest n stored messages (0: only new ones)")
 	token := fs.String("token", "", "the server's --http-token (default: $INLET_HTTP_TOKEN)")
-	db := fs.String("db", "", "read this SQLite database instead of a server")
+	db := fs.String("db", "", "read this SQLite database (or PostgreSQL database postgres://…) instead of a server")
 	follow := fs.Bool("f", false, "with --db: keep printing new messages (polls the file twice a second)")
 	color := fs.String("color", "auto", "colour device names: auto (on a terminal, unless NO_COLOR is set), always or never")
 	count := fs.Int("count", 0, "exit after printing this many messages (0: never)")
@@ -153,7 +152,7 @@ func terminalSafe(s string) string {
 
 // tailDB prints from the database file.
 func tailDB(ctx context.Context, path, device string, n int, follow bool, p *tailPrinter) error {
-	store, err := sqlite.Open(ctx, path, sqlite.Options{ReadOnly: true})
+	store, err := openReader(ctx, path)
 	if err != nil {
 		return err
 	}

@@ -181,7 +181,13 @@ func tokenTime(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3
 
 // storeTokens is the store as the listeners' TokenSource (--require-token);
 // it is set once the store is open, before the listeners serve.
-type storeTokens struct{ s *sqlite.Store }
+type storeTokens struct{ s tokenStore }
+
+// tokenStore is where serve reads the device tokens from.
+type tokenStore interface {
+	TokensVersion(ctx context.Context) (int64, error)
+	Tokens(ctx context.Context) ([]sqlite.Token, error)
+}
 
 var errNoStore = errors.New("tokens: the store is not open")
 
@@ -229,11 +235,15 @@ func (m *Main) startAuth(ctx context.Context) error {
 	if !m.Config.RequireToken {
 		return nil
 	}
-	m.tokens.s = m.store
+	ts, ok := m.store.(tokenStore)
+	if !ok {
+		return errors.New("--require-token: this store keeps no device tokens")
+	}
+	m.tokens.s = ts
 	if err := m.auth.Load(ctx); err != nil {
 		return fmt.Errorf("--require-token: %w", err)
 	}
-	toks, _ := m.store.Tokens(ctx)
+	toks, _ := ts.Tokens(ctx)
 	valid := 0
 	for _, t := range toks {
 		if t.RevokedAt == 0 {
