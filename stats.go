@@ -47,6 +47,14 @@ type Stats struct {
 	TLSHandshakes        atomic.Int64 // TLS handshakes completed (serve --tls)
 	TLSHandshakeFailures Labeled      // failed TLS handshakes, by reason (tlsserve.Reasons)
 	NotAllowed           atomic.Int64 // connections and datagrams from outside --allow, dropped unread
+
+	// Publishing to NATS JetStream (serve --publish); exported only when Publishing.
+	Publishing        atomic.Bool  // publishing is configured
+	Published         atomic.Int64 // messages JetStream acknowledged as new
+	PublishDuplicates atomic.Int64 // messages JetStream acknowledged as already held (published again after a failure)
+	PublishErrors     atomic.Int64 // failed publishes or reads (each retried from the position)
+	PublishLag        atomic.Int64 // gauge: messages committed and not yet acknowledged by JetStream
+	NATSConnected     atomic.Bool  // gauge: connected to a NATS server
 }
 
 // Labeled counts events by a label value (a metric's label), for labels whose
