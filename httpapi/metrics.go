@@ -30,12 +30,20 @@ var (
 	descStreamDropped = prometheus.NewDesc("inlet_stream_dropped_total", "Stream subscribers dropped for not taking data.", nil, nil)
 	descTLSHandshakes = prometheus.NewDesc("inlet_tls_handshakes_total", "TLS handshakes completed on the --tls port.", nil, nil)
 	descTLSFailures   = prometheus.NewDesc("inlet_tls_handshake_failures_total", "Failed TLS handshakes on the --tls port, by reason (old_version, timeout, not_tls, closed, handshake).", []string{"reason"}, nil)
+
+	// serve --publish only.
+	descPublished     = prometheus.NewDesc("inlet_published_total", "Messages published to NATS JetStream and stored there (acknowledged as new).", nil, nil)
+	descPublishDups   = prometheus.NewDesc("inlet_publish_duplicates_total", "Messages published again after a failure that JetStream already held (dropped by Nats-Msg-Id).", nil, nil)
+	descPublishErrors = prometheus.NewDesc("inlet_publish_errors_total", "Failed publishes (each retried from the saved position).", nil, nil)
+	descPublishLag    = prometheus.NewDesc("inlet_publish_lag_messages", "Messages committed and not yet acknowledged by JetStream.", nil, nil)
+	descNATSConnected = prometheus.NewDesc("inlet_nats_connected", "1 while connected to a NATS server.", nil, nil)
 )
 
 var allDescs = []*prometheus.Desc{descConnsAccepted, descConnsRefused, descConnsOpen, descMessages, descBytes,
 	descDatagrams, descRejected, descKernelDrops, descCommitted, descBatches, descBatchSize, descCommitSeconds,
 	descAckSeconds, descStoreErrors, descQueueDepth, descStoreUp, descDuplicates, descAckedConns, descHelloErrors,
-	descSeqErrors, descSubscribers, descStreamDropped, descTLSHandshakes, descTLSFailures}
+	descSeqErrors, descSubscribers, descStreamDropped, descTLSHandshakes, descTLSFailures,
+	descPublished, descPublishDups, descPublishErrors, descPublishLag, descNATSConnected}
 
 // statsCollector exports inlet.Stats as it is at each scrape.
 type statsCollector struct{ s *inlet.Stats }
@@ -95,4 +103,15 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		up = 1
 	}
 	gauge(descStoreUp, up)
+	if s.Publishing.Load() {
+		counter(descPublished, s.Published.Load())
+		counter(descPublishDups, s.PublishDuplicates.Load())
+		counter(descPublishErrors, s.PublishErrors.Load())
+		gauge(descPublishLag, s.PublishLag.Load())
+		var conn int64
+		if s.NATSConnected.Load() {
+			conn = 1
+		}
+		gauge(descNATSConnected, conn)
+	}
 }
