@@ -204,6 +204,7 @@ func New(ctx context.Context, cfg Config, r inlet.Reader, pos Positions) (*Publi
 		// While disconnected a publish fails at once rather than waiting in a
 		// buffer whose fate is unknown: the store is the buffer.
 		nats.ReconnectBufSize(-1),
+		nats.NoCallbacksAfterClientClose(), // Close's own disconnect is no news
 		nats.ConnectHandler(func(*nats.Conn) { p.connected(true, "publish: connected to NATS", nil) }),
 		nats.ReconnectHandler(func(*nats.Conn) { p.connected(true, "publish: reconnected to NATS", nil) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
@@ -282,7 +283,7 @@ func (p *Publisher) Notify() {
 }
 
 // Close publishes what is committed, for up to DrainTimeout or until ctx
-// ends, saves the position and disconnects. Messages it could not publish in
+// ends (at once if NATS is not connected), saves the position and disconnects. Messages it could not publish in
 // that time are published at the next start (nothing is lost: they are in the
 // store). The error is about the position not saved.
 func (p *Publisher) Close(ctx context.Context) error {
@@ -338,7 +339,7 @@ func (p *Publisher) run(start int64) {
 	var draining context.Context // set by Close
 	var target int64             // when draining: the last id committed
 	p.measure(s)
-	for draining == nil || (s.acked < target && draining.Err() == nil) {
+	for draining == nil || (s.acked < target && draining.Err() == nil && (s.waiting() > 0 || p.nc.IsConnected())) {
 		if err := p.fill(s); err != nil {
 			p.failed(s, err)
 		}

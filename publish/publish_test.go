@@ -28,13 +28,13 @@ const stream = "INLET"
 // natsServer is an embedded NATS server with JetStream on loopback, which a
 // test can stop and start again on the same port and store directory.
 type natsServer struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	port int
 	s    *server.Server
 }
 
-func startNATS(t *testing.T) *natsServer {
+func startNATS(t testing.TB) *natsServer {
 	t.Helper()
 	n := &natsServer{t: t, dir: t.TempDir(), port: server.RANDOM_PORT}
 	n.start()
@@ -158,7 +158,7 @@ func (n *natsServer) count() uint64 {
 
 // node is an inlet node's store, writer and publisher, in process.
 type node struct {
-	t      *testing.T
+	t      testing.TB
 	path   string
 	store  *sqlite.Store
 	writer *commit.Writer
@@ -167,7 +167,7 @@ type node struct {
 	sent   atomic.Int64 // messages submitted, each a row: none is a duplicate
 }
 
-func newNode(t *testing.T, path string) *node {
+func newNode(t testing.TB, path string) *node {
 	t.Helper()
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "inlet.db")
@@ -225,7 +225,7 @@ func (n *node) close() {
 }
 
 // tlog sends the publisher's log to the test's.
-type tlog struct{ t *testing.T }
+type tlog struct{ t testing.TB }
 
 func (w tlog) Write(b []byte) (int, error) {
 	w.t.Logf("%s", bytes.TrimSuffix(b, []byte("\n")))
@@ -316,7 +316,7 @@ func (n *node) waitPublished(name string) {
 }
 
 // waitFor polls cond until it holds or a minute passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for !cond() {
