@@ -511,3 +511,30 @@ func TestStartsAndStopsWithNATSDown(t *testing.T) {
 		t.Errorf("position %d, %v; want 0", pos, err)
 	}
 }
+
+// Close publishes what has committed before it returns: here nothing wakes the
+// publisher (no commit hook, no polling), so only Close's drain can publish.
+func TestCloseDrains(t *testing.T) {
+	ns := startNATS(t)
+	ns.createStream()
+	n := newNode(t, "")
+	st := n.startPublisher(ns.url(), publish.Config{Interval: time.Hour})
+	p := n.pub.Swap(nil) // the commit hook no longer wakes it
+	waitFor(t, "connected", func() bool { return st.NATSConnected.Load() })
+	n.ingest(100)
+	n.committed()
+	time.Sleep(100 * time.Millisecond)
+	if got := st.Published.Load(); got != 0 {
+		t.Fatalf("%d published without a wake-up", got)
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Published.Load(); got != 100 {
+		t.Errorf("Close published %d of 100", got)
+	}
+	if pos, err := n.store.PublishPosition(context.Background(), "nats"); err != nil || pos != 100 {
+		t.Errorf("position after Close: %d, %v; want 100", pos, err)
+	}
+	checkStream(t, ns, n, true)
+}

@@ -24,8 +24,9 @@ import (
 // The real binary with --publish and an embedded NATS server with JetStream:
 // every message (plain and acknowledged) is in the stream once, on its
 // device's subject, as the exact line `inlet export --format ndjson` writes;
-// a SIGTERM right after the last messages still publishes them, and a restart
-// resumes where the last run stopped.
+// messages sent just before a SIGTERM are in it too (publish's TestCloseDrains
+// shows the drain that guarantees it), and a restart resumes where the last
+// run stopped.
 func TestServePublishesToJetStream(t *testing.T) {
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, JetStream: true,
 		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
@@ -74,7 +75,7 @@ func TestServePublishesToJetStream(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srv.stop(t, syscall.SIGTERM) // at once: the shutdown publishes them
+	srv.stop(t, syscall.SIGTERM) // at once
 	if !strings.Contains(srv.stderr.String(), "publish: publishing committed messages to NATS JetStream") ||
 		!regexp.MustCompile(`from_id=33\b`).MatchString(srv.stderr.String()) {
 		t.Errorf("the restart did not resume from id 33:\n%s", srv.stderr.String())
