@@ -343,6 +343,7 @@ func (p *Publisher) run(start int64) {
 		if err := p.fill(s); err != nil {
 			p.failed(s, err)
 		}
+		p.passOver(s)
 		var okc <-chan *jetstream.PubAck
 		var errc <-chan error
 		if s.waiting() > 0 {
@@ -419,9 +420,19 @@ func (p *Publisher) fill(s *state) error {
 	n := 0
 	err := p.r.Messages(p.ctx, inlet.Query{AfterID: s.cursor, Limit: room}, func(m *inlet.Stored) error {
 		data := record.AppendJSON(nil, m)
-		f, err := p.js.PublishMsgAsync(&nats.Msg{Subject: Subject(m.Device), Data: data}, jetstream.WithMsgID(MsgID(m)))
-		if err != nil {
-			return fmt.Errorf("publish message %d: %w", m.ID, err)
+		id := MsgID(m)
+		var f jetstream.PubAckFuture // nil: passed over
+		if limit := p.nc.MaxPayload(); limit > 0 && int64(len(data)+len(id)+64) > limit {
+			// No server takes it, now or later: retrying would stop the feed
+			// for good. It stays in the database.
+			p.cfg.Stats.PublishErrors.Add(1)
+			p.cfg.Logger.Error("publish: message larger than the NATS server's max_payload; not published (raise max_payload)",
+				"id", m.ID, "device", m.Device, "record_bytes", len(data), "max_payload", limit)
+		} else {
+			var err error
+			if f, err = p.js.PublishMsgAsync(&nats.Msg{Subject: Subject(m.Device), Data: data}, jetstream.WithMsgID(id)); err != nil {
+				return fmt.Errorf("publish message %d: %w", m.ID, err)
+			}
 		}
 		s.inflight = append(s.inflight, sent{id: m.ID, size: len(data), ack: f, at: time.Now()})
 		s.bytes += len(data)
@@ -465,9 +476,21 @@ func (p *Publisher) acked(s *state, pa *jetstream.PubAck) {
 	}
 }
 
+// passOver moves the position over the messages at the head that were not
+// published (too large for the server).
+func (p *Publisher) passOver(s *state) {
+	for s.waiting() > 0 && s.inflight[s.head].ack == nil {
+		h := s.inflight[s.head]
+		s.inflight[s.head] = sent{}
+		s.head++
+		s.bytes -= h.size
+		s.acked = h.id
+	}
+}
+
 // takeAcks takes every acknowledgement already in, in order, without waiting.
 func (p *Publisher) takeAcks(s *state) {
-	for s.waiting() > 0 {
+	for p.passOver(s); s.waiting() > 0; p.passOver(s) {
 		h := s.inflight[s.head].ack
 		select {
 		case pa := <-h.Ok():

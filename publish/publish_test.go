@@ -28,15 +28,18 @@ const stream = "INLET"
 // natsServer is an embedded NATS server with JetStream on loopback, which a
 // test can stop and start again on the same port and store directory.
 type natsServer struct {
-	t    testing.TB
-	dir  string
-	port int
-	s    *server.Server
+	t          testing.TB
+	dir        string
+	port       int
+	maxPayload int32 // 0: the server's default
+	s          *server.Server
 }
 
-func startNATS(t testing.TB) *natsServer {
+func startNATS(t testing.TB) *natsServer { t.Helper(); return startNATSMax(t, 0) }
+
+func startNATSMax(t testing.TB, maxPayload int32) *natsServer {
 	t.Helper()
-	n := &natsServer{t: t, dir: t.TempDir(), port: server.RANDOM_PORT}
+	n := &natsServer{t: t, dir: t.TempDir(), port: server.RANDOM_PORT, maxPayload: maxPayload}
 	n.start()
 	n.port = n.s.Addr().(*net.TCPAddr).Port
 	t.Cleanup(n.stop)
@@ -48,7 +51,7 @@ func (n *natsServer) start() {
 	var err error
 	for try := 0; ; try++ { // the port was free a moment ago; another test may have taken it meanwhile
 		n.s, err = server.NewServer(&server.Options{Host: "127.0.0.1", Port: n.port, JetStream: true,
-			StoreDir: n.dir, NoLog: true, NoSigs: true})
+			StoreDir: n.dir, NoLog: true, NoSigs: true, MaxPayload: n.maxPayload})
 		if err != nil {
 			n.t.Fatal(err)
 		}
@@ -537,4 +540,29 @@ func TestCloseDrains(t *testing.T) {
 		t.Errorf("position after Close: %d, %v; want 100", pos, err)
 	}
 	checkStream(t, ns, n, true)
+}
+
+// A message too large for the server's max_payload cannot be published now
+// or ever: it is passed over (counted, logged), and the feed goes on.
+func TestTooLargeIsPassedOver(t *testing.T) {
+	ns := startNATSMax(t, 2048)
+	ns.createStream()
+	n := newNode(t, "")
+	st := n.startPublisher(ns.url(), publish.Config{})
+	n.ingest(10)
+	big := inlet.Message{ReceivedAt: time.Now().UnixNano(), Device: "10.0.0.9", Transport: inlet.TCP,
+		Remote: netip.MustParseAddrPort("10.0.0.9:4000"), Payload: bytes.Repeat([]byte("x"), 3000)}
+	if err := n.writer.Submit(context.Background(), []inlet.Message{big}); err != nil {
+		t.Fatal(err)
+	}
+	n.sent.Add(1)
+	n.ingest(10)
+	n.waitPublished("nats")
+	n.stopPublisher()
+	if got, e := st.Published.Load(), st.PublishErrors.Load(); got != 20 || e != 1 {
+		t.Errorf("%d published, %d errors; want 20 and 1", got, e)
+	}
+	if c := ns.count(); c != 20 {
+		t.Errorf("stream holds %d, want 20", c)
+	}
 }
