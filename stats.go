@@ -50,6 +50,14 @@ type Stats struct {
 	RateLimited          atomic.Int64 // messages dropped and hellos refused over --max-msg-rate
 	ConnsClosed          Labeled      // TCP and TLS connections closed by a limit, by reason (listen.CloseReasons)
 	AuthFailures         Labeled      // hellos refused for their token, and connections closed on revocation, by reason (listen.AuthReasons)
+
+	// Publishing to NATS JetStream (serve --publish); exported only when Publishing.
+	Publishing        atomic.Bool  // publishing is configured
+	Published         atomic.Int64 // messages JetStream acknowledged as new
+	PublishDuplicates atomic.Int64 // messages JetStream acknowledged as already held (published again after a failure)
+	PublishErrors     atomic.Int64 // failed publishes or reads (each retried from the position)
+	PublishLag        atomic.Int64 // gauge: messages committed and not yet acknowledged by JetStream
+	NATSConnected     atomic.Bool  // gauge: connected to a NATS server
 }
 
 // Labeled counts events by a label value (a metric's label), for labels whose

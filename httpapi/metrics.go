@@ -32,12 +32,20 @@ var (
 	descConnsClosed   = prometheus.NewDesc("inlet_connections_closed_total", "TCP and TLS connections closed by a limit, by reason (rate_limited, first_line_timeout, line_timeout, idle_timeout, evicted).", []string{"reason"}, nil)
 	descTLSFailures   = prometheus.NewDesc("inlet_tls_handshake_failures_total", "Failed TLS handshakes on the --tls port, by reason (old_version, timeout, not_tls, closed, handshake).", []string{"reason"}, nil)
 	descAuthFailures  = prometheus.NewDesc("inlet_auth_failures_total", "Hellos refused for their token (--token, --require-token, --max-failed-hellos), and authenticated connections closed on revocation, by reason.", []string{"reason"}, nil)
+
+	// serve --publish only.
+	descPublished     = prometheus.NewDesc("inlet_published_total", "Messages published to NATS JetStream and stored there (acknowledged as new).", nil, nil)
+	descPublishDups   = prometheus.NewDesc("inlet_publish_duplicates_total", "Messages published again after a failure that JetStream already held (dropped by Nats-Msg-Id).", nil, nil)
+	descPublishErrors = prometheus.NewDesc("inlet_publish_errors_total", "Failed publishes (each retried from the saved position).", nil, nil)
+	descPublishLag    = prometheus.NewDesc("inlet_publish_lag_messages", "Messages committed and not yet acknowledged by JetStream.", nil, nil)
+	descNATSConnected = prometheus.NewDesc("inlet_nats_connected", "1 while connected to a NATS server.", nil, nil)
 )
 
 var allDescs = []*prometheus.Desc{descConnsAccepted, descConnsRefused, descConnsOpen, descMessages, descBytes,
 	descDatagrams, descRejected, descKernelDrops, descCommitted, descBatches, descBatchSize, descCommitSeconds,
 	descAckSeconds, descStoreErrors, descQueueDepth, descStoreUp, descDuplicates, descAckedConns, descHelloErrors,
-	descSeqErrors, descSubscribers, descStreamDropped, descTLSHandshakes, descTLSFailures, descConnsClosed, descAuthFailures}
+	descSeqErrors, descSubscribers, descStreamDropped, descTLSHandshakes, descTLSFailures, descConnsClosed, descAuthFailures,
+	descPublished, descPublishDups, descPublishErrors, descPublishLag, descNATSConnected}
 
 // statsCollector exports inlet.Stats as it is at each scrape.
 type statsCollector struct{ s *inlet.Stats }
@@ -99,4 +107,15 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		up = 1
 	}
 	gauge(descStoreUp, up)
+	if s.Publishing.Load() {
+		counter(descPublished, s.Published.Load())
+		counter(descPublishDups, s.PublishDuplicates.Load())
+		counter(descPublishErrors, s.PublishErrors.Load())
+		gauge(descPublishLag, s.PublishLag.Load())
+		var conn int64
+		if s.NATSConnected.Load() {
+			conn = 1
+		}
+		gauge(descNATSConnected, conn)
+	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/inletdev/inlet/listen"
 	"github.com/inletdev/inlet/live"
 	"github.com/inletdev/inlet/postgres"
+	"github.com/inletdev/inlet/publish"
 	"github.com/inletdev/inlet/tlsserve"
 )
 
@@ -67,6 +68,10 @@ type Config struct {
 	// MaxFailedHellos: refused hellos per IP per minute before its hellos are
 	// refused unchecked; 0 takes listen.DefaultMaxFailedHellos.
 	MaxFailedHellos int
+	// Publish names the NATS servers to publish committed messages to
+	// (--publish, docs/scale.md); empty: none. PublishName keys its position.
+	Publish     string
+	PublishName string
 }
 
 // DefaultTLSIdleTimeout is --tls-idle-timeout's default: a TLS device keeps one
@@ -93,6 +98,7 @@ func DefaultConfig() Config {
 		LogFormat:      "text",
 		TLSIdleTimeout: DefaultTLSIdleTimeout,
 		Limits:         lc.Limits,
+		PublishName:    publish.DefaultConfig().Name,
 	}
 }
 
@@ -140,6 +146,14 @@ func (c *Config) Validate() error {
 		}
 	} else if c.TLSCert != "" || c.TLSKey != "" {
 		return errors.New("--tls-cert and --tls-key need --tls ADDR (the TLS port, e.g. --tls :3443)")
+	}
+	if c.Publish != "" {
+		if _, err := publish.ParseURLs(c.Publish); err != nil {
+			return fmt.Errorf("--publish: %w", err)
+		}
+		if c.PublishName == "" {
+			return errors.New("--publish-name must not be empty")
+		}
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
@@ -283,12 +297,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.MaxFailedHellos = n
 		return nil
 	})
+	fs.StringVar(&cfg.Publish, "publish", "", "publish every committed message to NATS JetStream at these servers, nats://host:port[,...] (tls:// for TLS):\n"+
+		"its export record as JSON on subject inlet.msg.<device>, de-duplicated by Nats-Msg-Id, from a position kept in the\n"+
+		"database; needs a stream for inlet.msg.> (docs/scale.md) (default: $INLET_PUBLISH; empty: no publishing)")
+	fs.StringVar(&cfg.PublishName, "publish-name", cfg.PublishName, "the name --publish keeps its position under in the database (nodes sharing a database share it, or use one each)")
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's profiler at /debug/pprof/ on the HTTP address (for performance work)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	envDefault(fs, "http-token", "INLET_HTTP_TOKEN")
 	envDefault(fs, "token", "INLET_TOKEN")
+	envDefault(fs, "publish", "INLET_PUBLISH") // may hold credentials
 	if err := cfg.Validate(); err != nil {
 		return badUsage(err)
 	}
@@ -347,6 +366,7 @@ type Main struct {
 	hub           *live.Hub
 	stopHub       context.CancelFunc
 	writer        *commit.Writer
+	pub           *publish.Publisher // --publish
 	tcp           *listen.TCP
 	tls           *listen.TCP // the TCP port's protocols inside TLS (--tls)
 	tlsSrv        *tlsserve.Server
@@ -440,11 +460,24 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.stopHub = stopHub
 	go m.hub.Run(hubCtx)
 	go m.followNodes(hubCtx) // other nodes' commits, on a shared database
+	onCommit := m.hub.OnCommit
+	if cfg.Publish != "" {
+		pc := publish.DefaultConfig()
+		pc.URLs, pc.Name, pc.Logger, pc.Stats = cfg.Publish, cfg.PublishName, m.Logger, m.Stats
+		pos, ok := m.store.(publish.Positions)
+		if !ok {
+			return errors.New("--publish: this store keeps no publish position")
+		}
+		if m.pub, err = publish.New(ctx, pc, m.store, pos); err != nil {
+			return err
+		}
+		onCommit = func(b *inlet.Batch) { m.hub.OnCommit(b); m.pub.Notify() }
+	}
 	m.writer, err = commit.New(ctx, m.store, commit.Config{
 		Interval: cfg.CommitInterval,
 		Logger:   m.Logger,
 		Stats:    m.Stats,
-		OnCommit: m.hub.OnCommit,
+		OnCommit: onCommit,
 	})
 	if err != nil {
 		return err
@@ -751,6 +784,11 @@ func (m *Main) shutdown(ctx context.Context) error {
 	}
 	if m.stopAuth != nil {
 		m.stopAuth()
+	}
+	if m.pub != nil {
+		// After the last commit: publishes what is committed, for a bounded
+		// time (what is left goes out at the next start), then saves the position.
+		errs = append(errs, m.pub.Close(ctx))
 	}
 	if m.store != nil {
 		errs = append(errs, m.store.Close())
