@@ -18,6 +18,9 @@ func TestMigrate(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t)
 	m := MustRun(t, cfg)
+	// Separate connections carry no order between them: each reading waits for
+	// the one before it to commit, as a device's second between readings would.
+	sent := 0
 	for d := range 3 {
 		for n := 1; n <= 30; n++ {
 			if n == 10+d { // some loss
@@ -26,6 +29,8 @@ func TestMigrate(t *testing.T) {
 			if err := sendOnce(fmt.Sprintf("127.0.0.%d", 70+d), m.tcpAddr(), fmt.Sprintf("%d\r\n", n)); err != nil {
 				t.Fatal(err)
 			}
+			sent++
+			waitCommitted(t, m, int64(sent))
 		}
 	}
 	if out, code := runCmd(t, "send", "--addr", m.tcpAddr(), "--ack", "--device", "esp-m", "--mode", "stream", "--every", "0", "--count", "40"); code != 0 {
@@ -95,6 +100,7 @@ func TestMigrate(t *testing.T) {
 		if err := sendOnce("127.0.0.70", pm.tcpAddr(), fmt.Sprintf("%d\r\n", n)); err != nil {
 			t.Fatal(err)
 		}
+		waitCommitted(t, pm, int64(n-30))
 	}
 	waitCommitted(t, pm, 5)
 	MustClose(t, pm)
