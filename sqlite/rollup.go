@@ -733,3 +733,17 @@ func (s *Store) rollupDevices(ctx context.Context) ([]string, error) {
 		after = d
 	}
 }
+
+// SeqReceived returns when an acknowledged message was received (unix
+// nanoseconds), by its key (device, boot, seq); ok is false when it is not
+// stored (never received, or pruned).
+func (s *Store) SeqReceived(ctx context.Context, device, boot string, seq int64) (at int64, ok bool, err error) {
+	err = s.db.QueryRowContext(ctx, "SELECT received_at FROM messages WHERE device = ? AND boot = ? AND seq = ?", device, boot, seq).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("sqlite: seq received: %w", err)
+	}
+	return at, true, nil
+}
