@@ -21,7 +21,12 @@ func (m *Main) startRetention() (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		every := min(retainEvery, m.Config.Retain/2)
+		every := retainEvery
+		for _, r := range []time.Duration{m.Config.Retain, m.Config.RetainRollups} {
+			if r > 0 {
+				every = min(every, r/2)
+			}
+		}
 		wait := min(5*time.Second, every)
 		for {
 			select {
@@ -30,19 +35,41 @@ func (m *Main) startRetention() (stop func()) {
 			case <-time.After(wait):
 			}
 			wait = every
-			before := time.Now().Add(-m.Config.Retain).UnixNano()
-			start := time.Now()
-			n, err := m.store.Prune(ctx, before, sqlite.PruneOptions{})
-			switch {
-			case ctx.Err() != nil:
-				return
-			case err != nil:
-				m.Logger.Error("retention: prune failed; trying again later", "err", err)
-			case n > 0:
-				m.Logger.Info("retention: deleted old messages", "deleted", n, "before", record.Time(before),
-					"took", time.Since(start).Round(time.Millisecond))
+			if m.Config.Retain > 0 {
+				m.pruneMessages(ctx)
+			}
+			if m.Config.RetainRollups > 0 {
+				before := time.Now().Add(-m.Config.RetainRollups).UnixNano()
+				n, err := m.store.PruneRollups(ctx, before)
+				switch {
+				case ctx.Err() != nil:
+					return
+				case err != nil:
+					m.Logger.Error("retention: prune rollups failed; trying again later", "err", err)
+				case n > 0:
+					m.Logger.Info("retention: deleted old rollups", "deleted", n, "before", record.Time(before))
+				}
 			}
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// pruneMessages deletes the messages older than --retain, but none received
+// after the rollups' frontier (the newest minute, not in rollups yet).
+func (m *Main) pruneMessages(ctx context.Context) {
+	before := time.Now().Add(-m.Config.Retain).UnixNano()
+	if f, err := m.store.RollupFrontier(ctx); err == nil {
+		before = min(before, f*1e9)
+	}
+	start := time.Now()
+	n, err := m.store.Prune(ctx, before, sqlite.PruneOptions{})
+	switch {
+	case ctx.Err() != nil:
+	case err != nil:
+		m.Logger.Error("retention: prune failed; trying again later", "err", err)
+	case n > 0:
+		m.Logger.Info("retention: deleted old messages", "deleted", n, "before", record.Time(before),
+			"took", time.Since(start).Round(time.Millisecond))
+	}
 }
