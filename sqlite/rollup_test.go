@@ -239,8 +239,8 @@ func TestPruneKeepsRollups(t *testing.T) {
 	if h := hourRows(); h != 120 {
 		t.Fatalf("hour rollups count %d values, want 120 (two closed hours)", h)
 	}
-	// Prune every message. (The server's retention never prunes after the
-	// frontier: the newest minute, in no rollup yet; cmd/inlet's retain.go.)
+	// Prune every message, the newest minute's too (in memory, not in rollups
+	// yet: it is written when the minute closes).
 	n, err := s.Prune(ctx, base+1000*60e9, PruneOptions{})
 	if err != nil || n != 180 {
 		t.Fatalf("prune: %d, %v; want 180", n, err)

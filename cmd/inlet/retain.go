@@ -55,13 +55,9 @@ func (m *Main) startRetention() (stop func()) {
 	return func() { cancel(); <-done }
 }
 
-// pruneMessages deletes the messages older than --retain, but none received
-// after the rollups' frontier (the newest minute, not in rollups yet).
+// pruneMessages deletes the messages older than --retain.
 func (m *Main) pruneMessages(ctx context.Context) {
 	before := time.Now().Add(-m.Config.Retain).UnixNano()
-	if f, err := m.store.RollupFrontier(ctx); err == nil {
-		before = min(before, f*1e9)
-	}
 	start := time.Now()
 	n, err := m.store.Prune(ctx, before, sqlite.PruneOptions{})
 	switch {
