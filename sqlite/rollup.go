@@ -23,11 +23,11 @@ import (
 // the bucket's rows and their receive times. They are always exactly what a
 // recomputation from the messages would give, for the rows still stored:
 //
-//   - A minute bucket is written once, when it closes: when a commit holds a
-//     message received in a later minute (messages are stamped as they enter
-//     the commit queue, so later ones are never earlier). It is written in that
-//     commit's transaction, together with rollup_state.frontier, the start of
-//     the first minute not written. An hour is written the same way when the
+//   - A minute bucket is written once, after it closes: when a commit holds a
+//     message received in a later ten minutes (flushEvery; messages are stamped
+//     as they enter the commit queue, so later ones are never earlier). It is
+//     written in that commit's transaction, together with
+//     rollup_state.frontier, the start of the first minute not written. An hour is written the same way when the
 //     frontier passes its end, from its minutes. Open buckets live in memory.
 //   - A message received before the frontier (the clock stepped back) is added
 //     to its written buckets at once, in its own commit (an upsert that adds).
@@ -43,6 +43,13 @@ const (
 	StepMinute = 60
 	StepHour   = 3600
 )
+
+// flushEvery (seconds) is how often closed minutes are written: the frontier
+// moves to multiples of it. A write touches a page per device (their rows are
+// kept together for the charts' reads), so ten minutes a write cost a tenth of
+// the pages of one a minute (BENCHMARKS.md); a restart reads back at most that
+// much of the messages.
+const flushEvery = 10 * StepMinute
 
 // agg is count, min, max and sum of some values.
 type agg struct {
@@ -194,79 +201,90 @@ func eachNumber(obj []byte, fn func(key []byte, v float64)) {
 }
 
 // eachNumberFast handles {"k":number-or-string,...} with keys free of
-// escapes; it reports false, having called fn for nothing, otherwise.
+// escapes and at most 32 numbers; it reports false, having called fn for
+// nothing, otherwise.
 func eachNumberFast(obj []byte, fn func(key []byte, v float64)) bool {
 	if len(obj) < 2 || obj[0] != '{' || obj[len(obj)-1] != '}' {
 		return false
 	}
-	// A first pass checks the shape, a second calls fn.
-	for pass := 0; pass < 2; pass++ {
-		i := 1
+	type kv struct {
+		key []byte
+		v   float64
+	}
+	var found [32]kv
+	nf := 0
+	i := 1
+	if obj[i] == '}' {
+		return i == len(obj)-1
+	}
+	for {
+		if obj[i] != '"' {
+			return false
+		}
+		j := i + 1
+		for j < len(obj) && obj[j] != '"' {
+			if obj[j] == '\\' {
+				return false
+			}
+			j++
+		}
+		if j+2 >= len(obj) || obj[j+1] != ':' {
+			return false
+		}
+		key := obj[i+1 : j]
+		i = j + 2
+		if obj[i] == '"' { // a string value: skip it
+			k := i + 1
+			for k < len(obj) && obj[k] != '"' {
+				if obj[k] == '\\' {
+					k++
+				}
+				k++
+			}
+			if k >= len(obj) {
+				return false
+			}
+			i = k + 1
+		} else {
+			k := i
+			for k < len(obj) && obj[k] != ',' && obj[k] != '}' {
+				k++
+			}
+			if k == i || k >= len(obj) || !isJSONNumber(obj[i:k]) {
+				return false
+			}
+			v, err := strconv.ParseFloat(string(obj[i:k]), 64)
+			if err != nil && !errors.Is(err, strconv.ErrRange) {
+				return false
+			}
+			if len(key) > 0 && !math.IsInf(v, 0) {
+				if nf == len(found) {
+					return false
+				}
+				found[nf] = kv{key, v}
+				nf++
+			}
+			i = k
+		}
+		if i >= len(obj) {
+			return false
+		}
 		if obj[i] == '}' {
-			return i == len(obj)-1
+			if i != len(obj)-1 {
+				return false
+			}
+			break
 		}
-		for {
-			if obj[i] != '"' {
-				return false
-			}
-			j := i + 1
-			for j < len(obj) && obj[j] != '"' {
-				if obj[j] == '\\' {
-					return false
-				}
-				j++
-			}
-			if j+2 >= len(obj) || obj[j+1] != ':' {
-				return false
-			}
-			key := obj[i+1 : j]
-			i = j + 2
-			if obj[i] == '"' { // a string value: skip it
-				k := i + 1
-				for k < len(obj) && obj[k] != '"' {
-					if obj[k] == '\\' {
-						k++
-					}
-					k++
-				}
-				if k >= len(obj) {
-					return false
-				}
-				i = k + 1
-			} else {
-				k := i
-				for k < len(obj) && obj[k] != ',' && obj[k] != '}' {
-					k++
-				}
-				if k == i || k >= len(obj) || !isJSONNumber(obj[i:k]) {
-					return false
-				}
-				v, err := strconv.ParseFloat(string(obj[i:k]), 64)
-				if err != nil && !errors.Is(err, strconv.ErrRange) {
-					return false
-				}
-				if pass == 1 && len(key) > 0 && !math.IsInf(v, 0) {
-					fn(key, v)
-				}
-				i = k
-			}
-			if i >= len(obj) {
-				return false
-			}
-			if obj[i] == '}' {
-				if i != len(obj)-1 {
-					return false
-				}
-				break
-			}
-			if obj[i] != ',' {
-				return false
-			}
-			i++
-			if i >= len(obj) {
-				return false
-			}
+		if obj[i] != ',' {
+			return false
 		}
+		i++
+		if i >= len(obj) {
+			return false
+		}
+	}
+	for _, f := range found[:nf] {
+		fn(f.key, f.v)
 	}
 	return true
 }
@@ -480,7 +498,7 @@ const rollupCols = 8
 // write closes the buckets before the new frontier and writes them, the late
 // rows' additions, and the state, when there is anything to write.
 func (r *rollups) write(ctx context.Context, conn driver.ExecerContext) error {
-	frontier := max(r.frontier, floorDiv(r.maxAt, StepMinute*1e9)*StepMinute)
+	frontier := max(r.frontier, floorDiv(r.maxAt, flushEvery*1e9)*flushEvery)
 	if frontier == r.frontier && len(r.lateMin) == 0 {
 		return nil
 	}

@@ -247,8 +247,8 @@ func TestPruneKeepsRollups(t *testing.T) {
 	}
 	var minutes int64
 	s.db.QueryRow("SELECT coalesce(sum(n), 0) FROM rollups WHERE step = 60 AND field = 'value'").Scan(&minutes)
-	if h := hourRows(); h != 120 || minutes != 179 {
-		t.Fatalf("after pruning messages: rollups count %d (hours) and %d (minutes), want 120 and 179", h, minutes)
+	if h := hourRows(); h != 120 || minutes != 170 {
+		t.Fatalf("after pruning messages: rollups count %d (hours) and %d (minutes), want 120 and 170 (the frontier moves ten minutes at a time)", h, minutes)
 	}
 	// Rollups of buckets ending by base+90 min: 90 minutes and the first hour.
 	d, err := s.PruneRollups(ctx, base+90*60e9)
