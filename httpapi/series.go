@@ -405,11 +405,12 @@ type rollupReader interface {
 }
 
 // Rollup steps (seconds), and the most minute rollups a series reads before it
-// takes hours instead: 100,000 minutes is 69 days.
+// takes hours instead (fewer points than asked): 20,000 minutes is 14 days, and
+// reading a minute's rows costs about 7 µs of CPU (BENCHMARKS.md).
 const (
 	stepMinute     = 60
 	stepHour       = 3600
-	maxMinuteReads = 100_000
+	maxMinuteReads = 20_000
 )
 
 func floorDiv(a, b int64) int64 {
