@@ -144,6 +144,10 @@ type rollups struct {
 	valid  bool
 	args   []driver.NamedValue
 	off    bool // not kept: only for the benchmarks' A/B (rollup_export_test.go)
+	// The open minute folded last, and its key; nil after minutes are
+	// written or rebuilt.
+	last    *bucketAgg
+	lastKey devBucket
 }
 
 func newRollups(s *Store) *rollups { return &rollups{s: s} }
@@ -165,8 +169,11 @@ func (r *rollups) fold(device string, at int64, fields []byte) {
 	var b *bucketAgg
 	start := m
 	switch {
+	case m >= r.frontier && r.last != nil && r.lastKey == (devBucket{device, m}):
+		b = r.last // a batch holds each device's rows together
 	case m >= r.frontier:
 		b = r.minutes.get(device, m)
+		r.last, r.lastKey = b, devBucket{device, m}
 	default:
 		r.addRow(r.lateMin.get(device, m), m, at, fields)
 		start = h
@@ -432,6 +439,7 @@ func (r *rollups) load(ctx context.Context) error {
 		return err
 	}
 	r.minutes, r.hours, r.lateMin, r.lateHour = buckets{}, buckets{}, buckets{}, buckets{}
+	r.last = nil
 	r.maxAt = r.frontier * 1e9
 	hour := floorDiv(r.frontier, StepHour) * StepHour
 	// The written minutes of the open hour.
@@ -502,6 +510,7 @@ func (r *rollups) write(ctx context.Context, conn driver.ExecerContext) error {
 	if frontier == r.frontier && len(r.lateMin) == 0 {
 		return nil
 	}
+	r.last = nil
 	var out []row
 	emit := func(k devBucket, step int64, b *bucketAgg) {
 		out = append(out, row{k.device, step, k.bucket, "", b.rows})
