@@ -143,7 +143,8 @@ type rollups struct {
 	staged bool
 	valid  bool
 	args   []driver.NamedValue
-	off    bool // not kept: only for the benchmarks' A/B (rollup_export_test.go)
+	stmts  map[int]driver.StmtExecContext // upserts by row count
+	off    bool                           // not kept: only for the benchmarks' A/B (rollup_export_test.go)
 	// The open minute folded last, and its key; nil after minutes are
 	// written or rebuilt.
 	last    *bucketAgg
@@ -547,9 +548,14 @@ func (r *rollups) write(ctx context.Context, conn driver.ExecerContext) error {
 		return cmp.Or(strings.Compare(a.device, b.device), cmp.Compare(a.step, b.step),
 			cmp.Compare(a.bucket, b.bucket), strings.Compare(a.field, b.field))
 	})
-	const per = 64
 	for len(out) > 0 {
-		n := min(len(out), per)
+		n := upsertTiers[len(upsertTiers)-1]
+		for _, t := range upsertTiers {
+			if len(out) >= t {
+				n = t
+				break
+			}
+		}
 		if err := r.upsert(ctx, conn, out[:n]); err != nil {
 			return fmt.Errorf("sqlite: write rollups: %w", err)
 		}
@@ -567,7 +573,44 @@ const upsertRollups = "INSERT INTO rollups (device, step, bucket, field, n, min,
 const upsertRollupsTail = ` ON CONFLICT (device, step, bucket, field) DO UPDATE SET n = n + excluded.n,
  min = min(rollups.min, excluded.min), max = max(rollups.max, excluded.max), sum = rollups.sum + excluded.sum`
 
+// upsertTiers are the row counts of the prepared upserts, largest first.
+var upsertTiers = [...]int{64, 8, 1}
+
+// prepared returns the upsert of n rows, prepared on the writer's connection
+// once (closed with the store's other statements).
+func (r *rollups) prepared(ctx context.Context, conn driver.ExecerContext, n int) (driver.StmtExecContext, error) {
+	if st := r.stmts[n]; st != nil {
+		return st, nil
+	}
+	prep, ok := conn.(driver.ConnPrepareContext)
+	if !ok {
+		return nil, errors.New("sqlite driver lacks ConnPrepareContext")
+	}
+	q := upsertRollups + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?),", n), ",") + upsertRollupsTail
+	st, err := prep.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	ex, ok := st.(driver.StmtExecContext)
+	if !ok {
+		st.Close()
+		return nil, errors.New("sqlite driver statement lacks ExecContext")
+	}
+	if r.stmts == nil {
+		r.stmts = make(map[int]driver.StmtExecContext)
+	}
+	r.stmts[n] = ex
+	if r.s.ws != nil {
+		r.s.ws.closers = append(r.s.ws.closers, st)
+	}
+	return ex, nil
+}
+
 func (r *rollups) upsert(ctx context.Context, conn driver.ExecerContext, rows []row) error {
+	st, err := r.prepared(ctx, conn, len(rows))
+	if err != nil {
+		return err
+	}
 	if len(r.args) < len(rows)*rollupCols {
 		r.args = make([]driver.NamedValue, len(rows)*rollupCols)
 		for i := range r.args {
@@ -587,8 +630,7 @@ func (r *rollups) upsert(ctx context.Context, conn driver.ExecerContext, rows []
 		set(w.max)
 		set(w.sum)
 	}
-	q := upsertRollups + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?),", len(rows)), ",") + upsertRollupsTail
-	_, err := conn.ExecContext(ctx, q, r.args[:n])
+	_, err = st.ExecContext(ctx, r.args[:n])
 	for i := range r.args[:n] {
 		r.args[i].Value = nil
 	}
