@@ -55,8 +55,8 @@ func BenchmarkSeriesYear(b *testing.B) {
 		 FROM m, (SELECT '' AS field UNION ALL SELECT 'hum' UNION ALL SELECT 'temp') f ORDER BY 3, 4`,
 		`INSERT INTO rollups (device, step, bucket, field, n, min, max, sum)
 		 SELECT device, 3600, bucket / 3600 * 3600 AS h, field, sum(n),
-		        min(CASE field WHEN '' THEN min + bucket - bucket / 3600 * 3600 ELSE min END),
-		        max(CASE field WHEN '' THEN max + bucket - bucket / 3600 * 3600 ELSE max END),
+		        min(CASE field WHEN '' THEN min + (bucket - bucket / 3600 * 3600) ELSE min END),
+		        max(CASE field WHEN '' THEN max + (bucket - bucket / 3600 * 3600) ELSE max END),
 		        total(CASE field WHEN '' THEN sum + n * (bucket - bucket / 3600 * 3600) ELSE sum END)
 		 FROM rollups WHERE device = 'year' AND step = 60 AND bucket < ?2 / 3600 * 3600 GROUP BY device, h, field`,
 		`UPDATE rollup_state SET frontier = ?2`,

@@ -184,25 +184,26 @@ func abortCommit(t *testing.T, s *Store, b *inlet.Batch) {
 func TestMigrateBuildsRollups(t *testing.T) {
 	ctx := context.Background()
 	path := copyFixture(t, "v1.db")
-	// The fixture's rows were received within 5 s; spread them over 89
-	// minutes (in id order, as inlet writes them) so that most are before the
-	// newest minute, which the migration leaves to the writer.
+	// The fixture's rows were received within 5 s; spread them over four and
+	// a half hours (in id order, as inlet writes them) so that most are before
+	// the newest minute, which the migration leaves to the writer, and several
+	// hours are whole.
 	db, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec("UPDATE messages SET received_at = received_at - (89 - id) * 60000000000"); err != nil {
+	if _, err := db.Exec("UPDATE messages SET received_at = received_at - (89 - id) * 180000000000"); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
 	s := openT(t, path)
 	defer s.Close()
-	var minutes, frontier int64
-	if err := s.db.QueryRow("SELECT count(*) FROM rollups WHERE step = 60").Scan(&minutes); err != nil {
+	var minutes, hours, frontier int64
+	if err := s.db.QueryRow("SELECT count(*) FILTER (WHERE step = 60), count(*) FILTER (WHERE step = 3600) FROM rollups").Scan(&minutes, &hours); err != nil {
 		t.Fatal(err)
 	}
-	if frontier, _ = s.RollupFrontier(ctx); frontier == 0 || minutes == 0 {
-		t.Fatalf("after migration: frontier %d, %d minute rows", frontier, minutes)
+	if frontier, _ = s.RollupFrontier(ctx); frontier == 0 || minutes == 0 || hours == 0 {
+		t.Fatalf("after migration: frontier %d, %d minute rows, %d hour rows", frontier, minutes, hours)
 	}
 	checkRollups(t, s, "after migration")
 	// The newest minute is in no rollup yet: the first commit after it closes it.

@@ -43,8 +43,8 @@ GROUP BY m.device, b, j.key;
 
 INSERT INTO rollups (device, step, bucket, field, n, min, max, sum)
 SELECT device, 3600, bucket / 3600 * 3600 AS h, field, sum(n),
-       min(CASE field WHEN '' THEN min + bucket - bucket / 3600 * 3600 ELSE min END),
-       max(CASE field WHEN '' THEN max + bucket - bucket / 3600 * 3600 ELSE max END),
+       min(CASE field WHEN '' THEN min + (bucket - bucket / 3600 * 3600) ELSE min END),
+       max(CASE field WHEN '' THEN max + (bucket - bucket / 3600 * 3600) ELSE max END),
        total(CASE field WHEN '' THEN sum + n * (bucket - bucket / 3600 * 3600) ELSE sum END)
 FROM rollups WHERE step = 60 AND bucket < (SELECT frontier / 3600 * 3600 FROM rollup_state)
 GROUP BY device, h, field;
