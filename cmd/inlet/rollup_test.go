@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -111,4 +112,22 @@ func TestRollupsAfterSIGKILL(t *testing.T) {
 		t.Fatalf("%d messages stored (%d sent), %d rollup rows compared: too little traffic to test", stored, sent.Load(), n)
 	}
 	t.Logf("%d messages sent, %d stored; %d rollup rows equal to the recomputation after 3 SIGKILLs", sent.Load(), stored, n)
+}
+
+// --retain-rollups shorter than --retain is refused: charts would lose what
+// the messages still hold.
+func TestRetainRollupsValidate(t *testing.T) {
+	c := DefaultConfig()
+	c.Retain, c.RetainRollups = 30*24*time.Hour, 24*time.Hour
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--retain-rollups") {
+		t.Fatalf("--retain 30d --retain-rollups 1d: %v, want an error naming --retain-rollups", err)
+	}
+	c.RetainRollups = 730 * 24 * time.Hour
+	if err := c.Validate(); err != nil {
+		t.Fatalf("--retain 30d --retain-rollups 730d: %v", err)
+	}
+	c.Retain = 0
+	if err := c.Validate(); err != nil {
+		t.Fatalf("--retain-rollups alone: %v", err)
+	}
 }

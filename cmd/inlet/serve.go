@@ -228,7 +228,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Retain = d
 		return err
 	})
-	fs.Func("retain-rollups", "delete the per-minute and per-hour rollups behind long-range charts older than this (e.g. 2y),\n"+
+	fs.Func("retain-rollups", "delete the per-minute and per-hour rollups behind long-range charts older than this (e.g. 730d),\n"+
 		"with --retain's job; at least --retain (default: keep them forever)", func(s string) error {
 		d, err := parseRetain(s)
 		cfg.RetainRollups = d
