@@ -131,3 +131,44 @@ func TestRetainRollupsValidate(t *testing.T) {
 		t.Fatalf("--retain-rollups alone: %v", err)
 	}
 }
+
+// serve --retain-rollups deletes old rollups in the retention job, and only
+// those; --retain alone would keep them.
+func TestServeRetainRollups(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "inlet.db")
+	s, err := sqlite.Open(context.Background(), db, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	raw, err := sql.Open("sqlite", "file:"+db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	now := time.Now().Unix() / 3600 * 3600
+	for _, bucket := range []int64{now - 3*86400, now - 2*86400, now - 3600} { // 3 days, 2 days and an hour old
+		if _, err := raw.Exec("INSERT INTO rollups VALUES ('d', 3600, ?, '', 1, 0, 0, 0)", bucket); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := startBinary(t, "--tcp", "127.0.0.1:0", "--udp", "", "--http", "", "--db", db, "--retain-rollups", "36h")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var n int
+		if err := raw.QueryRow("SELECT count(*) FROM rollups").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d rollup rows after 20 s, want the hour-old one only", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	srv.stop(t, syscall.SIGTERM)
+	if !strings.Contains(srv.stderr.String(), "retention: deleted old rollups") {
+		t.Fatalf("no retention log line:\n%s", srv.stderr.String())
+	}
+}
