@@ -2,10 +2,13 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -82,13 +85,17 @@ func (s *seriesBuilder) add(p rawPoint) {
 	s.addBucket(p)
 }
 
-func (s *seriesBuilder) addBucket(p rawPoint) {
+// slot is the time step t falls in.
+func (s *seriesBuilder) slot(t float64) int {
 	i := 0
 	if s.t1 > s.t0 {
-		i = int(float64(len(s.buckets)) * (p.t - s.t0) / (s.t1 - s.t0))
+		i = int(float64(len(s.buckets)) * (t - s.t0) / (s.t1 - s.t0))
 	}
-	i = min(max(i, 0), len(s.buckets)-1)
-	b := &s.buckets[i]
+	return min(max(i, 0), len(s.buckets)-1)
+}
+
+func (s *seriesBuilder) addBucket(p rawPoint) {
+	b := &s.buckets[s.slot(p.t)]
 	b.n++
 	b.tSum += p.t
 	for f := range s.fields {
@@ -148,18 +155,28 @@ func (s *seriesBuilder) fieldsOf(fields []byte, p *rawPoint) {
 		if !ok {
 			return
 		}
-		i, ok := s.index[key]
+		i, ok := s.field(key)
 		if !ok {
-			if len(s.fields) == maxFields {
-				continue
-			}
-			i = len(s.fields)
-			s.fields = append(s.fields, key)
-			s.index[key] = i
+			continue
 		}
 		p.val[i] = x
 		p.has |= 1 << i
 	}
+}
+
+// field returns the column of a field name, registering it while there is
+// room.
+func (s *seriesBuilder) field(key string) (int, bool) {
+	i, ok := s.index[key]
+	if !ok {
+		if len(s.fields) == maxFields {
+			return 0, false
+		}
+		i = len(s.fields)
+		s.fields = append(s.fields, key)
+		s.index[key] = i
+	}
+	return i, true
 }
 
 func (s *seriesBuilder) result(out *seriesJSON) {
@@ -239,10 +256,6 @@ func (a *api) series(w http.ResponseWriter, r *http.Request) {
 	}
 	// Acknowledged devices: mark where a missing seq range ends, from the
 	// boots' recorded ranges (what is still missing, not what was late).
-	type bootSeq struct {
-		boot string
-		seq  int64
-	}
 	after := make(map[bootSeq][2]int64)
 	boots, err := a.cfg.Reader.DeviceBoots(ctx, q.Device)
 	if err != nil {
@@ -283,15 +296,58 @@ func (a *api) series(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var run inlet.CounterRun
-	first := true
-	var fbuf []byte
-	err = a.cfg.Reader.Messages(ctx, q, func(m *inlet.Stored) error {
-		t := math.Round(float64(m.ReceivedAt)/1e6) / 1000
-		if first && q.Since == 0 {
-			sb.t0 = t
+	rr := &rawReader{a: a, sb: sb, out: &out, after: after, counter: counter}
+	if ru, ok := a.cfg.Reader.(rollupReader); ok {
+		done, err := a.seriesRollups(ctx, ru, q, sb, rr, boots)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.fail(w, r, err)
+			}
+			return
 		}
-		first = false
+		if done {
+			sb.result(&out)
+			sortMarkers(out.Markers)
+			writeJSON(w, http.StatusOK, out)
+			return
+		}
+	}
+	rr.first = q.Since == 0
+	if err := rr.read(ctx, q); err != nil {
+		if ctx.Err() == nil {
+			a.fail(w, r, err)
+		}
+		return
+	}
+	sb.result(&out)
+	writeJSON(w, http.StatusOK, out)
+}
+
+type bootSeq struct {
+	boot string
+	seq  int64
+}
+
+// rawReader adds stored messages to a series, with their markers.
+type rawReader struct {
+	a       *api
+	sb      *seriesBuilder
+	out     *seriesJSON
+	after   map[bootSeq][2]int64 // acknowledged: the missing range a seq ends
+	counter bool
+	first   bool // the range's first row sets t0 (no since)
+	run     inlet.CounterRun
+	fbuf    []byte
+}
+
+func (rr *rawReader) read(ctx context.Context, q inlet.Query) error {
+	sb, out := rr.sb, rr.out
+	return rr.a.cfg.Reader.Messages(ctx, q, func(m *inlet.Stored) error {
+		t := math.Round(float64(m.ReceivedAt)/1e6) / 1000
+		if rr.first {
+			sb.t0 = t
+			rr.first = false
+		}
 		out.Rows++
 		out.LastID = max(out.LastID, m.ID)
 		var p rawPoint
@@ -305,24 +361,24 @@ func (a *api) series(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if m.Seq != 0 {
-			if rg, ok := after[bootSeq{m.Boot, m.Seq}]; ok {
+			if rg, ok := rr.after[bootSeq{m.Boot, m.Seq}]; ok {
 				mark(marker{Kind: "gap", Missing: rg[1] - rg[0] + 1, From: rg[0], To: rg[1], Boot: m.Boot})
 			}
 			return nil
 		}
-		if !counter {
+		if !rr.counter {
 			return nil
 		}
 		var c int64
 		var isCounter bool
-		fbuf, c, isCounter = payload.AppendFields(fbuf[:0], m.Payload)
+		rr.fbuf, c, isCounter = payload.AppendFields(rr.fbuf[:0], m.Payload)
 		if !isCounter {
 			return nil
 		}
 		// The same accounting as the device's (inlet.CounterRun), started at
 		// the range's first counter value.
-		high := run.High
-		switch o := run.Observe(c); o.Kind {
+		high := rr.run.High
+		switch o := rr.run.Observe(c); o.Kind {
 		case inlet.Jump:
 			mark(marker{Kind: "gap", Missing: o.Missing, From: high + 1, To: c - 1})
 		case inlet.Late:
@@ -334,12 +390,177 @@ func (a *api) series(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
-	if err != nil {
-		if ctx.Err() == nil {
-			a.fail(w, r, err)
-		}
-		return
+}
+
+// rollupReader is a store that keeps rollups (sqlite.Store): per device,
+// minute or hour and numeric field, the count, min, max and sum of the values,
+// field "" being the bucket's rows and their receive times in seconds after
+// the bucket's start.
+type rollupReader interface {
+	RollupFrontier(ctx context.Context) (int64, error)
+	Rollups(ctx context.Context, device string, step, from, to int64,
+		fn func(bucket int64, field string, n int64, min, max, sum float64) error) error
+	FirstReceived(ctx context.Context, device string) (int64, bool, error)
+	SeqReceived(ctx context.Context, device, boot string, seq int64) (int64, bool, error)
+}
+
+// Rollup steps (seconds), and the most minute rollups a series reads before it
+// takes hours instead (fewer points than asked): 20,000 minutes is 14 days, and
+// reading a minute's rows costs about 7 µs of CPU (BENCHMARKS.md).
+const (
+	stepMinute     = 60
+	stepHour       = 3600
+	maxMinuteReads = 20_000
+)
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
 	}
-	sb.result(&out)
-	writeJSON(w, http.StatusOK, out)
+	return q
+}
+
+// seriesRollups answers a range whose time step is a minute or more from the
+// rollups, with the messages for the part of a minute at its start and for the
+// newest minutes, not in rollups yet. It reports false, having read nothing,
+// for a range to read from the messages alone.
+func (a *api) seriesRollups(ctx context.Context, ru rollupReader, q inlet.Query, sb *seriesBuilder, rr *rawReader, boots []inlet.Boot) (bool, error) {
+	t0 := q.Since
+	if t0 == 0 {
+		at, ok, err := ru.FirstReceived(ctx, q.Device)
+		if err != nil || !ok {
+			return false, err
+		}
+		t0 = at
+	}
+	t1 := q.Until
+	if t1 == 0 {
+		t1 = time.Now().UnixNano()
+	}
+	if t1 <= t0 {
+		return false, nil
+	}
+	span := float64(t1-t0) / 1e9
+	step := span / float64(sb.maxPts)
+	if step < stepMinute {
+		return false, nil
+	}
+	frontier, err := ru.RollupFrontier(ctx)
+	if err != nil {
+		return false, err
+	}
+	// Minutes [mA, mB) are whole, inside the range, and in rollups.
+	mA := -floorDiv(-t0, stepMinute*1e9) * stepMinute
+	mB := min(floorDiv(t1, stepMinute*1e9)*stepMinute, frontier)
+	if mA >= mB {
+		return false, nil
+	}
+	type segment struct{ step, from, to int64 }
+	segs := []segment{{stepMinute, mA, mB}}
+	if step >= stepHour || span/stepMinute > maxMinuteReads {
+		hA := -floorDiv(-t0, stepHour*1e9) * stepHour
+		hB := min(floorDiv(t1, stepHour*1e9)*stepHour, floorDiv(frontier, stepHour)*stepHour)
+		if hA < hB {
+			segs = []segment{{stepMinute, mA, hA}, {stepHour, hA, hB}, {stepMinute, hB, mB}}
+		}
+	}
+	out := rr.out
+	// Fields in the order the first message of the range has them (rollups
+	// list them by name).
+	err = a.cfg.Reader.Messages(ctx, inlet.Query{Device: q.Device, Since: t0, Limit: 1}, func(m *inlet.Stored) error {
+		var p rawPoint
+		sb.fieldsOf(m.Fields, &p)
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	sb.t0 = math.Round(float64(t0)/1e6) / 1000
+	sb.buckets = make([]bucket, sb.maxPts)
+	out.Bucketed = true
+	// Acknowledged devices' markers: the time of the seq after each missing
+	// range, looked up (the raw reads below add none).
+	rr.after = nil
+	for _, b := range boots {
+		for _, m := range b.Missing {
+			if len(out.Markers) >= maxMarkers {
+				break
+			}
+			at, ok, err := ru.SeqReceived(ctx, q.Device, b.Boot, m.To+1)
+			if err != nil {
+				return false, err
+			}
+			if ok && at >= t0 && at < t1 {
+				out.Markers = append(out.Markers, marker{T: math.Round(float64(at)/1e6) / 1000, Kind: "gap",
+					Missing: m.To - m.From + 1, From: m.From, To: m.To, Boot: b.Boot})
+			}
+		}
+	}
+	// The part of a minute at the start.
+	if err := rr.read(ctx, inlet.Query{Device: q.Device, Since: t0, Until: mA * 1e9}); err != nil {
+		return false, err
+	}
+	var cur int        // the time step of the rollup bucket being read
+	var first float64  // its first row's time
+	var prevHi float64 // a counter's highest value in the previous bucket
+	havePrev := false
+	mark := func(mk marker) {
+		if len(out.Markers) < maxMarkers {
+			out.Markers = append(out.Markers, mk)
+		}
+	}
+	for _, sg := range segs {
+		if sg.from >= sg.to {
+			continue
+		}
+		err := ru.Rollups(ctx, q.Device, sg.step, sg.from, sg.to, func(bucket int64, field string, n int64, lo, hi, sum float64) error {
+			if field == "" {
+				cur = sb.slot(float64(bucket) + sum/float64(n))
+				first = float64(bucket) + lo
+				b := &sb.buckets[cur]
+				b.n += n
+				b.tSum += float64(bucket)*float64(n) + sum
+				out.Rows += n
+				return nil
+			}
+			if i, ok := sb.field(field); ok {
+				b := &sb.buckets[cur]
+				b.sum[i] += sum
+				b.cnt[i] += n
+			}
+			if !rr.counter || field != "value" || lo != math.Trunc(lo) || hi != math.Trunc(hi) {
+				return nil
+			}
+			// A counter's loss from its buckets' count, lowest and highest
+			// value: a jump between buckets, values missing within one.
+			t := math.Round(first*1000) / 1000
+			switch {
+			case havePrev && lo > prevHi+1:
+				mark(marker{T: t, Kind: "gap", Missing: int64(lo - prevHi - 1), From: int64(prevHi) + 1, To: int64(lo) - 1})
+			case havePrev && lo < prevHi-inlet.Window:
+				mark(marker{T: t, Kind: "reset", From: int64(prevHi), To: int64(lo)})
+			}
+			if missing := int64(hi-lo+1) - n; missing > 0 {
+				mark(marker{T: t, Kind: "gap", Missing: missing, From: int64(lo), To: int64(hi)})
+			}
+			prevHi, havePrev = hi, true
+			return nil
+		})
+		if err != nil {
+			return false, err
+		}
+	}
+	// The newest minutes, and the open one.
+	rr.run = inlet.CounterRun{}
+	if err := rr.read(ctx, inlet.Query{Device: q.Device, Since: mB * 1e9, Until: q.Until}); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// sortMarkers puts markers in time order (a long range gathers them from the
+// rollups and the messages in turn).
+func sortMarkers(ms []marker) {
+	slices.SortStableFunc(ms, func(a, b marker) int { return cmp.Compare(a.T, b.T) })
 }

@@ -85,7 +85,8 @@ type writeStmts struct {
 	upsertBoot            driver.StmtExecContext
 	closers               []driver.Stmt
 	args                  []driver.NamedValue
-	counting              []byte // reused to format devices.counting
+	counting              []byte   // reused to format devices.counting
+	ru                    *rollups // brought up to date in each commit (rollup.go)
 }
 
 func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
@@ -223,7 +224,9 @@ func (s *Store) init(ctx context.Context, readOnly bool) error {
 	}
 	return w.Raw(func(dc any) error {
 		var err error
-		s.ws, err = prepareWrites(ctx, dc)
+		if s.ws, err = prepareWrites(ctx, dc); err == nil {
+			s.ws.ru = newRollups(s)
+		}
 		return err
 	})
 }
@@ -301,12 +304,16 @@ func (ws *writeStmts) commit(ctx context.Context, b *inlet.Batch, guard func() e
 			return err
 		}
 	}
+	if err := ws.ru.stage(ctx, ws.conn, b); err != nil {
+		return err
+	}
 	if err := guard(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
 	}
 	if _, err := ws.conn.ExecContext(ctx, "COMMIT", nil); err != nil {
 		return fmt.Errorf("sqlite: commit batch: %w", err)
 	}
+	ws.ru.committed()
 	return nil
 }
 

@@ -38,8 +38,10 @@ func (m *Main) startRetention() (stop func()) {
 	go func() {
 		defer close(done)
 		every := retainEvery
-		if m.Config.Retain > 0 {
-			every = min(every, m.Config.Retain/2)
+		for _, r := range []time.Duration{m.Config.Retain, m.Config.RetainRollups} {
+			if r > 0 {
+				every = min(every, r/2)
+			}
 		}
 		if m.Config.MaxDBSize > 0 {
 			every = min(every, sizeEvery)
@@ -56,6 +58,9 @@ func (m *Main) startRetention() (stop func()) {
 				return
 			}
 			if m.Config.MaxDBSize > 0 && !m.pruneSize(ctx) {
+				return
+			}
+			if m.Config.RetainRollups > 0 && !m.pruneRollups(ctx) {
 				return
 			}
 		}
@@ -76,6 +81,28 @@ func (m *Main) pruneAge(ctx context.Context) bool {
 	case n > 0:
 		m.Logger.Info("retention: deleted old messages", "deleted", n, "before", record.Time(before),
 			"took", time.Since(start).Round(time.Millisecond))
+	}
+	return true
+}
+
+// pruneRollups deletes the rollups of buckets older than --retain-rollups;
+// false when ctx ended.
+func (m *Main) pruneRollups(ctx context.Context) bool {
+	store, ok := m.store.(interface {
+		PruneRollups(ctx context.Context, before int64) (int64, error)
+	})
+	if !ok {
+		return true // a store without rollups (PostgreSQL): nothing to prune
+	}
+	before := time.Now().Add(-m.Config.RetainRollups).UnixNano()
+	n, err := store.PruneRollups(ctx, before)
+	switch {
+	case ctx.Err() != nil:
+		return false
+	case err != nil:
+		m.Logger.Error("retention: prune rollups failed; trying again later", "err", err)
+	case n > 0:
+		m.Logger.Info("retention: deleted old rollups", "deleted", n, "before", record.Time(before))
 	}
 	return true
 }

@@ -48,6 +48,7 @@ type Config struct {
 	Token          string
 	HTTPToken      string
 	Retain         time.Duration // delete messages older than this; 0 keeps everything
+	RetainRollups  time.Duration // delete rollups older than this; 0 keeps them forever
 	// TLS is the address of the TLS listener (docs/security.md); empty: none.
 	TLS            string
 	TLSCert        string
@@ -131,6 +132,8 @@ func (c *Config) Validate() error {
 		return errors.New("--max-db-size bounds a SQLite file; with PostgreSQL use --retain (docs/scale.md)")
 	case c.RequireToken && postgres.IsURL(c.DB):
 		return errors.New("--require-token: device tokens are kept in SQLite only so far; with PostgreSQL use --token (docs/scale.md)")
+	case c.RetainRollups > 0 && c.Retain > 0 && c.RetainRollups < c.Retain:
+		return fmt.Errorf("--retain-rollups %s is shorter than --retain %s: long-range charts would lose what the messages still hold", c.RetainRollups, c.Retain)
 	}
 	if c.TLS != "" {
 		var missing []string
@@ -263,6 +266,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"the devices' accounting is kept (docs/operations.md) (default: keep everything)", func(s string) error {
 		d, err := parseRetain(s)
 		cfg.Retain = d
+		return err
+	})
+	fs.Func("retain-rollups", "delete the per-minute and per-hour rollups behind long-range charts older than this (e.g. 730d),\n"+
+		"with --retain's job; at least --retain (default: keep them forever)", func(s string) error {
+		d, err := parseRetain(s)
+		cfg.RetainRollups = d
 		return err
 	})
 	fs.StringVar(&cfg.TLS, "tls", cfg.TLS, "TLS listen address for the TCP port's protocols inside TLS (e.g. :3443); empty disables TLS.\n"+
@@ -484,7 +493,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.sink.w = m.writer
 	m.serve()
-	if cfg.Retain > 0 || cfg.MaxDBSize > 0 {
+	if cfg.Retain > 0 || cfg.MaxDBSize > 0 || cfg.RetainRollups > 0 {
 		m.stopRetention = m.startRetention()
 	}
 	m.hosts = reachableHosts()
