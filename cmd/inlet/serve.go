@@ -123,8 +123,6 @@ func (c *Config) Validate() error {
 		return errors.New("--max-conn-rate, --max-msg-rate and their bursts must not be negative (0: no limit, or for a burst twice the rate)")
 	case c.MaxDBSize > 0 && postgres.IsURL(c.DB):
 		return errors.New("--max-db-size bounds a SQLite file; with PostgreSQL use --retain (docs/scale.md)")
-	case c.RequireToken && postgres.IsURL(c.DB):
-		return errors.New("--require-token: device tokens are kept in SQLite only so far; with PostgreSQL use --token (docs/scale.md)")
 	}
 	if c.TLS != "" {
 		var missing []string
