@@ -170,3 +170,51 @@ func TestOpenTokensMigrates(t *testing.T) {
 		t.Fatalf("schema version %d (%v), want %d", top, err, postgres.SchemaVersion())
 	}
 }
+
+// TestImportTokens: inlet migrate's copy of a SQLite file's tokens adds the
+// devices the database lacks and, of a device in both, keeps the row changed
+// last; a second copy writes nothing, and takes a later revocation.
+func TestImportTokens(t *testing.T) {
+	ctx := context.Background()
+	s, err := postgres.OpenTokens(ctx, pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.AddToken(ctx, "a", hash(1), 100, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeToken(ctx, "a", 500); err != nil { // revoked here after the source's copy was made
+		t.Fatal(err)
+	}
+	if err := s.AddToken(ctx, "d", hash(9), 100, false); err != nil { // older than the source's
+		t.Fatal(err)
+	}
+	src := []inlet.Token{
+		{Device: "a", Hash: hash(2), CreatedAt: 200},
+		{Device: "b", Hash: hash(3), CreatedAt: 300, RevokedAt: 400},
+		{Device: "c", Hash: hash(4), CreatedAt: 50},
+		{Device: "d", Hash: hash(5), CreatedAt: 150},
+	}
+	if n, err := s.ImportTokens(ctx, src); err != nil || n != 3 {
+		t.Fatalf("import: %d rows, %v; want 3", n, err)
+	}
+	want := []inlet.Token{
+		{Device: "a", Hash: hash(1), CreatedAt: 100, RevokedAt: 500},
+		src[1], src[2], src[3],
+	}
+	if got, err := s.Tokens(ctx); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the import: %+v, %v\nwant %+v", got, err, want)
+	}
+	if n, err := s.ImportTokens(ctx, src); err != nil || n != 0 {
+		t.Fatalf("import again: %d rows, %v; want 0", n, err)
+	}
+	src[2].RevokedAt = 600
+	if n, err := s.ImportTokens(ctx, src); err != nil || n != 1 {
+		t.Fatalf("import a revocation: %d rows, %v; want 1", n, err)
+	}
+	want[2].RevokedAt = 600
+	if got, err := s.Tokens(ctx); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the revocation's import: %+v, %v\nwant %+v", got, err, want)
+	}
+}

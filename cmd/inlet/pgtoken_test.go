@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	neturl "net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -104,5 +105,25 @@ func TestTokensAcrossNodesPostgres(t *testing.T) {
 		if strings.Contains(log, token) || strings.Contains(log, password) {
 			t.Errorf("node %d logs the token or the password:\n%s", i, log)
 		}
+	}
+}
+
+// inlet migrate copies a SQLite file's device tokens, valid and revoked, so
+// that devices keep theirs when the store moves to PostgreSQL.
+func TestMigrateTokens(t *testing.T) {
+	ctx := context.Background()
+	lite, url := filepath.Join(t.TempDir(), "inlet.db"), pgtest.URL(t)
+	for _, args := range [][]string{{"add", "pump-1"}, {"add", "esp-2"}, {"revoke", "esp-2"}} {
+		if out, errOut, code := inletCmd(t, ctx, append([]string{"token"}, append(args, "--db", lite)...)...); code != 0 {
+			t.Fatalf("inlet token %v: exit %d\n%s%s", args, code, out, errOut)
+		}
+	}
+	if out, errOut, code := inletCmd(t, ctx, "migrate", "--from", lite, "--to", url); code != 0 || !strings.Contains(out, "2 device tokens") {
+		t.Fatalf("inlet migrate: exit %d\n%s%s", code, out, errOut)
+	}
+	want, _, _ := inletCmd(t, ctx, "token", "list", "--db", lite)
+	got, errOut, code := inletCmd(t, ctx, "token", "list", "--db", url)
+	if code != 0 || got != want || strings.Count(got, "\n") != 3 {
+		t.Fatalf("inlet token list --db postgres://…: exit %d\n%s%s\nSQLite's:\n%s", code, got, errOut, want)
 	}
 }
