@@ -57,13 +57,14 @@ func TestTokensAcrossNodesPostgres(t *testing.T) {
 	// Each node takes the token within about a second (it logs the reload);
 	// a connection authenticated on each stays open.
 	conns := make([]*bufio.Reader, len(nodes))
+	raw := make([]net.Conn, len(nodes))
 	for i, n := range nodes {
 		waitFor(t, "the node to reload the tokens", 15*time.Second, func() bool {
 			return strings.Contains(n.stderr.String(), "device tokens reloaded")
 		})
 		c := dialFrom(t, "", n.ready.TCP)
 		defer c.Close()
-		conns[i] = bufio.NewReader(c)
+		raw[i], conns[i] = c, bufio.NewReader(c)
 		io.WriteString(c, "INLET/1 id=pump-1 boot=b"+string(rune('1'+i))+" token="+token+"\n1 before\n")
 		for _, want := range []string{"INLET/1 OK last=0", "ACK 1"} {
 			c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -71,7 +72,6 @@ func TestTokensAcrossNodesPostgres(t *testing.T) {
 				t.Fatalf("node %d, with the token: %q, %v; want %q", i, got, err, want)
 			}
 		}
-		c.SetReadDeadline(time.Now().Add(15 * time.Second))
 	}
 	list, _, code := inletCmd(t, ctx, "token", "list", "--db", db)
 	if code != 0 || !regexp.MustCompile(`(?m)^pump-1 +\S+ +valid$`).MatchString(list) {
@@ -82,6 +82,9 @@ func TestTokensAcrossNodesPostgres(t *testing.T) {
 		t.Fatalf("inlet token revoke: exit %d\n%s%s", code, out, errOut)
 	}
 	revoked := time.Now()
+	for _, c := range raw {
+		c.SetReadDeadline(revoked.Add(15 * time.Second))
+	}
 	for i, r := range conns {
 		if s, err := r.ReadString('\n'); err == nil {
 			t.Fatalf("node %d: the revoked device's connection answered %q", i, s)
