@@ -1,9 +1,10 @@
 // Package inlet holds the domain of the inlet server: the Message that flows from
 // the listeners to the store, the per-device loss accounting (Device, CounterRun,
 // and whether a plain device's lone integers are a counter at all),
-// the rejection reasons every layer counts by, and the Store interface that the
-// storage adapters implement. It imports nothing but the standard library, so every
-// other package can depend on it and it depends on none of them.
+// the rejection reasons every layer counts by, the Store interface that the
+// storage adapters implement and the device Token they keep. It imports nothing
+// but the standard library, so every other package can depend on it and it
+// depends on none of them.
 package inlet
 
 import (

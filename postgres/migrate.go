@@ -120,11 +120,11 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ladder []migration) error 
 	}
 	if version == 0 {
 		var other bool
-		if err := conn.QueryRow(ctx, "SELECT to_regclass('messages') IS NOT NULL OR to_regclass('devices') IS NOT NULL").Scan(&other); err != nil {
+		if err := conn.QueryRow(ctx, "SELECT to_regclass('messages') IS NOT NULL OR to_regclass('devices') IS NOT NULL OR to_regclass('tokens') IS NOT NULL").Scan(&other); err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
 		if other {
-			return errors.New("the database holds other tables named messages or devices, without an inlet schema version: use an empty database")
+			return errors.New("the database holds other tables named messages, devices or tokens, without an inlet schema version: use an empty database")
 		}
 	}
 	for _, m := range ladder[version:] {

@@ -3,9 +3,10 @@
 // share: the schema and its migrations (applied under an advisory lock), the
 // refusal of a server whose commits are not durable, batch commits that count
 // each device's loss against its locked row, ids handed out in commit order so
-// that "after id N" never skips a row, and the read queries behind export,
-// devices, tail and the HTTP API (docs/scale.md). It knows nothing of sockets
-// or framing.
+// that "after id N" never skips a row, the read queries behind export,
+// devices, tail and the HTTP API (docs/scale.md), and the device tokens that
+// every node on the database shares (inlet token, serve --require-token). It
+// knows nothing of sockets or framing.
 package postgres
 
 import (

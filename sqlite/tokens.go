@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/inletdev/inlet"
 )
 
 // Per-device credentials of acknowledged mode (docs/security.md, "Tokens"):
@@ -14,19 +16,15 @@ import (
 // again whenever TokensVersion changes (a counter that triggers raise on every
 // change, whoever makes it).
 
-// Token is one device's credential as stored.
-type Token struct {
-	Device    string
-	Hash      []byte // the token's digest (wire.TokenHash), 32 bytes
-	CreatedAt int64  // unix nanoseconds
-	RevokedAt int64  // unix nanoseconds; 0 while the token is valid
-}
+// Token is one device's credential as stored: inlet.Token, which the
+// PostgreSQL store returns too.
+type Token = inlet.Token
 
 var (
 	// ErrTokenExists: AddToken without replace for a device with a valid token.
-	ErrTokenExists = errors.New("the device already has a token")
+	ErrTokenExists = inlet.ErrTokenExists
 	// ErrNoToken: RevokeToken for a device without a valid token.
-	ErrNoToken = errors.New("the device has no valid token")
+	ErrNoToken = inlet.ErrNoToken
 )
 
 // OpenTokens opens the database at path for inlet token, while inlet serve may

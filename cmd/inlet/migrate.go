@@ -18,10 +18,11 @@ const migratePage = 10_000
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("migrate", "Copy a SQLite database's history into PostgreSQL: every message with its id, and the\n"+
-		"devices' and boots' loss accounting, so that inlet serve --db postgres://… nodes carry on\n"+
-		"where the SQLite server stopped (docs/scale.md). Stop the SQLite server first, and run\n"+
-		"it before any node writes to the PostgreSQL database. Safe to run again: messages already\n"+
-		"copied are skipped, and the accounting is copied again.", stderr)
+		"devices' and boots' loss accounting and the device tokens, so that inlet serve --db postgres://…\n"+
+		"nodes carry on where the SQLite server stopped (docs/scale.md). Stop the SQLite server\n"+
+		"first, and run it before any node writes to the PostgreSQL database. Safe to run again:\n"+
+		"messages already copied are skipped, and the accounting is copied again (of a device's\n"+
+		"token, the row changed last is kept).", stderr)
 	from := fs.String("from", "inlet.db", "SQLite database file to copy from (opened read-only)")
 	to := fs.String("to", "", "PostgreSQL database to copy to, postgres://… (its schema is created if missing)")
 	if err := parseFlags(fs, args); err != nil {
@@ -105,7 +106,14 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return fmt.Errorf("messages copied, accounting not (run inlet migrate again): %w", err)
 	}
-	fmt.Fprintf(stdout, "inlet migrate: messages up to id %d: %d copied, %d already there (resumed after id %d); accounting of %d devices and %d boots copied; %.1f s\n",
-		last, copied, skipped, resumed, len(devs), len(boots), time.Since(start).Seconds())
+	toks, err := src.Tokens(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := dst.ImportTokens(ctx, toks); err != nil {
+		return fmt.Errorf("messages and accounting copied, device tokens not (run inlet migrate again): %w", err)
+	}
+	fmt.Fprintf(stdout, "inlet migrate: messages up to id %d: %d copied, %d already there (resumed after id %d); accounting of %d devices and %d boots copied; %d device tokens; %.1f s\n",
+		last, copied, skipped, resumed, len(devs), len(boots), len(toks), time.Since(start).Seconds())
 	return nil
 }

@@ -130,8 +130,6 @@ func (c *Config) Validate() error {
 		return errors.New("--max-conn-rate, --max-msg-rate and their bursts must not be negative (0: no limit, or for a burst twice the rate)")
 	case c.MaxDBSize > 0 && postgres.IsURL(c.DB):
 		return errors.New("--max-db-size bounds a SQLite file; with PostgreSQL use --retain (docs/scale.md)")
-	case c.RequireToken && postgres.IsURL(c.DB):
-		return errors.New("--require-token: device tokens are kept in SQLite only so far; with PostgreSQL use --token (docs/scale.md)")
 	case c.RetainRollups > 0 && c.Retain > 0 && c.RetainRollups < c.Retain:
 		return fmt.Errorf("--retain-rollups %s is shorter than --retain %s: long-range charts would lose what the messages still hold", c.RetainRollups, c.Retain)
 	}

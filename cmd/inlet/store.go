@@ -47,6 +47,16 @@ func openReader(ctx context.Context, db string) (readStore, error) {
 	return sqlite.Open(ctx, db, sqlite.Options{ReadOnly: true})
 }
 
+// openTokenStore opens --db for inlet token, while inlet serve may run on it:
+// a PostgreSQL URL as openServeStore chooses (its nodes share the tokens), a
+// SQLite file otherwise; either is created or migrated when it needs to be.
+func openTokenStore(ctx context.Context, db string) (tokenAdmin, error) {
+	if postgres.IsURL(db) {
+		return postgres.OpenTokens(ctx, db)
+	}
+	return sqlite.OpenTokens(ctx, db)
+}
+
 // dbName is --db as logs and the ready line show it: a URL without its password.
 func dbName(db string) string {
 	if postgres.IsURL(db) {

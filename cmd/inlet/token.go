@@ -10,18 +10,19 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/inletdev/inlet"
 	"github.com/inletdev/inlet/listen"
-	"github.com/inletdev/inlet/sqlite"
 	"github.com/inletdev/inlet/wire"
 )
 
-const tokenUsage = `Usage: inlet token add DEVICE [--db FILE] [--replace]
-       inlet token list [--db FILE]
-       inlet token revoke DEVICE [--db FILE]
+const tokenUsage = `Usage: inlet token add DEVICE [--db FILE|URL] [--replace]
+       inlet token list [--db FILE|URL]
+       inlet token revoke DEVICE [--db FILE|URL]
 
 Per-device tokens of acknowledged mode (INLET/1), checked by inlet serve --require-token.
 add prints a fresh random token once, as a sketch pastes it; only its hash is stored.
 They may run while inlet serve runs: it sees every change within about a second.
+With --db postgres://…, every node on that database shares the tokens.
 See docs/security.md, "Tokens".
 `
 
@@ -90,7 +91,7 @@ func checkDevice(id string) error {
 func runTokenAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("token add DEVICE", "Make a fresh random token for DEVICE, store its hash and print the token once,\n"+
 		"as a sketch pastes it. A device that has a valid token keeps it unless --replace.", stderr)
-	db := fs.String("db", "inlet.db", "SQLite database file (created if missing)")
+	db := fs.String("db", "inlet.db", "SQLite database file (created if missing), or a PostgreSQL database postgres://…")
 	replace := fs.Bool("replace", false, "replace the device's token (the old one stops working)")
 	device, err := parseDeviceArgs(fs, args)
 	if err != nil {
@@ -99,7 +100,7 @@ func runTokenAdd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := checkDevice(device); err != nil {
 		return err
 	}
-	s, err := sqlite.OpenTokens(ctx, *db)
+	s, err := openTokenStore(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -108,7 +109,7 @@ func runTokenAdd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	h := wire.TokenHash(token)
 	now := time.Now()
 	if err := s.AddToken(ctx, device, h[:], now.UnixNano(), *replace); err != nil {
-		if errors.Is(err, sqlite.ErrTokenExists) {
+		if errors.Is(err, inlet.ErrTokenExists) {
 			return fmt.Errorf("token add: %s already has a token; --replace makes a new one (the old one stops working)", device)
 		}
 		return err
@@ -118,18 +119,18 @@ func runTokenAdd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 const char INLET_DEVICE[] = "%s";
 const char INLET_TOKEN[] = "%s";
 `, device, now.UTC().Format(time.RFC3339), device, device, device, token)
-	fmt.Fprintf(stderr, "inlet token: %s added to %s; a running inlet serve --require-token takes it within a second\n", device, *db)
+	fmt.Fprintf(stderr, "inlet token: %s added to %s; a running inlet serve --require-token takes it within a second\n", device, dbName(*db))
 	return nil
 }
 
 func runTokenList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("token list", "List the devices that have a token: when it was made, and whether it is revoked.\n"+
 		"Never the tokens (inlet keeps only their hashes).", stderr)
-	db := fs.String("db", "inlet.db", "SQLite database file")
+	db := fs.String("db", "inlet.db", "SQLite database file, or a PostgreSQL database postgres://…")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	s, err := sqlite.OpenTokens(ctx, *db)
+	s, err := openTokenStore(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -153,7 +154,7 @@ func runTokenList(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func runTokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("token revoke DEVICE", "Revoke DEVICE's token: a running inlet serve refuses its next hello and closes its\n"+
 		"connections within about a second. inlet token add DEVICE gives it a new one.", stderr)
-	db := fs.String("db", "inlet.db", "SQLite database file")
+	db := fs.String("db", "inlet.db", "SQLite database file, or a PostgreSQL database postgres://…")
 	device, err := parseDeviceArgs(fs, args)
 	if err != nil {
 		return err
@@ -161,13 +162,13 @@ func runTokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := checkDevice(device); err != nil {
 		return err
 	}
-	s, err := sqlite.OpenTokens(ctx, *db)
+	s, err := openTokenStore(ctx, *db)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	if err := s.RevokeToken(ctx, device, time.Now().UnixNano()); err != nil {
-		if errors.Is(err, sqlite.ErrNoToken) {
+		if errors.Is(err, inlet.ErrNoToken) {
 			return fmt.Errorf("token revoke: %s has no valid token (never added, or already revoked: inlet token list)", device)
 		}
 		return err
@@ -183,10 +184,19 @@ func tokenTime(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3
 // it is set once the store is open, before the listeners serve.
 type storeTokens struct{ s tokenStore }
 
-// tokenStore is where serve reads the device tokens from.
+// tokenStore is where serve reads the device tokens from: the SQLite store,
+// or the PostgreSQL one that every node on the database shares.
 type tokenStore interface {
 	TokensVersion(ctx context.Context) (int64, error)
-	Tokens(ctx context.Context) ([]sqlite.Token, error)
+	Tokens(ctx context.Context) ([]inlet.Token, error)
+}
+
+// tokenAdmin is what inlet token needs of a store (openTokenStore).
+type tokenAdmin interface {
+	AddToken(ctx context.Context, device string, hash []byte, at int64, replace bool) error
+	RevokeToken(ctx context.Context, device string, at int64) error
+	Tokens(ctx context.Context) ([]inlet.Token, error)
+	Close() error
 }
 
 var errNoStore = errors.New("tokens: the store is not open")
@@ -252,7 +262,7 @@ func (m *Main) startAuth(ctx context.Context) error {
 	}
 	m.Logger.Info("tokens: every acknowledged hello needs its device's token (--require-token)", "devices", valid, "shared_token", m.Config.Token != "")
 	if valid == 0 && m.Config.Token == "" {
-		m.Logger.Warn("tokens: no device has a token yet, so every acknowledged hello is refused: add one with inlet token add DEVICE --db " + m.Config.DB)
+		m.Logger.Warn("tokens: no device has a token yet, so every acknowledged hello is refused: add one with inlet token add DEVICE --db " + dbName(m.Config.DB))
 	}
 	if m.Config.TCP != "" || m.Config.UDP != "" {
 		m.Logger.Warn("tokens: the plain TCP and UDP ports carry tokens in clear; anyone who sees a hello can reuse its token (use --tls, docs/security.md)")
