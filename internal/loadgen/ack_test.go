@@ -330,10 +330,12 @@ func (q *queueAck) commit() {
 		done = later(done, m.at).Add(q.svc)
 		time.Sleep(time.Until(done))
 		own := time.Since(m.at)
-		m.c.Write(wire.AppendAck(nil, m.seq)) // a closed connection is the device's business
+		// Counted before the ACK goes out: once the device has it, the bench
+		// may end and the test read q.own.
 		q.mu.Lock()
 		q.own = append(q.own, own)
 		q.mu.Unlock()
+		m.c.Write(wire.AppendAck(nil, m.seq)) // a closed connection is the device's business
 	}
 }
 
