@@ -38,7 +38,8 @@ func (s *Store) Prune(ctx context.Context, before int64, opt PruneOptions) (int6
 	// prefix in id ranges; the received_at condition keeps the rows near the end
 	// that were received at or after before.
 	var lo, hi, hiAt sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, "SELECT min(id), max(id), (SELECT received_at FROM messages ORDER BY id DESC LIMIT 1) FROM messages").Scan(&lo, &hi, &hiAt); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT min(lo), max(hi), (SELECT received_at FROM messages ORDER BY id DESC LIMIT 1) FROM
+		(SELECT min(id) AS lo, max(id) AS hi FROM messages_merged UNION ALL SELECT min(id), max(id) FROM messages_recent)`).Scan(&lo, &hi, &hiAt); err != nil {
 		return 0, fmt.Errorf("sqlite: prune: %w", err)
 	}
 	if !lo.Valid {
@@ -54,12 +55,15 @@ func (s *Store) Prune(ctx context.Context, before int64, opt PruneOptions) (int6
 	var deleted int64
 	for from := lo.Int64 - 1; from < end; from += opt.BatchRows {
 		to := min(from+opt.BatchRows, end)
-		res, err := s.db.ExecContext(ctx, "DELETE FROM messages WHERE id > ? AND id <= ? AND received_at < ?", from, to, before)
-		if err != nil {
-			return deleted, fmt.Errorf("sqlite: prune messages %d to %d: %w", from+1, to, err)
+		// Either half of the layout (docs/schema.md) may hold the range.
+		for _, table := range [...]string{"messages_merged", "messages_recent"} {
+			res, err := s.db.ExecContext(ctx, "DELETE FROM "+table+" WHERE id > ? AND id <= ? AND received_at < ?", from, to, before)
+			if err != nil {
+				return deleted, fmt.Errorf("sqlite: prune messages %d to %d: %w", from+1, to, err)
+			}
+			n, _ := res.RowsAffected()
+			deleted += n
 		}
-		n, _ := res.RowsAffected()
-		deleted += n
 		select {
 		case <-ctx.Done():
 			return deleted, ctx.Err()

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/inletdev/inlet"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -38,33 +39,64 @@ const (
 )
 
 // Two row shapes: plain-mode rows leave boot and seq NULL without binding them
-// (binding NULLs cost a tenth of the commit), acknowledged rows carry them.
+// (binding NULLs cost a tenth of the commit), acknowledged rows carry them. Both
+// go into messages_recent, which has no index: a commit appends to one B-tree
+// whatever the number of devices in it (docs/schema.md, "How rows are stored").
+// Ids are bound, continuing messages_merged's.
 const (
-	insertPlain = "INSERT INTO messages (received_at, device, transport, remote, payload, fields) VALUES "
-	rowPlain    = "(?,?,?,?,?,?)"
-	colsPlain   = 6
-	// Acknowledged rows: the unique key (device, boot, seq) is the last word on
-	// duplicates, also across server nodes sharing one database.
-	insertAcked = "INSERT INTO messages (received_at, device, transport, remote, boot, seq, payload, fields) VALUES "
-	ackedTail   = " ON CONFLICT DO NOTHING"
-	rowAcked    = "(?,?,?,?,?,?,?,?)"
-	colsAcked   = 8
+	insertPlain = "INSERT INTO messages_recent (id, received_at, device, transport, remote, payload, fields) VALUES "
+	rowPlain    = "(?,?,?,?,?,?,?)"
+	colsPlain   = 7
+	insertAcked = "INSERT INTO messages_recent (id, received_at, device, transport, remote, boot, seq, payload, fields) VALUES "
+	rowAcked    = "(?,?,?,?,?,?,?,?,?)"
+	colsAcked   = 9
 )
 
+// The state of the devices and boots a commit touched is appended to
+// state_log, one row each; stateTiers are its multi-row statements.
 const (
-	upsertHead = `INSERT INTO devices (device, messages, first_seen, last_seen, gaps, missing, duplicates, resets, last_counter, run_low, run_seen, last_boot, kind, counting)
-VALUES `
-	upsertRow  = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-	colsDevice = 14
-	upsertTail = `
+	insertState = `INSERT INTO state_log (id, device, boot, messages, first_seen, last_seen, gaps, missing, duplicates, resets,
+ last_counter, run_low, run_seen, last_boot, kind, counting, last_seq, ranges) VALUES `
+	rowState  = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+	colsState = 18
+)
+
+var stateTiers = [...]int{32, 8, 1}
+
+// The merge: messages_recent's rows into messages_merged (in id order, so the
+// table appends and each device's index leaves are written once per merge, not
+// once per commit), and each key's latest state_log row into device_state and
+// boot_state; all in one transaction, so a reader of the views never sees a row
+// twice or not at all.
+const (
+	mergeMessages = `INSERT INTO messages_merged (id, received_at, device, transport, remote, boot, seq, payload, fields)
+SELECT id, received_at, device, transport, remote, boot, seq, payload, fields FROM messages_recent WHERE true ORDER BY id
+ON CONFLICT DO NOTHING`
+	mergeDevices = `INSERT INTO device_state (device, messages, first_seen, last_seen, gaps, missing, duplicates, resets,
+ last_counter, run_low, run_seen, last_boot, kind, counting)
+SELECT device, messages, first_seen, last_seen, gaps, missing, duplicates, resets, last_counter, run_low, run_seen, last_boot, kind, counting
+FROM (SELECT max(id) AS id, device, messages, first_seen, last_seen, gaps, missing, duplicates, resets,
+ last_counter, run_low, run_seen, last_boot, kind, counting FROM state_log WHERE boot IS NULL GROUP BY device) WHERE true
 ON CONFLICT (device) DO UPDATE SET messages=excluded.messages, first_seen=excluded.first_seen,
  last_seen=excluded.last_seen, gaps=excluded.gaps, missing=excluded.missing, duplicates=excluded.duplicates,
  resets=excluded.resets, last_counter=excluded.last_counter, run_low=excluded.run_low, run_seen=excluded.run_seen,
  last_boot=excluded.last_boot, kind=excluded.kind, counting=excluded.counting`
-
-	upsertBoot = `INSERT INTO boots (device, boot, last_seq, missing, messages, first_seen, last_seen) VALUES (?,?,?,?,?,?,?)
+	mergeBoots = `INSERT INTO boot_state (device, boot, last_seq, missing, messages, first_seen, last_seen)
+SELECT device, boot, last_seq, ranges, messages, first_seen, last_seen
+FROM (SELECT max(id) AS id, device, boot, last_seq, ranges, messages, first_seen, last_seen
+ FROM state_log WHERE boot IS NOT NULL GROUP BY device, boot) WHERE true
 ON CONFLICT (device, boot) DO UPDATE SET last_seq=excluded.last_seq, missing=excluded.missing,
  messages=excluded.messages, first_seen=excluded.first_seen, last_seen=excluded.last_seen`
+)
+
+// When to merge (Store.Maintain): once messages_recent holds mergePerDevice
+// rows for each device it has rows of (so a merge writes each device's index
+// leaves once for many rows), at least mergeMinRows, at most mergeMaxRows (which
+// bounds what a query of one device scans unindexed). BENCHMARKS.md measures them.
+const (
+	mergePerDevice = 64
+	mergeMinRows   = 8192
+	mergeMaxRows   = 1 << 18
 )
 
 // Store is an inlet.Store backed by one SQLite file.
@@ -73,19 +105,54 @@ type Store struct {
 	w  *sql.Conn   // the writer's connection, used only by Commit (one goroutine)
 	ws *writeStmts // prepared on w's driver connection, used only inside w.Raw
 	g  *guard      // the writer's hold on its file (guard.go); nil for readers
+
+	// The writer's bookkeeping of the unmerged halves, used only by Commit and
+	// Maintain (the writer's goroutine), except logged (under mu).
+	nextID, nextLog int64               // the next message and state_log ids
+	recentRows      int                 // rows in messages_recent
+	logRows         int                 // rows in state_log
+	recentDevices   map[string]struct{} // devices with rows in messages_recent
+	seqs            map[bootKey]*bootSeqs // acknowledged rows stored, per boot, for de-duplication
+	mu              sync.Mutex
+	logged          map[bootKey]int64 // each boot in state_log: its latest row's id
 }
+
+// bootSeqs is what the store knows of one boot's stored seqs without reading:
+// the highest in messages_merged, and every one in messages_recent.
+type bootSeqs struct {
+	merged  int64   // the highest seq in messages_merged (0: none)
+	recent  []int64 // the seqs in messages_recent, sorted
+	touched bool    // stored to since the last merge
+}
+
+// has reports whether seq is in messages_recent.
+func (b *bootSeqs) has(seq int64) bool {
+	_, ok := slices.BinarySearch(b.recent, seq)
+	return ok
+}
+
+func (b *bootSeqs) add(seq int64) {
+	if n := len(b.recent); n == 0 || seq > b.recent[n-1] {
+		b.recent = append(b.recent, seq)
+		return
+	}
+	if i, ok := slices.BinarySearch(b.recent, seq); !ok {
+		b.recent = slices.Insert(b.recent, i, seq)
+	}
+}
+
+type bootKey struct{ device, boot string }
 
 // writeStmts are the writer's statements at the driver level: Commit runs inside
 // sql.Conn.Raw and calls the driver directly, which skips database/sql's
 // per-argument conversion and locking on the hottest path of all.
 type writeStmts struct {
-	conn                  driver.ExecerContext
-	plain, acked          [len(insertTiers)]driver.StmtExecContext // by tier
-	upsertMany, upsertOne driver.StmtExecContext
-	upsertBoot            driver.StmtExecContext
-	closers               []driver.Stmt
-	args                  []driver.NamedValue
-	counting              []byte // reused to format devices.counting
+	conn         driver.ExecerContext
+	plain, acked [len(insertTiers)]driver.StmtExecContext // by tier
+	state        [len(stateTiers)]driver.StmtExecContext
+	closers      []driver.Stmt
+	args         []driver.NamedValue
+	counting     []byte // reused to format devices.counting
 }
 
 func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
@@ -94,7 +161,7 @@ func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
 	if !ok1 || !ok2 {
 		return nil, errors.New("sqlite driver lacks ExecerContext or ConnPrepareContext")
 	}
-	ws := &writeStmts{conn: conn, args: make([]driver.NamedValue, max(rowsPerInsert*colsAcked, devicesPerUpsert*colsDevice))}
+	ws := &writeStmts{conn: conn, args: make([]driver.NamedValue, max(rowsPerInsert*colsAcked, stateTiers[0]*colsState))}
 	for i := range ws.args {
 		ws.args[i].Ordinal = i + 1
 	}
@@ -118,18 +185,14 @@ func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
 		if ws.plain[i], err = prepare(many(insertPlain, rowPlain, n)); err != nil {
 			return nil, err
 		}
-		if ws.acked[i], err = prepare(many(insertAcked, rowAcked, n) + ackedTail); err != nil {
+		if ws.acked[i], err = prepare(many(insertAcked, rowAcked, n)); err != nil {
 			return nil, err
 		}
 	}
-	if ws.upsertBoot, err = prepare(upsertBoot); err != nil {
-		return nil, err
-	}
-	if ws.upsertMany, err = prepare(many(upsertHead, upsertRow, devicesPerUpsert) + upsertTail); err != nil {
-		return nil, err
-	}
-	if ws.upsertOne, err = prepare(upsertHead + upsertRow + upsertTail); err != nil {
-		return nil, err
+	for i, n := range stateTiers {
+		if ws.state[i], err = prepare(many(insertState, rowState, n)); err != nil {
+			return nil, err
+		}
 	}
 	return ws, nil
 }
@@ -221,6 +284,14 @@ func (s *Store) init(ctx context.Context, readOnly bool) error {
 	if err := migrate(ctx, w, ladder); err != nil {
 		return err
 	}
+	// A merge dirties each device's index leaves once: they must stay in the
+	// cache for the whole transaction rather than spill into the WAL twice.
+	if _, err := w.ExecContext(ctx, "PRAGMA cache_size = -65536"); err != nil {
+		return err
+	}
+	if err := s.loadBookkeeping(ctx); err != nil {
+		return err
+	}
 	return w.Raw(func(dc any) error {
 		var err error
 		s.ws, err = prepareWrites(ctx, dc)
@@ -228,20 +299,166 @@ func (s *Store) init(ctx context.Context, readOnly bool) error {
 	})
 }
 
+// loadBookkeeping reads what the writer keeps in memory about the unmerged
+// halves: the next ids, the row counts, and where each boot's latest state is.
+func (s *Store) loadBookkeeping(ctx context.Context) error {
+	var lastID, lastLog sql.NullInt64
+	err := s.w.QueryRowContext(ctx, `SELECT (SELECT max(id) FROM (SELECT max(id) AS id FROM messages_merged UNION ALL SELECT max(id) FROM messages_recent)),
+		(SELECT max(id) FROM state_log), (SELECT count(*) FROM messages_recent), (SELECT count(*) FROM state_log)`).
+		Scan(&lastID, &lastLog, &s.recentRows, &s.logRows)
+	if err != nil {
+		return fmt.Errorf("read layout: %w", err)
+	}
+	s.nextID, s.nextLog = lastID.Int64+1, lastLog.Int64+1
+	s.recentDevices = make(map[string]struct{})
+	s.logged = make(map[bootKey]int64)
+	rows, err := s.w.QueryContext(ctx, "SELECT DISTINCT device FROM messages_recent")
+	if err != nil {
+		return fmt.Errorf("read layout: %w", err)
+	}
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return fmt.Errorf("read layout: %w", err)
+		}
+		s.recentDevices[d] = struct{}{}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read layout: %w", err)
+	}
+	s.seqs = make(map[bootKey]*bootSeqs)
+	rows, err = s.w.QueryContext(ctx, "SELECT device, boot, seq FROM messages_recent WHERE seq IS NOT NULL")
+	if err != nil {
+		return fmt.Errorf("read layout: %w", err)
+	}
+	for rows.Next() {
+		var k bootKey
+		var seq int64
+		if err := rows.Scan(&k.device, &k.boot, &seq); err != nil {
+			rows.Close()
+			return fmt.Errorf("read layout: %w", err)
+		}
+		bs := s.seqs[k]
+		if bs == nil {
+			if bs, err = s.loadSeqs(ctx, k); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		bs.add(seq)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read layout: %w", err)
+	}
+	rows, err = s.w.QueryContext(ctx, "SELECT max(id), device, boot FROM state_log WHERE boot IS NOT NULL GROUP BY device, boot")
+	if err != nil {
+		return fmt.Errorf("read layout: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var k bootKey
+		if err := rows.Scan(&id, &k.device, &k.boot); err != nil {
+			return fmt.Errorf("read layout: %w", err)
+		}
+		s.logged[k] = id
+	}
+	return rows.Err()
+}
+
+// loadSeqs starts the store's memory of boot k: its highest merged seq (one
+// lookup in the unique index messages_seq).
+func (s *Store) loadSeqs(ctx context.Context, k bootKey) (*bootSeqs, error) {
+	var merged sql.NullInt64
+	if err := s.w.QueryRowContext(ctx, "SELECT max(seq) FROM messages_merged WHERE device = ? AND boot = ?", k.device, k.boot).Scan(&merged); err != nil {
+		return nil, fmt.Errorf("sqlite: read boot %s/%s: %w", k.device, k.boot, err)
+	}
+	bs := &bootSeqs{merged: merged.Int64}
+	s.seqs[k] = bs
+	return bs, nil
+}
+
+// dropStored removes from b the acknowledged messages whose (device, boot,
+// seq) is already stored, or comes twice in b. The writer's per-boot state
+// already drops resends; this is the store's own last word (the merged table's
+// unique key in the end), which costs a lookup only for a seq at or below the
+// boot's highest merged one.
+func (s *Store) dropStored(ctx context.Context, b *inlet.Batch) error {
+	var dup map[int]bool
+	var batchSeqs map[bootKey][]int64
+	for i := range b.Messages {
+		m := &b.Messages[i]
+		if m.Seq == 0 {
+			continue
+		}
+		k := bootKey{m.Device, m.Boot}
+		bs := s.seqs[k]
+		if bs == nil {
+			var err error
+			if bs, err = s.loadSeqs(ctx, k); err != nil {
+				return err
+			}
+		}
+		stored := bs.has(m.Seq)
+		if !stored && m.Seq <= bs.merged {
+			var n int
+			if err := s.w.QueryRowContext(ctx, "SELECT count(*) FROM messages_merged WHERE device = ? AND boot = ? AND seq = ?",
+				m.Device, m.Boot, m.Seq).Scan(&n); err != nil {
+				return fmt.Errorf("sqlite: read boot %s/%s: %w", m.Device, m.Boot, err)
+			}
+			stored = n > 0
+		}
+		if !stored {
+			if batchSeqs == nil {
+				batchSeqs = make(map[bootKey][]int64)
+			}
+			stored = slices.Contains(batchSeqs[k], m.Seq)
+			batchSeqs[k] = append(batchSeqs[k], m.Seq)
+		}
+		if stored {
+			if dup == nil {
+				dup = make(map[int]bool)
+			}
+			dup[i] = true
+		}
+	}
+	if dup != nil {
+		kept := b.Messages[:0]
+		for i := range b.Messages {
+			if !dup[i] {
+				kept = append(kept, b.Messages[i])
+			}
+		}
+		clear(b.Messages[len(kept):])
+		b.Messages = kept
+	}
+	return nil
+}
+
 // Commit writes a batch in one transaction; it returns once the transaction is
 // durable (WAL, synchronous=FULL). It reorders b.Messages: rows of one device go
-// in together (keeping their order), so the device index takes one run of appends
-// per device instead of a B-tree seek per row, which halves the cost of that
-// index (BENCHMARKS.md). Ids therefore follow arrival order per device, and across
-// devices to within one batch.
+// in together (keeping their order), so that a device's rows sit together in
+// messages_recent's pages and the merge reads them in runs. Ids therefore follow
+// arrival order per device, and across devices to within one batch.
 func (s *Store) Commit(ctx context.Context, b *inlet.Batch) error {
 	if s.w == nil {
 		return fmt.Errorf("sqlite: commit: %w", inlet.ErrClosed)
 	}
 	s.g.begin()
 	defer s.g.end()
+	if err := s.dropStored(ctx, b); err != nil {
+		return err
+	}
 	slices.SortStableFunc(b.Messages, func(x, y inlet.Message) int { return cmp.Compare(x.Device, y.Device) })
-	if err := s.w.Raw(func(any) error { return s.ws.commit(ctx, b, s.g.check) }); err != nil {
+	var bootIDs []int64
+	if err := s.w.Raw(func(any) error {
+		var err error
+		bootIDs, err = s.ws.commit(ctx, b, s.nextID, s.nextLog, s.g.check)
+		return err
+	}); err != nil {
 		return err
 	}
 	// Committed, but into the file the path names? If not, the batch is not
@@ -249,14 +466,37 @@ func (s *Store) Commit(ctx context.Context, b *inlet.Batch) error {
 	if err := s.g.check(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
 	}
+	s.nextID += int64(len(b.Messages))
+	s.nextLog += int64(len(b.Devices) + len(b.Boots))
+	s.recentRows += len(b.Messages)
+	s.logRows += len(b.Devices) + len(b.Boots)
+	for i := range b.Messages {
+		m := &b.Messages[i]
+		if i == 0 || m.Device != b.Messages[i-1].Device {
+			s.recentDevices[m.Device] = struct{}{}
+		}
+		if m.Seq != 0 {
+			bs := s.seqs[bootKey{m.Device, m.Boot}]
+			bs.add(m.Seq)
+			bs.touched = true
+		}
+	}
+	if len(b.Boots) > 0 {
+		s.mu.Lock()
+		for i := range b.Boots {
+			s.logged[bootKey{b.Boots[i].Device, b.Boots[i].Boot}] = bootIDs[i]
+		}
+		s.mu.Unlock()
+	}
 	return nil
 }
 
-// commit writes b in one transaction; before its COMMIT, guard must agree that
-// the path still names the open file (otherwise it rolls back).
-func (ws *writeStmts) commit(ctx context.Context, b *inlet.Batch, guard func() error) (err error) {
+// commit writes b in one transaction, its messages from id and its state rows
+// from logID, and returns the state_log ids of b.Boots; before its COMMIT, guard
+// must agree that the path still names the open file (otherwise it rolls back).
+func (ws *writeStmts) commit(ctx context.Context, b *inlet.Batch, id, logID int64, guard func() error) (bootIDs []int64, err error) {
 	if _, err := ws.conn.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
-		return fmt.Errorf("sqlite: begin: %w", err)
+		return nil, fmt.Errorf("sqlite: begin: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -278,93 +518,183 @@ func (ws *writeStmts) commit(ctx context.Context, b *inlet.Batch, guard func() e
 		}
 		for i, n := range insertTiers {
 			for ; run >= n; run -= n {
-				if err := ws.insert(ctx, stmts[i], msgs[:n], acked); err != nil {
-					return err
+				if err := ws.insert(ctx, stmts[i], msgs[:n], id, acked); err != nil {
+					return nil, err
 				}
 				msgs = msgs[n:]
+				id += int64(n)
 			}
 		}
 	}
-	devs := b.Devices
-	for len(devs) > 0 {
-		st, k := ws.upsertOne, 1
-		if len(devs) >= devicesPerUpsert {
-			st, k = ws.upsertMany, devicesPerUpsert
-		}
-		if err := ws.saveDevices(ctx, st, devs[:k]); err != nil {
-			return err
-		}
-		devs = devs[k:]
+	// The state rows: devices first, then boots, in statements of the largest tiers.
+	nd, nb := len(b.Devices), len(b.Boots)
+	bootIDs = make([]int64, nb)
+	for i := range bootIDs {
+		bootIDs[i] = logID + int64(nd+i)
 	}
-	for i := range b.Boots {
-		if err := ws.saveBoot(ctx, &b.Boots[i]); err != nil {
-			return err
+	for k := 0; k < nd+nb; {
+		t := 0
+		for nd+nb-k < stateTiers[t] {
+			t++
 		}
+		n := stateTiers[t]
+		if err := ws.saveState(ctx, ws.state[t], b, k, n, logID+int64(k)); err != nil {
+			return nil, err
+		}
+		k += n
 	}
 	if err := guard(); err != nil {
-		return fmt.Errorf("sqlite: commit: %w", err)
+		return nil, fmt.Errorf("sqlite: commit: %w", err)
 	}
 	if _, err := ws.conn.ExecContext(ctx, "COMMIT", nil); err != nil {
-		return fmt.Errorf("sqlite: commit batch: %w", err)
+		return nil, fmt.Errorf("sqlite: commit batch: %w", err)
+	}
+	return bootIDs, nil
+}
+
+// saveState appends n state rows from index k of b's devices followed by its
+// boots, with ids from id.
+func (ws *writeStmts) saveState(ctx context.Context, st driver.StmtExecContext, b *inlet.Batch, k, n int, id int64) error {
+	a := 0
+	set := func(v driver.Value) { ws.args[a].Value = v; a++ }
+	for j := k; j < k+n; j++ {
+		set(id)
+		id++
+		if j < len(b.Devices) {
+			d := &b.Devices[j]
+			set(d.ID)
+			set(nil)
+			l, _ := d.Reported() // 0 for a values device: its loss is unknown
+			for _, v := range [...]int64{d.Messages, d.FirstSeen, d.LastSeen, l.Gaps, l.Missing, l.Duplicates, l.Resets} {
+				set(v)
+			}
+			if d.Run.Active {
+				set(d.Run.High)
+				set(d.Run.Low)
+				set(int64(d.Run.Seen))
+			} else {
+				set(nil)
+				set(nil)
+				set(nil)
+			}
+			if d.LastBoot != "" {
+				set(d.LastBoot)
+			} else {
+				set(nil)
+			}
+			set(d.KindName())
+			if d.Acked() {
+				set(nil)
+			} else {
+				ws.counting = appendCounting(ws.counting[:0], d)
+				set(string(ws.counting))
+			}
+			set(nil)
+			set(nil)
+			continue
+		}
+		bt := &b.Boots[j-len(b.Devices)]
+		missing, err := json.Marshal(rangesJSON(bt.Missing))
+		if err != nil {
+			ws.release(a)
+			return fmt.Errorf("sqlite: save boot: %w", err)
+		}
+		set(bt.Device)
+		set(bt.Boot)
+		set(bt.Messages)
+		set(bt.FirstSeen)
+		set(bt.LastSeen)
+		for range 10 { // the device columns
+			set(nil)
+		}
+		set(bt.Last)
+		set(string(missing))
+	}
+	_, err := st.ExecContext(ctx, ws.args[:a])
+	ws.release(a)
+	if err != nil {
+		return fmt.Errorf("sqlite: save state: %w", err)
 	}
 	return nil
 }
 
-func (ws *writeStmts) saveDevices(ctx context.Context, st driver.StmtExecContext, devs []inlet.Device) error {
-	n := 0
-	set := func(v driver.Value) { ws.args[n].Value = v; n++ }
-	for i := range devs {
-		d := &devs[i]
-		set(d.ID)
-		l, _ := d.Reported() // 0 for a values device: its loss is unknown
-		for _, v := range [...]int64{d.Messages, d.FirstSeen, d.LastSeen, l.Gaps, l.Missing, l.Duplicates, l.Resets} {
-			set(v)
-		}
-		if d.Run.Active {
-			set(d.Run.High)
-			set(d.Run.Low)
-			set(int64(d.Run.Seen))
-		} else {
-			set(nil)
-			set(nil)
-			set(nil)
-		}
-		if d.LastBoot != "" {
-			set(d.LastBoot)
-		} else {
-			set(nil)
-		}
-		set(d.KindName())
-		if d.Acked() {
-			set(nil)
-		} else {
-			ws.counting = appendCounting(ws.counting[:0], d)
-			set(string(ws.counting))
-		}
+// Maintain merges the unmerged halves into the indexed tables when they have
+// grown enough (the writer calls it between commits); it reports whether it did.
+func (s *Store) Maintain(ctx context.Context) (bool, error) {
+	if s.w == nil {
+		return false, fmt.Errorf("sqlite: merge: %w", inlet.ErrClosed)
 	}
-	_, err := st.ExecContext(ctx, ws.args[:n])
-	ws.release(n)
+	due := s.recentRows >= mergeMaxRows || s.logRows >= 2*mergeMaxRows ||
+		(s.recentRows >= mergeMinRows && s.recentRows >= mergePerDevice*len(s.recentDevices)) ||
+		(s.logRows >= 2*mergeMinRows && s.logRows >= 2*mergePerDevice*len(s.recentDevices))
+	if !due {
+		return false, nil
+	}
+	return true, s.Merge(ctx)
+}
+
+// Merge moves every row of messages_recent into messages_merged and folds
+// state_log into device_state and boot_state, in one transaction.
+func (s *Store) Merge(ctx context.Context) error {
+	if s.w == nil {
+		return fmt.Errorf("sqlite: merge: %w", inlet.ErrClosed)
+	}
+	s.g.begin()
+	defer s.g.end()
+	err := s.w.Raw(func(any) (err error) {
+		conn := s.ws.conn
+		if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK", nil)
+			}
+		}()
+		for _, q := range [...]string{mergeMessages, "DELETE FROM messages_recent", mergeDevices, mergeBoots, "DELETE FROM state_log"} {
+			if _, err := conn.ExecContext(ctx, q, nil); err != nil {
+				return err
+			}
+		}
+		if err := s.g.check(); err != nil {
+			return err
+		}
+		_, err = conn.ExecContext(ctx, "COMMIT", nil)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("sqlite: save devices: %w", err)
+		return fmt.Errorf("sqlite: merge: %w", err)
 	}
+	s.recentRows, s.logRows = 0, 0
+	clear(s.recentDevices)
+	// Every seq is merged now; a boot not stored to since the last merge is
+	// forgotten (read back with one lookup if it sends again).
+	for k, bs := range s.seqs {
+		if !bs.touched {
+			delete(s.seqs, k)
+			continue
+		}
+		if n := len(bs.recent); n > 0 {
+			bs.merged = max(bs.merged, bs.recent[n-1])
+		}
+		bs.recent, bs.touched = bs.recent[:0], false
+	}
+	s.mu.Lock()
+	clear(s.logged)
+	s.mu.Unlock()
 	return nil
 }
 
-func (ws *writeStmts) saveBoot(ctx context.Context, b *inlet.Boot) error {
-	missing, err := json.Marshal(rangesJSON(b.Missing))
+// HasSeq reports whether (device, boot, seq) is stored: the writer asks when its
+// memory of a boot cannot tell (docs/schema.md, "De-duplication").
+func (s *Store) HasSeq(ctx context.Context, device, boot string, seq int64) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM messages_merged WHERE device = ?1 AND boot = ?2 AND seq = ?3)
+		+ EXISTS (SELECT 1 FROM messages_recent WHERE device = ?1 AND boot = ?2 AND seq = ?3)`, device, boot, seq).Scan(&n)
 	if err != nil {
-		return fmt.Errorf("sqlite: save boot: %w", err)
+		return false, fmt.Errorf("sqlite: has seq: %w", err)
 	}
-	vals := [...]driver.Value{b.Device, b.Boot, b.Last, string(missing), b.Messages, b.FirstSeen, b.LastSeen}
-	for i, v := range vals {
-		ws.args[i].Value = v
-	}
-	_, err = ws.upsertBoot.ExecContext(ctx, ws.args[:len(vals)])
-	ws.release(len(vals))
-	if err != nil {
-		return fmt.Errorf("sqlite: save boot %s/%s: %w", b.Device, b.Boot, err)
-	}
-	return nil
+	return n > 0, nil
 }
 
 // rangesJSON is the stored form of missing ranges: [[from, to], ...].
@@ -383,10 +713,25 @@ func (s *Store) Boots(ctx context.Context) ([]inlet.Boot, error) {
 	return bs, err
 }
 
-// Boot returns one sequence's persisted state (a primary-key lookup).
+// Boot returns one sequence's persisted state: its latest state_log row, whose
+// id the writer keeps in memory, or else a primary-key lookup in boot_state.
 func (s *Store) Boot(ctx context.Context, device, boot string) (inlet.Boot, bool, error) {
-	bs, _, err := s.queryBoots(ctx, `SELECT device, boot, last_seq, missing, messages, first_seen, last_seen, 0
-		FROM boots WHERE device = ? AND boot = ?`, device, boot)
+	q, args := `SELECT device, boot, last_seq, missing, messages, first_seen, last_seen, 0
+		FROM boots WHERE device = ? AND boot = ?`, []any{device, boot}
+	if s.w != nil { // the writer's store knows where the state is
+		s.mu.Lock()
+		id, ok := s.logged[bootKey{device, boot}]
+		s.mu.Unlock()
+		// A merge may have moved the row since: then boot_state has it.
+		q, args = `SELECT device, boot, last_seq, missing, messages, first_seen, last_seen, 0 FROM
+			(SELECT 0 AS o, device, boot, last_seq, ranges AS missing, messages, first_seen, last_seen FROM state_log
+			 WHERE id = ?1 AND device = ?2 AND boot = ?3 AND ?4
+			 UNION ALL
+			 SELECT 1, device, boot, last_seq, missing, messages, first_seen, last_seen FROM boot_state
+			 WHERE device = ?2 AND boot = ?3)
+			ORDER BY o LIMIT 1`, []any{id, device, boot, ok}
+	}
+	bs, _, err := s.queryBoots(ctx, q, args...)
 	if err != nil || len(bs) == 0 {
 		return inlet.Boot{}, false, err
 	}
@@ -449,11 +794,12 @@ func (ws *writeStmts) release(n int) {
 	}
 }
 
-func (ws *writeStmts) insert(ctx context.Context, st driver.StmtExecContext, msgs []inlet.Message, acked bool) error {
+func (ws *writeStmts) insert(ctx context.Context, st driver.StmtExecContext, msgs []inlet.Message, id int64, acked bool) error {
 	n := 0
 	set := func(v driver.Value) { ws.args[n].Value = v; n++ }
 	for i := range msgs {
 		m := &msgs[i]
+		set(id + int64(i))
 		set(m.ReceivedAt)
 		set(m.Device)
 		set(m.Transport.String())
@@ -579,7 +925,8 @@ func (s *Store) sinceBound(ctx context.Context, t, after int64) (int64, error) {
 // first row received at or after t, without an index on received_at.
 func (s *Store) firstIDAt(ctx context.Context, t int64) (int64, error) {
 	var lo, hi sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, "SELECT min(id), max(id) FROM messages").Scan(&lo, &hi); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT min(lo), max(hi) FROM (SELECT min(id) AS lo, max(id) AS hi FROM messages_merged
+		UNION ALL SELECT min(id), max(id) FROM messages_recent)`).Scan(&lo, &hi); err != nil {
 		return 0, err
 	}
 	if !lo.Valid {
@@ -697,7 +1044,7 @@ func scanMessage(rows *sql.Rows, m *inlet.Stored) error {
 // LastID returns the highest message id, 0 in an empty database.
 func (s *Store) LastID(ctx context.Context) (int64, error) {
 	var id sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, "SELECT max(id) FROM messages").Scan(&id); err != nil {
+	if err := s.db.QueryRowContext(ctx, "SELECT max(id) FROM (SELECT max(id) AS id FROM messages_merged UNION ALL SELECT max(id) FROM messages_recent)").Scan(&id); err != nil {
 		return 0, fmt.Errorf("sqlite: last id: %w", err)
 	}
 	return id.Int64, nil
@@ -705,8 +1052,15 @@ func (s *Store) LastID(ctx context.Context) (int64, error) {
 
 // Latest returns the newest message of every device, one index lookup each.
 func (s *Store) Latest(ctx context.Context) ([]inlet.Stored, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+messageColumns+` FROM messages WHERE id IN
-		(SELECT (SELECT max(id) FROM messages m WHERE m.device = d.device) FROM devices d) ORDER BY id`)
+	// A device's newest row is in messages_recent if it has any there (one scan
+	// of the small table), else in messages_merged (one index lookup).
+	rows, err := s.db.QueryContext(ctx, "SELECT "+messageColumns+` FROM messages_recent WHERE id IN
+		(SELECT max(id) FROM messages_recent GROUP BY device)
+		UNION ALL
+		SELECT `+messageColumns+` FROM messages_merged WHERE id IN
+		(SELECT (SELECT max(id) FROM messages_merged m WHERE m.device = d.device) FROM device_state d
+		 WHERE d.device NOT IN (SELECT device FROM messages_recent))
+		ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: latest: %w", err)
 	}
