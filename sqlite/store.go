@@ -108,10 +108,10 @@ type Store struct {
 
 	// The writer's bookkeeping of the unmerged halves, used only by Commit and
 	// Maintain (the writer's goroutine), except logged (under mu).
-	nextID, nextLog int64               // the next message and state_log ids
-	recentRows      int                 // rows in messages_recent
-	logRows         int                 // rows in state_log
-	recentDevices   map[string]struct{} // devices with rows in messages_recent
+	nextID, nextLog int64                 // the next message and state_log ids
+	recentRows      int                   // rows in messages_recent
+	logRows         int                   // rows in state_log
+	recentDevices   map[string]struct{}   // devices with rows in messages_recent
 	seqs            map[bootKey]*bootSeqs // acknowledged rows stored, per boot, for de-duplication
 	mu              sync.Mutex
 	logged          map[bootKey]int64 // each boot in state_log: its latest row's id
