@@ -35,7 +35,7 @@ type Config struct {
 	// committed. It must not keep b or its messages after returning.
 	OnCommit func(b *inlet.Batch)
 	// PlainInterval bounds how long a batch of plain-mode messages only gathers
-	// (default 1 s). Nothing waits on a plain message's commit, and a longer
+	// (default 500 ms). Nothing waits on a plain message's commit, and a longer
 	// batch writes far fewer bytes per message at low rates (docs/reliability.md
 	// says what a crash may lose); a batch with an acknowledged message commits
 	// as Interval says.
@@ -54,7 +54,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Interval:      5 * time.Millisecond,
-		PlainInterval: time.Second,
+		PlainInterval: 500 * time.Millisecond,
 		MaxBatch:      8192,
 		MaxQueue:      4 * 8192,
 		MaxQueueBytes: 16 << 20,

@@ -94,7 +94,7 @@ ON CONFLICT (device, boot) DO UPDATE SET last_seq=excluded.last_seq, missing=exc
 // leaves once for many rows), at least mergeMinRows, at most mergeMaxRows (which
 // bounds what a query of one device scans unindexed). BENCHMARKS.md measures them.
 const (
-	mergePerDevice = 64
+	mergePerDevice = 32
 	mergeMinRows   = 8192
 	mergeMaxRows   = 1 << 18
 )
@@ -112,6 +112,7 @@ type Store struct {
 	recentRows      int                   // rows in messages_recent
 	logRows         int                   // rows in state_log
 	recentDevices   map[string]struct{}   // devices with rows in messages_recent
+	mergeRows       int                   // Options.MergeRows
 	seqs            map[bootKey]*bootSeqs // acknowledged rows stored, per boot, for de-duplication
 	mu              sync.Mutex
 	logged          map[bootKey]int64 // each boot in state_log: its latest row's id
@@ -203,6 +204,9 @@ type Options struct {
 	// Logger, for a writer, hears once when the database file is deleted or
 	// replaced under it (guard.go).
 	Logger *slog.Logger
+	// MergeRows, when positive, replaces the merge policy (Maintain): merge
+	// once messages_recent or state_log holds this many rows. For tests.
+	MergeRows int
 }
 
 func dsn(path string, readOnly bool) string {
@@ -247,7 +251,7 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 	// Readers (HTTP requests, event streams) come and go; keep their
 	// connections rather than reopening the file and its WAL for each query.
 	db.SetMaxIdleConns(16)
-	s := &Store{db: db}
+	s := &Store{db: db, mergeRows: opt.MergeRows}
 	if err := s.init(ctx, opt.ReadOnly); err != nil {
 		if s.w != nil {
 			s.w.Close()
@@ -623,6 +627,12 @@ func (ws *writeStmts) saveState(ctx context.Context, st driver.StmtExecContext, 
 func (s *Store) Maintain(ctx context.Context) (bool, error) {
 	if s.w == nil {
 		return false, fmt.Errorf("sqlite: merge: %w", inlet.ErrClosed)
+	}
+	if s.mergeRows > 0 {
+		if s.recentRows < s.mergeRows && s.logRows < s.mergeRows {
+			return false, nil
+		}
+		return true, s.Merge(ctx)
 	}
 	due := s.recentRows >= mergeMaxRows || s.logRows >= 2*mergeMaxRows ||
 		(s.recentRows >= mergeMinRows && s.recentRows >= mergePerDevice*len(s.recentDevices)) ||
