@@ -41,7 +41,8 @@ type model struct {
 
 // TestDedupModel drives the commit writer and the SQLite store with random
 // acknowledged traffic (new seqs with gaps, resends of stored seqs, fills of
-// missing ones, new boots, resends to old boots) and plain messages, restarting
+// missing ones, new boots, resends to old boots, now and then a burst large
+// enough to bypass the recent half) and plain messages, restarting
 // the writer and the store at random, evicting every idle boot at once
 // (BootIdle 1 ns) and merging the recent rows at random sizes, and compares what
 // is stored and the accounting with a map-based reference after every restart.
@@ -141,7 +142,11 @@ func runModel(t *testing.T, seed uint64) {
 				boot = boots[rng.IntN(len(boots)-1)]
 			}
 			mb := ref.boots[[2]string{dev, boot}]
-			for range 1 + rng.IntN(6) {
+			n := 1 + rng.IntN(6)
+			if rng.IntN(25) == 0 {
+				n = 1100 // a burst: the store writes it straight into the indexed tables
+			}
+			for range n {
 				var seq int64
 				switch k := rng.IntN(10); {
 				case k < 5 || mb.next == 1: // the next seq, sometimes after a gap

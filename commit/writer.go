@@ -476,6 +476,9 @@ func (w *Writer) maintain() {
 	if !ok {
 		return
 	}
+	if _, closed := w.queue.state(); closed {
+		return // shutting down: commit what is queued, merge next time
+	}
 	start := time.Now()
 	did, err := m.Maintain(w.ctx)
 	switch {

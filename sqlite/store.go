@@ -63,6 +63,25 @@ const (
 
 var stateTiers = [...]int{32, 8, 1}
 
+// A batch with at least mergePerDevice rows per device in it (and directMinRows
+// in all) goes straight into the indexed tables, as a merge would put it: its
+// index leaves are written once for many rows already, and copying it through
+// messages_recent would only cost CPU. Its transaction merges whatever the
+// recent half holds first, so the halves keep their order.
+const (
+	directMinRows = 1024
+	insertMerged  = "INSERT INTO messages_merged (id, received_at, device, transport, remote, boot, seq, payload, fields) VALUES "
+	upsertDevice  = `INSERT INTO device_state (device, messages, first_seen, last_seen, gaps, missing, duplicates, resets, last_counter, run_low, run_seen, last_boot, kind, counting)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+ON CONFLICT (device) DO UPDATE SET messages=excluded.messages, first_seen=excluded.first_seen,
+ last_seen=excluded.last_seen, gaps=excluded.gaps, missing=excluded.missing, duplicates=excluded.duplicates,
+ resets=excluded.resets, last_counter=excluded.last_counter, run_low=excluded.run_low, run_seen=excluded.run_seen,
+ last_boot=excluded.last_boot, kind=excluded.kind, counting=excluded.counting`
+	upsertBoot = `INSERT INTO boot_state (device, boot, last_seq, missing, messages, first_seen, last_seen) VALUES (?,?,?,?,?,?,?)
+ON CONFLICT (device, boot) DO UPDATE SET last_seq=excluded.last_seq, missing=excluded.missing,
+ messages=excluded.messages, first_seen=excluded.first_seen, last_seen=excluded.last_seen`
+)
+
 // The merge: messages_recent's rows into messages_merged (in id order, so the
 // table appends and each device's index leaves are written once per merge, not
 // once per commit), and each key's latest state_log row into device_state and
@@ -150,7 +169,10 @@ type bootKey struct{ device, boot string }
 type writeStmts struct {
 	conn         driver.ExecerContext
 	plain, acked [len(insertTiers)]driver.StmtExecContext // by tier
+	merged       [len(insertTiers)]driver.StmtExecContext // a direct batch's rows
 	state        [len(stateTiers)]driver.StmtExecContext
+	upsertDevice driver.StmtExecContext
+	upsertBoot   driver.StmtExecContext
 	closers      []driver.Stmt
 	args         []driver.NamedValue
 	counting     []byte // reused to format devices.counting
@@ -194,6 +216,17 @@ func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
 		if ws.state[i], err = prepare(many(insertState, rowState, n)); err != nil {
 			return nil, err
 		}
+	}
+	for i, n := range insertTiers {
+		if ws.merged[i], err = prepare(many(insertMerged, rowAcked, n) + " ON CONFLICT DO NOTHING"); err != nil {
+			return nil, err
+		}
+	}
+	if ws.upsertDevice, err = prepare(upsertDevice); err != nil {
+		return nil, err
+	}
+	if ws.upsertBoot, err = prepare(upsertBoot); err != nil {
+		return nil, err
 	}
 	return ws, nil
 }
@@ -487,6 +520,15 @@ func (s *Store) Commit(ctx context.Context, b *inlet.Batch) error {
 		return err
 	}
 	slices.SortStableFunc(b.Messages, func(x, y inlet.Message) int { return cmp.Compare(x.Device, y.Device) })
+	devices := 0
+	for i := range b.Messages {
+		if i == 0 || b.Messages[i].Device != b.Messages[i-1].Device {
+			devices++
+		}
+	}
+	if len(b.Messages) >= directMinRows && len(b.Messages) >= mergePerDevice*devices {
+		return s.commitDirect(ctx, b)
+	}
 	var bootIDs []int64
 	if err := s.w.Raw(func(any) error {
 		var err error
@@ -521,6 +563,128 @@ func (s *Store) Commit(ctx context.Context, b *inlet.Batch) error {
 			s.logged[bootKey{b.Boots[i].Device, b.Boots[i].Boot}] = bootIDs[i]
 		}
 		s.mu.Unlock()
+	}
+	return nil
+}
+
+// commitDirect writes b, a large batch, straight into the indexed tables in one
+// transaction that first merges the recent half (if it holds anything).
+func (s *Store) commitDirect(ctx context.Context, b *inlet.Batch) error {
+	merge := s.recentRows > 0 || s.logRows > 0
+	err := s.w.Raw(func(any) (err error) {
+		ws := s.ws
+		if _, err := ws.conn.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
+			return fmt.Errorf("sqlite: begin: %w", err)
+		}
+		defer func() {
+			if err != nil {
+				ws.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK", nil)
+			}
+		}()
+		if merge {
+			if err := ws.merge(ctx); err != nil {
+				return fmt.Errorf("sqlite: merge: %w", err)
+			}
+		}
+		msgs, id := b.Messages, s.nextID
+		for i, n := range insertTiers {
+			for len(msgs) >= n {
+				if err := ws.insertMerged(ctx, ws.merged[i], msgs[:n], id); err != nil {
+					return err
+				}
+				msgs, id = msgs[n:], id+int64(n)
+			}
+		}
+		for i := range b.Devices {
+			if err := ws.saveState(ctx, ws.upsertDevice, &inlet.Batch{Devices: b.Devices[i : i+1]}, 0, 1, -1); err != nil {
+				return err
+			}
+		}
+		for i := range b.Boots {
+			if err := ws.saveBoot(ctx, &b.Boots[i]); err != nil {
+				return err
+			}
+		}
+		if err := s.g.check(); err != nil {
+			return fmt.Errorf("sqlite: commit: %w", err)
+		}
+		if _, err := ws.conn.ExecContext(ctx, "COMMIT", nil); err != nil {
+			return fmt.Errorf("sqlite: commit batch: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.g.check(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	if merge {
+		s.merged()
+	}
+	s.nextID += int64(len(b.Messages))
+	for i := range b.Messages {
+		// A boot the merge just forgot is read back when it is next stored to.
+		if m := &b.Messages[i]; m.Seq != 0 {
+			if bs := s.seqs[bootKey{m.Device, m.Boot}]; bs != nil {
+				bs.merged = max(bs.merged, m.Seq)
+				bs.touched = true
+			}
+		}
+	}
+	return nil
+}
+
+// insertMerged inserts msgs into messages_merged with ids from id.
+func (ws *writeStmts) insertMerged(ctx context.Context, st driver.StmtExecContext, msgs []inlet.Message, id int64) error {
+	n := 0
+	set := func(v driver.Value) { ws.args[n].Value = v; n++ }
+	for i := range msgs {
+		m := &msgs[i]
+		set(id + int64(i))
+		set(m.ReceivedAt)
+		set(m.Device)
+		set(m.Transport.String())
+		set(m.Remote.String())
+		if m.Seq != 0 {
+			set(m.Boot)
+			set(m.Seq)
+		} else {
+			set(nil)
+			set(nil)
+		}
+		if m.Payload == nil {
+			set([]byte{})
+		} else {
+			set(m.Payload)
+		}
+		if m.Fields != nil {
+			set(string(m.Fields))
+		} else {
+			set(nil)
+		}
+	}
+	_, err := st.ExecContext(ctx, ws.args[:n])
+	ws.release(n)
+	if err != nil {
+		return fmt.Errorf("sqlite: insert messages: %w", err)
+	}
+	return nil
+}
+
+func (ws *writeStmts) saveBoot(ctx context.Context, b *inlet.Boot) error {
+	missing, err := json.Marshal(rangesJSON(b.Missing))
+	if err != nil {
+		return fmt.Errorf("sqlite: save boot: %w", err)
+	}
+	vals := [...]driver.Value{b.Device, b.Boot, b.Last, string(missing), b.Messages, b.FirstSeen, b.LastSeen}
+	for i, v := range vals {
+		ws.args[i].Value = v
+	}
+	_, err = ws.upsertBoot.ExecContext(ctx, ws.args[:len(vals)])
+	ws.release(len(vals))
+	if err != nil {
+		return fmt.Errorf("sqlite: save boot %s/%s: %w", b.Device, b.Boot, err)
 	}
 	return nil
 }
@@ -591,13 +755,18 @@ func (ws *writeStmts) commit(ctx context.Context, b *inlet.Batch, id, logID int6
 func (ws *writeStmts) saveState(ctx context.Context, st driver.StmtExecContext, b *inlet.Batch, k, n int, id int64) error {
 	a := 0
 	set := func(v driver.Value) { ws.args[a].Value = v; a++ }
+	upsert := id < 0 // device_state's columns only
 	for j := k; j < k+n; j++ {
-		set(id)
-		id++
+		if !upsert {
+			set(id)
+			id++
+		}
 		if j < len(b.Devices) {
 			d := &b.Devices[j]
 			set(d.ID)
-			set(nil)
+			if !upsert {
+				set(nil)
+			}
 			l, _ := d.Reported() // 0 for a values device: its loss is unknown
 			for _, v := range [...]int64{d.Messages, d.FirstSeen, d.LastSeen, l.Gaps, l.Missing, l.Duplicates, l.Resets} {
 				set(v)
@@ -623,8 +792,10 @@ func (ws *writeStmts) saveState(ctx context.Context, st driver.StmtExecContext, 
 				ws.counting = appendCounting(ws.counting[:0], d)
 				set(string(ws.counting))
 			}
-			set(nil)
-			set(nil)
+			if !upsert {
+				set(nil)
+				set(nil)
+			}
 			continue
 		}
 		bt := &b.Boots[j-len(b.Devices)]
@@ -691,10 +862,8 @@ func (s *Store) Merge(ctx context.Context) error {
 				conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK", nil)
 			}
 		}()
-		for _, q := range [...]string{mergeMessages, "DELETE FROM messages_recent", mergeDevices, mergeBoots, "DELETE FROM state_log"} {
-			if _, err := conn.ExecContext(ctx, q, nil); err != nil {
-				return err
-			}
+		if err := s.ws.merge(ctx); err != nil {
+			return err
 		}
 		if err := s.g.check(); err != nil {
 			return err
@@ -705,6 +874,22 @@ func (s *Store) Merge(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: merge: %w", err)
 	}
+	s.merged()
+	return nil
+}
+
+// merge runs a merge's statements in the open transaction.
+func (ws *writeStmts) merge(ctx context.Context) error {
+	for _, q := range [...]string{mergeMessages, "DELETE FROM messages_recent", mergeDevices, mergeBoots, "DELETE FROM state_log"} {
+		if _, err := ws.conn.ExecContext(ctx, q, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// merged updates the writer's bookkeeping after a merge has committed.
+func (s *Store) merged() {
 	s.recentRows, s.logRows = 0, 0
 	clear(s.recentDevices)
 	// Every seq is merged now; a boot not stored to since the last merge is
@@ -722,19 +907,6 @@ func (s *Store) Merge(ctx context.Context) error {
 	s.mu.Lock()
 	clear(s.logged)
 	s.mu.Unlock()
-	return nil
-}
-
-// HasSeq reports whether (device, boot, seq) is stored: the writer asks when its
-// memory of a boot cannot tell (docs/schema.md, "De-duplication").
-func (s *Store) HasSeq(ctx context.Context, device, boot string, seq int64) (bool, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM messages_merged WHERE device = ?1 AND boot = ?2 AND seq = ?3)
-		+ EXISTS (SELECT 1 FROM messages_recent WHERE device = ?1 AND boot = ?2 AND seq = ?3)`, device, boot, seq).Scan(&n)
-	if err != nil {
-		return false, fmt.Errorf("sqlite: has seq: %w", err)
-	}
-	return n > 0, nil
 }
 
 // rangesJSON is the stored form of missing ranges: [[from, to], ...].
