@@ -38,7 +38,8 @@ func (s *Store) Prune(ctx context.Context, before int64, opt PruneOptions) (int6
 	// prefix in id ranges; the received_at condition keeps the rows near the end
 	// that were received at or after before.
 	var lo, hi, hiAt sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, `SELECT min(lo), max(hi), (SELECT received_at FROM messages ORDER BY id DESC LIMIT 1) FROM
+	if err := s.db.QueryRowContext(ctx, `SELECT min(lo), max(hi), coalesce((SELECT received_at FROM messages_recent ORDER BY id DESC LIMIT 1),
+		(SELECT received_at FROM messages_merged ORDER BY id DESC LIMIT 1)) FROM
 		(SELECT min(id) AS lo, max(id) AS hi FROM messages_merged UNION ALL SELECT min(id), max(id) FROM messages_recent)`).Scan(&lo, &hi, &hiAt); err != nil {
 		return 0, fmt.Errorf("sqlite: prune: %w", err)
 	}

@@ -1137,7 +1137,10 @@ const timeSlack = int64(1e9)
 func (s *Store) sinceBound(ctx context.Context, t, after int64) (int64, error) {
 	if after > 0 {
 		var at sql.NullInt64
-		err := s.db.QueryRowContext(ctx, "SELECT received_at FROM messages WHERE id <= ? ORDER BY id DESC LIMIT 1", after).Scan(&at)
+		// id in the result: SQLite then reads the view's two halves in step
+		// (docs/schema.md, "How rows are stored"), not all of them.
+		var id sql.NullInt64
+		err := s.db.QueryRowContext(ctx, "SELECT id, received_at FROM messages WHERE id <= ? ORDER BY id DESC LIMIT 1", after).Scan(&id, &at)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return 0, err
 		}
