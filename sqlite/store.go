@@ -69,8 +69,9 @@ var stateTiers = [...]int{32, 8, 1}
 // messages_recent would only cost CPU. Its transaction merges whatever the
 // recent half holds first, so the halves keep their order.
 const (
-	directMinRows = 1024
-	insertMerged  = "INSERT INTO messages_merged (id, received_at, device, transport, remote, boot, seq, payload, fields) VALUES "
+	directMinRows     = 256
+	insertMerged      = "INSERT INTO messages_merged (id, received_at, device, transport, remote, boot, seq, payload, fields) VALUES "
+	insertMergedPlain = "INSERT INTO messages_merged (id, received_at, device, transport, remote, payload, fields) VALUES "
 	upsertDevice  = `INSERT INTO device_state (device, messages, first_seen, last_seen, gaps, missing, duplicates, resets, last_counter, run_low, run_seen, last_boot, kind, counting)
 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (device) DO UPDATE SET messages=excluded.messages, first_seen=excluded.first_seen,
@@ -170,6 +171,7 @@ type writeStmts struct {
 	conn         driver.ExecerContext
 	plain, acked [len(insertTiers)]driver.StmtExecContext // by tier
 	merged       [len(insertTiers)]driver.StmtExecContext // a direct batch's rows
+	mergedPlain  [len(insertTiers)]driver.StmtExecContext
 	state        [len(stateTiers)]driver.StmtExecContext
 	upsertDevice driver.StmtExecContext
 	upsertBoot   driver.StmtExecContext
@@ -219,6 +221,9 @@ func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
 	}
 	for i, n := range insertTiers {
 		if ws.merged[i], err = prepare(many(insertMerged, rowAcked, n) + " ON CONFLICT DO NOTHING"); err != nil {
+			return nil, err
+		}
+		if ws.mergedPlain[i], err = prepare(many(insertMergedPlain, rowPlain, n)); err != nil {
 			return nil, err
 		}
 	}
@@ -602,12 +607,26 @@ func (s *Store) commitDirect(ctx context.Context, b *inlet.Batch) error {
 			}
 		}
 		msgs, id := b.Messages, s.nextID
-		for i, n := range insertTiers {
-			for len(msgs) >= n {
-				if err := ws.insertMerged(ctx, ws.merged[i], msgs[:n], id); err != nil {
-					return err
+		for len(msgs) > 0 {
+			// The longest run of one row shape, in statements of the largest tiers.
+			acked := msgs[0].Seq != 0
+			run := 1
+			for run < len(msgs) && (msgs[run].Seq != 0) == acked {
+				run++
+			}
+			for i, n := range insertTiers {
+				for ; run >= n; run -= n {
+					var err error
+					if acked {
+						err = ws.insertMerged(ctx, ws.merged[i], msgs[:n], id)
+					} else {
+						err = ws.insert(ctx, ws.mergedPlain[i], msgs[:n], id, false)
+					}
+					if err != nil {
+						return err
+					}
+					msgs, id = msgs[n:], id+int64(n)
 				}
-				msgs, id = msgs[n:], id+int64(n)
 			}
 		}
 		for i := range b.Devices {
