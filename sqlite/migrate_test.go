@@ -433,29 +433,3 @@ func TestLadderNumbering(t *testing.T) {
 		t.Fatalf("the embedded ladder: %v", err)
 	}
 }
-
-// A new database gets pageSize pages; an upgraded one keeps its own.
-func TestNewDatabasePageSize(t *testing.T) {
-	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "inlet.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	var size int
-	var mode string
-	if err := s.db.QueryRowContext(ctx, "SELECT (SELECT page_size FROM pragma_page_size), (SELECT journal_mode FROM pragma_journal_mode)").Scan(&size, &mode); err != nil {
-		t.Fatal(err)
-	}
-	if size != pageSize || mode != "wal" {
-		t.Fatalf("new database: page size %d, journal mode %s; want %d, wal", size, mode, pageSize)
-	}
-	old, err := Open(ctx, copyFixture(t, "v1.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer old.Close()
-	if err := old.db.QueryRowContext(ctx, "SELECT page_size FROM pragma_page_size").Scan(&size); err != nil || size != 4096 {
-		t.Fatalf("upgraded database: page size %d (%v), want the fixture's 4096", size, err)
-	}
-}

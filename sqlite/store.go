@@ -323,15 +323,12 @@ func (s *Store) init(ctx context.Context, readOnly bool) error {
 		return err
 	}
 	s.w = w
-	if err := newPageSize(ctx, w); err != nil {
-		return err
-	}
 	if err := migrate(ctx, w, ladder); err != nil {
 		return err
 	}
 	// A merge dirties each device's index leaves once: they must stay in the
 	// cache for the whole transaction rather than spill into the WAL twice.
-	if _, err := w.ExecContext(ctx, "PRAGMA cache_size = -65536"); err != nil {
+	if _, err := w.ExecContext(ctx, "PRAGMA cache_size = -16384"); err != nil {
 		return err
 	}
 	// Checkpoint once the WAL holds about walBytes: a page rewritten by many
@@ -354,37 +351,10 @@ func (s *Store) init(ctx context.Context, readOnly bool) error {
 	})
 }
 
-// pageSize is the page size of a new database. A commit rewrites the last,
-// partly filled page of messages_recent and of state_log, and a merge each
-// device's last index leaves: smaller pages write fewer bytes for the same rows
-// (1 KiB pages halve the WAL written per small commit; BENCHMARKS.md). An
-// existing database keeps its page size.
-const pageSize = 1024
-
 // walBytes is the WAL's size at which the writer checkpoints (SQLite's default
-// is 1,000 pages); 8 MiB wrote a third fewer bytes per message than 1,000 KiB
-// with 1 KiB pages (BENCHMARKS.md).
+// is 1,000 pages): 8 MiB wrote a fifth to a quarter fewer bytes per message
+// (BENCHMARKS.md).
 const walBytes = 8 << 20
-
-// newPageSize gives a new, empty database pageSize pages. The connection opened
-// it in WAL mode, which fixes the page size, so it goes back to a rollback
-// journal for the VACUUM that applies it.
-func newPageSize(ctx context.Context, w *sql.Conn) error {
-	var tables, version, size int
-	if err := w.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM sqlite_schema), (SELECT user_version FROM pragma_user_version), (SELECT page_size FROM pragma_page_size)").
-		Scan(&tables, &version, &size); err != nil {
-		return err
-	}
-	if tables != 0 || version != 0 || size == pageSize {
-		return nil
-	}
-	for _, q := range []string{"PRAGMA journal_mode = DELETE", fmt.Sprintf("PRAGMA page_size = %d", pageSize), "VACUUM", "PRAGMA journal_mode = WAL"} {
-		if _, err := w.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("set page size: %w", err)
-		}
-	}
-	return nil
-}
 
 // loadBookkeeping reads what the writer keeps in memory about the unmerged
 // halves: the next ids, the row counts, and where each boot's latest state is.
