@@ -645,7 +645,11 @@ func (ws *writeStmts) insertMerged(ctx context.Context, st driver.StmtExecContex
 	set := func(v driver.Value) { ws.args[n].Value = v; n++ }
 	for i := range msgs {
 		m := &msgs[i]
-		set(id + int64(i))
+		if i == 0 {
+			set(id)
+		} else {
+			set(nil) // the next rowid: one seek a statement, not one a row
+		}
 		set(m.ReceivedAt)
 		set(m.Device)
 		set(m.Transport.String())
@@ -1015,7 +1019,11 @@ func (ws *writeStmts) insert(ctx context.Context, st driver.StmtExecContext, msg
 	set := func(v driver.Value) { ws.args[n].Value = v; n++ }
 	for i := range msgs {
 		m := &msgs[i]
-		set(id + int64(i))
+		if i == 0 {
+			set(id)
+		} else {
+			set(nil) // the next rowid: one seek a statement, not one a row
+		}
 		set(m.ReceivedAt)
 		set(m.Device)
 		set(m.Transport.String())
