@@ -72,7 +72,7 @@ const (
 	directMinRows     = 256
 	insertMerged      = "INSERT INTO messages_merged (id, received_at, device, transport, remote, boot, seq, payload, fields) VALUES "
 	insertMergedPlain = "INSERT INTO messages_merged (id, received_at, device, transport, remote, payload, fields) VALUES "
-	upsertDevice  = `INSERT INTO device_state (device, messages, first_seen, last_seen, gaps, missing, duplicates, resets, last_counter, run_low, run_seen, last_boot, kind, counting)
+	upsertDevice      = `INSERT INTO device_state (device, messages, first_seen, last_seen, gaps, missing, duplicates, resets, last_counter, run_low, run_seen, last_boot, kind, counting)
 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (device) DO UPDATE SET messages=excluded.messages, first_seen=excluded.first_seen,
  last_seen=excluded.last_seen, gaps=excluded.gaps, missing=excluded.missing, duplicates=excluded.duplicates,
