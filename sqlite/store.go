@@ -32,11 +32,8 @@ import (
 // (BENCHMARKS.md).
 var insertTiers = [...]int{128, 32, 8, 1}
 
-// rowsPerInsert is the largest tier; devicesPerUpsert the device upsert's.
-const (
-	rowsPerInsert    = 128
-	devicesPerUpsert = 32
-)
+// rowsPerInsert is the largest tier.
+const rowsPerInsert = 128
 
 // Two row shapes: plain-mode rows leave boot and seq NULL without binding them
 // (binding NULLs cost a tenth of the commit), acknowledged rows carry them. Both
