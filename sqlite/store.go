@@ -1203,41 +1203,90 @@ func (s *Store) Messages(ctx context.Context, q inlet.Query, fn func(*inlet.Stor
 		args = append(args, q.Until)
 	}
 	cond := strings.Join(where, " AND ")
-	if q.Limit > 0 && q.Last {
-		// The newest Limit rows: find the oldest of them, then read forward
-		// from it like any other query (streaming, in id order).
-		var first sql.NullInt64
-		err := s.db.QueryRowContext(ctx, fmt.Sprintf("SELECT id FROM messages WHERE %s ORDER BY id DESC LIMIT 1 OFFSET %d",
-			cond, q.Limit-1), args...).Scan(&first)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("sqlite: messages: %w", err)
-		}
-		if first.Valid {
-			args[0] = first.Int64 - 1
-		}
-	}
-	query := "SELECT " + messageColumns + " FROM messages WHERE " + cond + " ORDER BY id"
-	if q.Limit > 0 {
-		query += fmt.Sprintf(" LIMIT %d", q.Limit)
-	}
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	// The two halves in one read transaction (one snapshot), each in id order:
+	// every id in messages_merged is below every id in messages_recent, so
+	// reading one after the other is reading the view in id order, without
+	// the view's row-by-row merge of the halves.
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("sqlite: messages: %w", err)
 	}
-	defer rows.Close()
-	var m inlet.Stored
-	for rows.Next() {
-		if err := scanMessage(rows, &m); err != nil {
+	defer tx.Rollback()
+	if q.Limit > 0 && q.Last {
+		// The newest Limit rows: find the oldest of them, newest half first,
+		// then read forward from it like any other query (streaming, in id order).
+		first, err := lastFirst(ctx, tx, cond, args, q.Limit)
+		if err != nil {
 			return fmt.Errorf("sqlite: messages: %w", err)
 		}
-		if err := fn(&m); err != nil {
+		if first > 0 {
+			args[0] = first - 1
+		}
+	}
+	left := q.Limit
+	for _, table := range [...]string{"messages_merged", "messages_recent"} {
+		query := "SELECT " + messageColumns + " FROM " + table + " WHERE " + cond + " ORDER BY id"
+		if q.Limit > 0 {
+			query += fmt.Sprintf(" LIMIT %d", left)
+		}
+		n, err := readMessages(ctx, tx, query, args, fn)
+		if err != nil {
 			return err
+		}
+		if q.Limit > 0 {
+			if left -= n; left <= 0 {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// lastFirst returns the id of the oldest of the newest n rows matching cond,
+// 0 if fewer than n match.
+func lastFirst(ctx context.Context, tx *sql.Tx, cond string, args []any, n int) (int64, error) {
+	// One pass over the (unindexed) recent half: how many of the newest n are
+	// there, and the oldest of them.
+	var recent int
+	var first sql.NullInt64
+	err := tx.QueryRowContext(ctx, fmt.Sprintf("SELECT count(*), min(id) FROM (SELECT id FROM messages_recent WHERE %s ORDER BY id DESC LIMIT %d)", cond, n), args...).
+		Scan(&recent, &first)
+	if err != nil {
+		return 0, err
+	}
+	if recent == n {
+		return first.Int64, nil
+	}
+	first = sql.NullInt64{}
+	err = tx.QueryRowContext(ctx, fmt.Sprintf("SELECT id FROM messages_merged WHERE %s ORDER BY id DESC LIMIT 1 OFFSET %d", cond, n-1-recent), args...).Scan(&first)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, err
+	}
+	return first.Int64, nil
+}
+
+// readMessages calls fn for each row of query, and returns how many it read.
+func readMessages(ctx context.Context, tx *sql.Tx, query string, args []any, fn func(*inlet.Stored) error) (int, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: messages: %w", err)
+	}
+	defer rows.Close()
+	var m inlet.Stored
+	n := 0
+	for rows.Next() {
+		if err := scanMessage(rows, &m); err != nil {
+			return n, fmt.Errorf("sqlite: messages: %w", err)
+		}
+		n++
+		if err := fn(&m); err != nil {
+			return n, err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("sqlite: messages: %w", err)
+		return n, fmt.Errorf("sqlite: messages: %w", err)
 	}
-	return nil
+	return n, nil
 }
 
 const messageColumns = "id, received_at, device, transport, remote, boot, seq, payload, fields"
