@@ -33,6 +33,12 @@ type Config struct {
 	// OnCommit, when set, is called in the writer goroutine after each batch has
 	// committed. It must not keep b or its messages after returning.
 	OnCommit func(b *inlet.Batch)
+	// PlainInterval bounds how long a batch of plain-mode messages only gathers
+	// (default 500 ms). Nothing waits on a plain message's commit, and a longer
+	// batch writes far fewer bytes per message at low rates (docs/reliability.md
+	// says what a crash may lose); a batch with an acknowledged message commits
+	// as Interval says.
+	PlainInterval time.Duration
 	// BootIdle is how long an acknowledged-mode sequence other than its
 	// device's latest stays in memory unseen (default 10 min). A device that
 	// wakes from deep sleep starts a new boot each time; the state of old ones
@@ -47,6 +53,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Interval:      5 * time.Millisecond,
+		PlainInterval: 500 * time.Millisecond,
 		MaxBatch:      8192,
 		MaxQueue:      4 * 8192,
 		MaxQueueBytes: 16 << 20,
@@ -58,6 +65,9 @@ func (c *Config) setDefaults() {
 	d := DefaultConfig()
 	if c.Interval <= 0 {
 		c.Interval = d.Interval
+	}
+	if c.PlainInterval <= 0 {
+		c.PlainInterval = d.PlainInterval
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = d.MaxBatch
@@ -223,17 +233,36 @@ func (w *Writer) run() {
 		// Under sustained load (the previous commit ended moments ago) a dry
 		// queue is waited on until the interval: a connect-per-message fleet
 		// then fills one batch per interval instead of one per fsync.
+		// A batch of plain messages only gathers for up to PlainInterval: no
+		// device waits on its commit, and fewer, larger commits write less.
 		start := time.Now()
 		deadline := start.Add(w.cfg.Interval)
+		plainDeadline := start.Add(max(w.cfg.PlainInterval, w.cfg.Interval))
 		busy := start.Sub(lastCommit) < w.cfg.Interval
 		batch = batch[:0]
+		acked := false
 		for {
 			var dry bool
+			n := len(batch)
 			batch, dry = w.queue.pop(batch, w.cfg.MaxBatch-len(batch))
-			if len(batch) >= w.cfg.MaxBatch || !time.Now().Before(deadline) {
+			for i := n; i < len(batch) && !acked; i++ {
+				acked = batch[i].Seq != 0 || batch[i].Ack != nil
+			}
+			now := time.Now()
+			if len(batch) >= w.cfg.MaxBatch || !now.Before(plainDeadline) || (acked && !now.Before(deadline)) {
 				break
 			}
-			if dry && (!busy || !w.queue.waitMore(deadline)) {
+			if !dry {
+				continue
+			}
+			if acked && !busy {
+				break
+			}
+			wait := plainDeadline
+			if acked {
+				wait = deadline
+			}
+			if !w.queue.waitMore(wait) {
 				break
 			}
 		}
@@ -247,6 +276,7 @@ func (w *Writer) run() {
 		}
 		clear(batch) // drop payload references for the collector
 		w.evictBoots(lastCommit)
+		w.maintain()
 	}
 }
 
@@ -431,6 +461,33 @@ func (w *Writer) loadBoots(msgs []inlet.Message) error {
 		}
 	}
 	return nil
+}
+
+// maintainer is a store with work to do between commits (sqlite merges its
+// recent rows into the indexed tables).
+type maintainer interface {
+	Maintain(ctx context.Context) (bool, error)
+}
+
+// maintain gives the store its turn between commits, after the ACKs of the
+// last one; a failure is logged and retried after the next commit.
+func (w *Writer) maintain() {
+	m, ok := w.store.(maintainer)
+	if !ok {
+		return
+	}
+	if _, closed := w.queue.state(); closed {
+		return // shutting down: commit what is queued, merge next time
+	}
+	start := time.Now()
+	did, err := m.Maintain(w.ctx)
+	switch {
+	case err != nil:
+		w.cfg.Stats.StoreErrors.Add(1)
+		w.cfg.Logger.Warn("commit: store maintenance failed", "err", err)
+	case did:
+		w.cfg.Logger.Debug("commit: store maintenance", "took", time.Since(start))
+	}
 }
 
 // evictBoots drops from memory the sequences not seen for BootIdle, except

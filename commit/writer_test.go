@@ -229,8 +229,18 @@ func TestWriterCloseGivesUp(t *testing.T) {
 	}
 }
 
-// Under sustained traffic a batch keeps gathering for the commit interval instead
-// of committing each trickle on its own; an isolated message commits at once.
+// ackedMsgs is msgs in acknowledged mode: seqs from..from+n-1 of boot "b".
+func ackedMsgs(device string, from, n int) []inlet.Message {
+	out := msgs(device, from, n)
+	for i := range out {
+		out[i].Boot, out[i].Seq = "b", int64(from+i)
+	}
+	return out
+}
+
+// Under sustained traffic a batch of acknowledged messages keeps gathering for
+// the commit interval instead of committing each trickle on its own; an
+// isolated one commits at once.
 func TestWriterBatchPolicy(t *testing.T) {
 	st := &memStore{}
 	w, err := commit.New(context.Background(), st, commit.Config{Interval: 50 * time.Millisecond})
@@ -241,7 +251,7 @@ func TestWriterBatchPolicy(t *testing.T) {
 
 	// Isolated: committed long before the (deliberately long) interval.
 	start := time.Now()
-	w.Submit(context.Background(), msgs("a", 1, 1))
+	w.Submit(context.Background(), ackedMsgs("a", 1, 1))
 	for st.count() < 1 {
 		if time.Since(start) > 40*time.Millisecond {
 			t.Fatalf("an isolated message waited %s; it should commit at once", time.Since(start))
@@ -255,7 +265,7 @@ func TestWriterBatchPolicy(t *testing.T) {
 	st.mu.Unlock()
 	trickle := time.Now()
 	for i := range 600 {
-		w.Submit(context.Background(), msgs("b", i+1, 1))
+		w.Submit(context.Background(), ackedMsgs("b", i+1, 1))
 		time.Sleep(500 * time.Microsecond)
 	}
 	for st.count() < 601 {
@@ -272,4 +282,59 @@ func TestWriterBatchPolicy(t *testing.T) {
 		t.Errorf("600 messages over %s took %d batches; a 50 ms interval should gather them into at most %d", took, batches, limit)
 	}
 	t.Logf("600 trickled messages over %s in %d batches", took, batches)
+}
+
+// Plain messages, which nothing waits on, gather for PlainInterval: a trickle
+// commits in about one batch per interval even when each message is isolated,
+// an acknowledged message ends the gathering at once, and Close commits what
+// is gathering without waiting for the interval.
+func TestWriterPlainBatchPolicy(t *testing.T) {
+	st := &memStore{}
+	w, err := commit.New(context.Background(), st, commit.Config{Interval: time.Millisecond, PlainInterval: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Isolated plain messages, 10 ms apart: more than the interval apart, so
+	// with the acknowledged policy each would commit on its own.
+	start := time.Now()
+	for i := range 20 {
+		w.Submit(context.Background(), msgs("p", i+1, 1))
+		time.Sleep(10 * time.Millisecond)
+	}
+	for st.count() < 20 {
+		time.Sleep(time.Millisecond)
+	}
+	took := time.Since(start)
+	st.mu.Lock()
+	batches := st.batches
+	st.mu.Unlock()
+	if limit := 2*int(took/(300*time.Millisecond)) + 2; batches > limit {
+		t.Errorf("20 plain messages over %s took %d batches; a 300 ms plain interval should gather them into at most %d", took, batches, limit)
+	}
+
+	// An acknowledged message joins a gathering plain batch and commits it
+	// within its own (1 ms) interval, not the plain one.
+	w.Submit(context.Background(), msgs("p", 21, 1))
+	time.Sleep(20 * time.Millisecond)
+	ackAt := time.Now()
+	w.Submit(context.Background(), ackedMsgs("q", 1, 1))
+	for st.count() < 22 {
+		time.Sleep(100 * time.Microsecond)
+	}
+	if d := time.Since(ackAt); d > 200*time.Millisecond {
+		t.Errorf("an acknowledged message behind a gathering plain batch waited %s", d)
+	}
+
+	// Close does not wait out the plain interval.
+	w.Submit(context.Background(), msgs("p", 22, 1))
+	closeAt := time.Now()
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st.count() != 23 {
+		t.Fatalf("after Close: %d stored, want 23", st.count())
+	}
+	if d := time.Since(closeAt); d > 250*time.Millisecond {
+		t.Errorf("Close waited %s for a gathering plain batch", d)
+	}
 }

@@ -149,7 +149,7 @@ func TestReplacedDatabase(t *testing.T) {
 	if _, err := raw.Exec("PRAGMA wal_autocheckpoint = 0"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.Exec(`INSERT INTO messages (received_at, device, transport, remote, payload) VALUES (1, 'x', 'tcp', '127.0.0.1:1', 'late')`); err != nil {
+	if _, err := raw.Exec(`INSERT INTO messages_recent (received_at, device, transport, remote, payload) VALUES (1, 'x', 'tcp', '127.0.0.1:1', 'late')`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(path + "-wal"); err != nil {

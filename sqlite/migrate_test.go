@@ -4,13 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/inletdev/inlet"
 )
@@ -167,6 +171,161 @@ func TestMigrateFromV1(t *testing.T) {
 	}
 	if rows != 4 {
 		t.Fatalf("gap-3 after a resend of 5 and the fill of 3: %d rows, want 4", rows)
+	}
+	checkLayoutAfterV1(t, s, path)
+}
+
+// checkLayoutAfterV1 goes on from TestMigrateFromV1 (the layout of migration
+// 0003, docs/schema.md "How rows are stored"): the version-1 rows are in
+// messages_merged, behind the view messages with the rows committed since; a
+// merge and a restart change nothing a reader sees; resends of seqs in either
+// half are not stored again; the documented sqlite3 queries read both halves.
+func checkLayoutAfterV1(t *testing.T, s *Store, path string) {
+	ctx := context.Background()
+	cur := s
+	count := func(q string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := cur.db.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return n
+	}
+	if m, r := count("SELECT count(*) FROM messages_merged"), count("SELECT count(*) FROM messages_recent"); m != 89 || r != 1 {
+		t.Fatalf("after the migration and one commit: %d merged rows, %d recent; want the fixture's 89 and the fill of 3", m, r)
+	}
+	remote := netip.MustParseAddrPort("127.0.0.1:1")
+	lab := func(seq int64, at int64) inlet.Message {
+		return inlet.Message{Device: "lab-1", Boot: "b2", Seq: seq, Transport: inlet.TCP, Remote: remote, Payload: []byte(fmt.Sprint(seq)), ReceivedAt: at}
+	}
+	plain := func(v int, at int64) inlet.Message {
+		return inlet.Message{Device: "127.0.0.10", Transport: inlet.UDP, Remote: remote, Payload: []byte(fmt.Sprint(v)), ReceivedAt: at,
+			Counter: int64(v), IsCounter: true}
+	}
+	// Acknowledged and plain rows in the recent half, with their state.
+	now := time.Now().UnixNano()
+	b := &inlet.Batch{Messages: []inlet.Message{lab(1, now), lab(2, now), plain(21, now), plain(22, now)},
+		Devices: []inlet.Device{{ID: "lab-1", Messages: 2, FirstSeen: now, LastSeen: now, LastBoot: "b2", Resets: 1}},
+		Boots:   []inlet.Boot{{Device: "lab-1", Boot: "b2", Last: 2, Messages: 2, FirstSeen: now, LastSeen: now}}}
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if n := count("SELECT count(*) FROM messages"); n != 94 {
+		t.Fatalf("messages (the view): %d rows, want 94", n)
+	}
+	if n := count("SELECT count(*) FROM messages WHERE device = 'lab-1' AND boot = 'b2'"); n != 2 {
+		t.Fatalf("lab-1/b2 before the merge: %d rows, want 2", n)
+	}
+	// A resend of a recent seq is refused by the store itself.
+	if err := s.Commit(ctx, &inlet.Batch{Messages: []inlet.Message{lab(2, now)}}); err != nil {
+		t.Fatal(err)
+	}
+	// What every reader sees, before and after a merge and a restart.
+	type snapshot struct {
+		rows  []string
+		devs  []inlet.Device
+		boots []inlet.Boot
+		last  int64
+	}
+	read := func(st *Store) snapshot {
+		t.Helper()
+		var sn snapshot
+		err := st.Messages(ctx, inlet.Query{}, func(m *inlet.Stored) error {
+			sn.rows = append(sn.rows, fmt.Sprintf("%d %s %s %d %q", m.ID, m.Device, m.Boot, m.Seq, m.Payload))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sn.devs, err = st.Devices(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if sn.boots, err = st.Boots(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if sn.last, err = st.LastID(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return sn
+	}
+	before := read(s)
+	if len(before.rows) != 94 {
+		t.Fatalf("Messages: %d rows, want 94 (the resend of lab-1/b2/2 stored again?)", len(before.rows))
+	}
+	if err := s.Merge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m, r, l := count("SELECT count(*) FROM messages_merged"), count("SELECT count(*) FROM messages_recent"), count("SELECT count(*) FROM state_log"); m != 94 || r != 0 || l != 0 {
+		t.Fatalf("after the merge: %d merged, %d recent, %d state rows; want 94, 0, 0", m, r, l)
+	}
+	if after := read(s); !reflect.DeepEqual(after, before) {
+		t.Fatalf("a merge changed what readers see:\nbefore %+v\nafter  %+v", before, after)
+	}
+	// A resend of a merged seq: the unique index's half.
+	if err := s.Commit(ctx, &inlet.Batch{Messages: []inlet.Message{lab(1, now), lab(3, now)}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count("SELECT count(*) FROM messages WHERE device = 'lab-1' AND boot = 'b2'"); n != 3 {
+		t.Fatalf("lab-1/b2 after resending merged seq 1 with 3: %d rows, want 3", n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	cur = s2
+	// After the restart: ids go on from the highest, resends of both halves are refused.
+	if err := s2.Commit(ctx, &inlet.Batch{Messages: []inlet.Message{lab(1, now), lab(3, now), lab(4, now)}}); err != nil {
+		t.Fatal(err)
+	}
+	after := read(s2)
+	if len(after.rows) != 96 || after.last != before.last+2 {
+		t.Fatalf("after a restart: %d rows, last id %d; want 96 and %d", len(after.rows), after.last, before.last+2)
+	}
+	// The documented queries (docs/schema.md) read both halves.
+	var payload string
+	if err := s2.db.QueryRowContext(ctx, `SELECT CAST(payload AS TEXT) FROM messages WHERE device = 'lab-1' ORDER BY id DESC LIMIT 1`).Scan(&payload); err != nil || payload != "4" {
+		t.Fatalf("the newest lab-1 reading: %q, %v; want the recent 4", payload, err)
+	}
+	if n := count(`SELECT count(*) FROM (SELECT received_at/60000000000*60 AS minute, count(*) FROM messages
+		WHERE device = '127.0.0.10' GROUP BY minute)`); n < 2 {
+		t.Fatalf("messages per minute of 127.0.0.10: %d minutes, want the fixture's and today's", n)
+	}
+	var lossy, wantLossy []string
+	for _, d := range after.devs {
+		if l, known := d.Reported(); known && (l.Missing > 0 || l.Resets > 0) {
+			wantLossy = append(wantLossy, d.ID)
+		}
+	}
+	rs, err := s2.db.QueryContext(ctx, `SELECT device FROM devices WHERE kind != 'values' AND (missing > 0 OR resets > 0) ORDER BY device`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rs.Next() {
+		var d string
+		rs.Scan(&d)
+		lossy = append(lossy, d)
+	}
+	rs.Close()
+	if !slices.Equal(lossy, wantLossy) || !slices.Contains(lossy, "lab-1") {
+		t.Fatalf("devices with loss: %v, want %v (lab-1's reset among them)", lossy, wantLossy)
+	}
+	wantRanges := 0
+	for _, b := range after.boots {
+		wantRanges += len(b.Missing)
+	}
+	if n := count(`SELECT count(*) FROM boots, json_each(boots.missing) AS r`); n != wantRanges || n == 0 {
+		t.Fatalf("missing ranges by the documented query: %d, want %d", n, wantRanges)
+	}
+	if n := count(`SELECT count(*) FROM boots WHERE device = 'lab-1' AND boot = 'b2' AND last_seq = 2`); n != 1 {
+		t.Fatalf("lab-1/b2 in the boots view: %d rows with last_seq 2, want 1", n)
+	}
+	var check string
+	if err := s2.db.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&check); err != nil || check != "ok" {
+		t.Fatalf("integrity_check: %q %v", check, err)
 	}
 }
 

@@ -65,7 +65,9 @@ func (s *Store) Prune(ctx context.Context, before int64, opt PruneOptions) (int6
 	// prefix in id ranges; the received_at condition keeps the rows near the end
 	// that were received at or after before.
 	var lo, hi, hiAt sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, "SELECT min(id), max(id), (SELECT received_at FROM messages ORDER BY id DESC LIMIT 1) FROM messages").Scan(&lo, &hi, &hiAt); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT min(lo), max(hi), coalesce((SELECT received_at FROM messages_recent ORDER BY id DESC LIMIT 1),
+		(SELECT received_at FROM messages_merged ORDER BY id DESC LIMIT 1)) FROM
+		(SELECT min(id) AS lo, max(id) AS hi FROM messages_merged UNION ALL SELECT min(id), max(id) FROM messages_recent)`).Scan(&lo, &hi, &hiAt); err != nil {
 		return 0, fmt.Errorf("sqlite: prune: %w", err)
 	}
 	if !lo.Valid {
@@ -81,13 +83,16 @@ func (s *Store) Prune(ctx context.Context, before int64, opt PruneOptions) (int6
 	var deleted int64
 	for from := lo.Int64 - 1; from < end; from += opt.BatchRows {
 		to := min(from+opt.BatchRows, end)
-		n, took, err := s.pruneBatch(ctx, "DELETE FROM messages WHERE id > ? AND id <= ? AND received_at < ?", from, to, before)
-		if err != nil {
-			return deleted, fmt.Errorf("sqlite: prune messages %d to %d: %w", from+1, to, err)
-		}
-		deleted += n
-		if err := opt.yield(ctx, took); err != nil {
-			return deleted, err
+		// Either half of the layout (docs/schema.md) may hold the range.
+		for _, table := range [...]string{"messages_merged", "messages_recent"} {
+			n, took, err := s.pruneBatch(ctx, "DELETE FROM "+table+" WHERE id > ? AND id <= ? AND received_at < ?", from, to, before)
+			if err != nil {
+				return deleted, fmt.Errorf("sqlite: prune messages %d to %d: %w", from+1, to, err)
+			}
+			deleted += n
+			if err := opt.yield(ctx, took); err != nil {
+				return deleted, err
+			}
 		}
 	}
 	return deleted, nil
@@ -195,13 +200,15 @@ func (s *Store) PruneToSize(ctx context.Context, target int64, opt PruneOptions)
 		if !lo.Valid {
 			return deleted, 0, fmt.Errorf("%w: %d bytes in use, want at most %d", ErrNothingToPrune, used, target)
 		}
-		n, took, err := s.pruneBatch(ctx, "DELETE FROM messages WHERE id >= ? AND id < ?", lo.Int64, lo.Int64+opt.BatchRows)
-		if err != nil {
-			return deleted, 0, fmt.Errorf("sqlite: prune messages %d to %d: %w", lo.Int64, lo.Int64+opt.BatchRows-1, err)
-		}
-		deleted += n
-		if err := opt.yield(ctx, took); err != nil {
-			return deleted, 0, err
+		for _, table := range [...]string{"messages_merged", "messages_recent"} {
+			n, took, err := s.pruneBatch(ctx, "DELETE FROM "+table+" WHERE id >= ? AND id < ?", lo.Int64, lo.Int64+opt.BatchRows)
+			if err != nil {
+				return deleted, 0, fmt.Errorf("sqlite: prune messages %d to %d: %w", lo.Int64, lo.Int64+opt.BatchRows-1, err)
+			}
+			deleted += n
+			if err := opt.yield(ctx, took); err != nil {
+				return deleted, 0, err
+			}
 		}
 	}
 }

@@ -1,13 +1,10 @@
 package sqlite_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -47,7 +44,7 @@ func BenchmarkCommitRollups(b *testing.B) {
 				const n = 1000
 				bt := &inlet.Batch{Messages: make([]inlet.Message, n)}
 				b.ReportAllocs()
-				cpu0, w0 := benchCPU(), writeBytes()
+				cpu0, w0 := benchCPU(), writeBytes(b)
 				for i := 0; b.Loop(); i++ {
 					for j := range bt.Messages {
 						at += c.gap
@@ -62,27 +59,9 @@ func BenchmarkCommitRollups(b *testing.B) {
 				b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "rows/s")
 				b.ReportMetric(float64((benchCPU()-cpu0).Microseconds())/float64(n*b.N), "cpu-µs/row")
 				if w0 >= 0 {
-					b.ReportMetric(float64(writeBytes()-w0)/float64(n*b.N), "written-B/row")
+					b.ReportMetric(float64(writeBytes(b)-w0)/float64(n*b.N), "written-B/row")
 				}
 			})
 		}
 	}
-}
-
-// writeBytes is the process's write_bytes (/proc/self/io: bytes sent to the
-// storage layer), -1 where there is none.
-func writeBytes() int64 {
-	b, err := os.ReadFile("/proc/self/io")
-	if err != nil {
-		return -1
-	}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte("write_bytes: ")); ok {
-			n, err := strconv.ParseInt(string(v), 10, 64)
-			if err == nil {
-				return n
-			}
-		}
-	}
-	return -1
 }

@@ -165,7 +165,7 @@ func abortCommit(t *testing.T, s *Store, b *inlet.Batch) {
 			return err
 		}
 		for i := range b.Messages {
-			if err := ws.insert(ctx, ws.plain[len(insertTiers)-1], b.Messages[i:i+1], false); err != nil {
+			if err := ws.insert(ctx, ws.plain[len(insertTiers)-1], b.Messages[i:i+1], s.nextID+int64(i), false); err != nil {
 				return err
 			}
 		}

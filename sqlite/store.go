@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/inletdev/inlet"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -31,40 +32,88 @@ import (
 // (BENCHMARKS.md).
 var insertTiers = [...]int{128, 32, 8, 1}
 
-// rowsPerInsert is the largest tier; devicesPerUpsert the device upsert's.
-const (
-	rowsPerInsert    = 128
-	devicesPerUpsert = 32
-)
+// rowsPerInsert is the largest tier.
+const rowsPerInsert = 128
 
 // Two row shapes: plain-mode rows leave boot and seq NULL without binding them
-// (binding NULLs cost a tenth of the commit), acknowledged rows carry them.
+// (binding NULLs cost a tenth of the commit), acknowledged rows carry them. Both
+// go into messages_recent, which has no index: a commit appends to one B-tree
+// whatever the number of devices in it (docs/schema.md, "How rows are stored").
+// Ids are bound, continuing messages_merged's.
 const (
-	insertPlain = "INSERT INTO messages (received_at, device, transport, remote, payload, fields) VALUES "
-	rowPlain    = "(?,?,?,?,?,?)"
-	colsPlain   = 6
-	// Acknowledged rows: the unique key (device, boot, seq) is the last word on
-	// duplicates, also across server nodes sharing one database.
-	insertAcked = "INSERT INTO messages (received_at, device, transport, remote, boot, seq, payload, fields) VALUES "
-	ackedTail   = " ON CONFLICT DO NOTHING"
-	rowAcked    = "(?,?,?,?,?,?,?,?)"
-	colsAcked   = 8
+	insertPlain = "INSERT INTO messages_recent (id, received_at, device, transport, remote, payload, fields) VALUES "
+	rowPlain    = "(?,?,?,?,?,?,?)"
+	colsPlain   = 7
+	insertAcked = "INSERT INTO messages_recent (id, received_at, device, transport, remote, boot, seq, payload, fields) VALUES "
+	rowAcked    = "(?,?,?,?,?,?,?,?,?)"
+	colsAcked   = 9
 )
 
+// The state of the devices and boots a commit touched is appended to
+// state_log, one row each; stateTiers are its multi-row statements.
 const (
-	upsertHead = `INSERT INTO devices (device, messages, first_seen, last_seen, gaps, missing, duplicates, resets, last_counter, run_low, run_seen, last_boot, kind, counting)
-VALUES `
-	upsertRow  = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-	colsDevice = 14
-	upsertTail = `
+	insertState = `INSERT INTO state_log (id, device, boot, messages, first_seen, last_seen, gaps, missing, duplicates, resets,
+ last_counter, run_low, run_seen, last_boot, kind, counting, last_seq, ranges) VALUES `
+	rowState  = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+	colsState = 18
+)
+
+var stateTiers = [...]int{32, 8, 1}
+
+// A batch with at least mergePerDevice rows per device in it (and directMinRows
+// in all) goes straight into the indexed tables, as a merge would put it: its
+// index leaves are written once for many rows already, and copying it through
+// messages_recent would only cost CPU. Its transaction merges whatever the
+// recent half holds first, so the halves keep their order.
+const (
+	directMinRows     = 256
+	insertMerged      = "INSERT INTO messages_merged (id, received_at, device, transport, remote, boot, seq, payload, fields) VALUES "
+	insertMergedPlain = "INSERT INTO messages_merged (id, received_at, device, transport, remote, payload, fields) VALUES "
+	upsertDevice      = `INSERT INTO device_state (device, messages, first_seen, last_seen, gaps, missing, duplicates, resets, last_counter, run_low, run_seen, last_boot, kind, counting)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (device) DO UPDATE SET messages=excluded.messages, first_seen=excluded.first_seen,
  last_seen=excluded.last_seen, gaps=excluded.gaps, missing=excluded.missing, duplicates=excluded.duplicates,
  resets=excluded.resets, last_counter=excluded.last_counter, run_low=excluded.run_low, run_seen=excluded.run_seen,
  last_boot=excluded.last_boot, kind=excluded.kind, counting=excluded.counting`
-
-	upsertBoot = `INSERT INTO boots (device, boot, last_seq, missing, messages, first_seen, last_seen) VALUES (?,?,?,?,?,?,?)
+	upsertBoot = `INSERT INTO boot_state (device, boot, last_seq, missing, messages, first_seen, last_seen) VALUES (?,?,?,?,?,?,?)
 ON CONFLICT (device, boot) DO UPDATE SET last_seq=excluded.last_seq, missing=excluded.missing,
  messages=excluded.messages, first_seen=excluded.first_seen, last_seen=excluded.last_seen`
+)
+
+// The merge: messages_recent's rows into messages_merged (in id order, so the
+// table appends and each device's index leaves are written once per merge, not
+// once per commit), and each key's latest state_log row into device_state and
+// boot_state; all in one transaction, so a reader of the views never sees a row
+// twice or not at all.
+const (
+	mergeMessages = `INSERT INTO messages_merged (id, received_at, device, transport, remote, boot, seq, payload, fields)
+SELECT id, received_at, device, transport, remote, boot, seq, payload, fields FROM messages_recent WHERE true ORDER BY id
+ON CONFLICT DO NOTHING`
+	mergeDevices = `INSERT INTO device_state (device, messages, first_seen, last_seen, gaps, missing, duplicates, resets,
+ last_counter, run_low, run_seen, last_boot, kind, counting)
+SELECT device, messages, first_seen, last_seen, gaps, missing, duplicates, resets, last_counter, run_low, run_seen, last_boot, kind, counting
+FROM (SELECT max(id) AS id, device, messages, first_seen, last_seen, gaps, missing, duplicates, resets,
+ last_counter, run_low, run_seen, last_boot, kind, counting FROM state_log WHERE boot IS NULL GROUP BY device) WHERE true
+ON CONFLICT (device) DO UPDATE SET messages=excluded.messages, first_seen=excluded.first_seen,
+ last_seen=excluded.last_seen, gaps=excluded.gaps, missing=excluded.missing, duplicates=excluded.duplicates,
+ resets=excluded.resets, last_counter=excluded.last_counter, run_low=excluded.run_low, run_seen=excluded.run_seen,
+ last_boot=excluded.last_boot, kind=excluded.kind, counting=excluded.counting`
+	mergeBoots = `INSERT INTO boot_state (device, boot, last_seq, missing, messages, first_seen, last_seen)
+SELECT device, boot, last_seq, ranges, messages, first_seen, last_seen
+FROM (SELECT max(id) AS id, device, boot, last_seq, ranges, messages, first_seen, last_seen
+ FROM state_log WHERE boot IS NOT NULL GROUP BY device, boot) WHERE true
+ON CONFLICT (device, boot) DO UPDATE SET last_seq=excluded.last_seq, missing=excluded.missing,
+ messages=excluded.messages, first_seen=excluded.first_seen, last_seen=excluded.last_seen`
+)
+
+// When to merge (Store.Maintain): once messages_recent holds mergePerDevice
+// rows for each device it has rows of (so a merge writes each device's index
+// leaves once for many rows), at least mergeMinRows, at most mergeMaxRows (which
+// bounds what a query of one device scans unindexed). BENCHMARKS.md measures them.
+const (
+	mergePerDevice = 32
+	mergeMinRows   = 8192
+	mergeMaxRows   = 1 << 18
 )
 
 // Store is an inlet.Store backed by one SQLite file.
@@ -73,20 +122,60 @@ type Store struct {
 	w  *sql.Conn   // the writer's connection, used only by Commit (one goroutine)
 	ws *writeStmts // prepared on w's driver connection, used only inside w.Raw
 	g  *guard      // the writer's hold on its file (guard.go); nil for readers
+
+	// The writer's bookkeeping of the unmerged halves, used only by Commit and
+	// Maintain (the writer's goroutine), except logged (under mu).
+	nextID, nextLog int64                 // the next message and state_log ids
+	recentRows      int                   // rows in messages_recent
+	logRows         int                   // rows in state_log
+	recentDevices   map[string]struct{}   // devices with rows in messages_recent
+	mergeRows       int                   // Options.MergeRows
+	seqs            map[bootKey]*bootSeqs // acknowledged rows stored, per boot, for de-duplication
+	mu              sync.Mutex
+	logged          map[bootKey]int64 // each boot in state_log: its latest row's id
 }
+
+// bootSeqs is what the store knows of one boot's stored seqs without reading:
+// the highest in messages_merged, and every one in messages_recent.
+type bootSeqs struct {
+	merged  int64   // the highest seq in messages_merged (0: none)
+	recent  []int64 // the seqs in messages_recent, sorted
+	touched bool    // stored to since the last merge
+}
+
+// has reports whether seq is in messages_recent.
+func (b *bootSeqs) has(seq int64) bool {
+	_, ok := slices.BinarySearch(b.recent, seq)
+	return ok
+}
+
+func (b *bootSeqs) add(seq int64) {
+	if n := len(b.recent); n == 0 || seq > b.recent[n-1] {
+		b.recent = append(b.recent, seq)
+		return
+	}
+	if i, ok := slices.BinarySearch(b.recent, seq); !ok {
+		b.recent = slices.Insert(b.recent, i, seq)
+	}
+}
+
+type bootKey struct{ device, boot string }
 
 // writeStmts are the writer's statements at the driver level: Commit runs inside
 // sql.Conn.Raw and calls the driver directly, which skips database/sql's
 // per-argument conversion and locking on the hottest path of all.
 type writeStmts struct {
-	conn                  driver.ExecerContext
-	plain, acked          [len(insertTiers)]driver.StmtExecContext // by tier
-	upsertMany, upsertOne driver.StmtExecContext
-	upsertBoot            driver.StmtExecContext
-	closers               []driver.Stmt
-	args                  []driver.NamedValue
-	counting              []byte   // reused to format devices.counting
-	ru                    *rollups // brought up to date in each commit (rollup.go)
+	conn         driver.ExecerContext
+	plain, acked [len(insertTiers)]driver.StmtExecContext // by tier
+	merged       [len(insertTiers)]driver.StmtExecContext // a direct batch's rows
+	mergedPlain  [len(insertTiers)]driver.StmtExecContext
+	state        [len(stateTiers)]driver.StmtExecContext
+	upsertDevice driver.StmtExecContext
+	upsertBoot   driver.StmtExecContext
+	closers      []driver.Stmt
+	args         []driver.NamedValue
+	counting     []byte   // reused to format devices.counting
+	ru           *rollups // brought up to date in each commit (rollup.go)
 }
 
 func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
@@ -95,7 +184,7 @@ func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
 	if !ok1 || !ok2 {
 		return nil, errors.New("sqlite driver lacks ExecerContext or ConnPrepareContext")
 	}
-	ws := &writeStmts{conn: conn, args: make([]driver.NamedValue, max(rowsPerInsert*colsAcked, devicesPerUpsert*colsDevice))}
+	ws := &writeStmts{conn: conn, args: make([]driver.NamedValue, max(rowsPerInsert*colsAcked, stateTiers[0]*colsState))}
 	for i := range ws.args {
 		ws.args[i].Ordinal = i + 1
 	}
@@ -119,17 +208,27 @@ func prepareWrites(ctx context.Context, dc any) (*writeStmts, error) {
 		if ws.plain[i], err = prepare(many(insertPlain, rowPlain, n)); err != nil {
 			return nil, err
 		}
-		if ws.acked[i], err = prepare(many(insertAcked, rowAcked, n) + ackedTail); err != nil {
+		if ws.acked[i], err = prepare(many(insertAcked, rowAcked, n)); err != nil {
 			return nil, err
 		}
 	}
+	for i, n := range stateTiers {
+		if ws.state[i], err = prepare(many(insertState, rowState, n)); err != nil {
+			return nil, err
+		}
+	}
+	for i, n := range insertTiers {
+		if ws.merged[i], err = prepare(many(insertMerged, rowAcked, n) + " ON CONFLICT DO NOTHING"); err != nil {
+			return nil, err
+		}
+		if ws.mergedPlain[i], err = prepare(many(insertMergedPlain, rowPlain, n)); err != nil {
+			return nil, err
+		}
+	}
+	if ws.upsertDevice, err = prepare(upsertDevice); err != nil {
+		return nil, err
+	}
 	if ws.upsertBoot, err = prepare(upsertBoot); err != nil {
-		return nil, err
-	}
-	if ws.upsertMany, err = prepare(many(upsertHead, upsertRow, devicesPerUpsert) + upsertTail); err != nil {
-		return nil, err
-	}
-	if ws.upsertOne, err = prepare(upsertHead + upsertRow + upsertTail); err != nil {
 		return nil, err
 	}
 	return ws, nil
@@ -141,6 +240,9 @@ type Options struct {
 	// Logger, for a writer, hears once when the database file is deleted or
 	// replaced under it (guard.go).
 	Logger *slog.Logger
+	// MergeRows, when positive, replaces the merge policy (Maintain): merge
+	// once messages_recent or state_log holds this many rows. For tests.
+	MergeRows int
 }
 
 func dsn(path string, readOnly bool) string {
@@ -185,7 +287,7 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 	// Readers (HTTP requests, event streams) come and go; keep their
 	// connections rather than reopening the file and its WAL for each query.
 	db.SetMaxIdleConns(16)
-	s := &Store{db: db}
+	s := &Store{db: db, mergeRows: opt.MergeRows}
 	if err := s.init(ctx, opt.ReadOnly); err != nil {
 		if s.w != nil {
 			s.w.Close()
@@ -222,6 +324,24 @@ func (s *Store) init(ctx context.Context, readOnly bool) error {
 	if err := migrate(ctx, w, ladder); err != nil {
 		return err
 	}
+	// A merge dirties each device's index leaves once: they must stay in the
+	// cache for the whole transaction rather than spill into the WAL twice.
+	if _, err := w.ExecContext(ctx, "PRAGMA cache_size = -16384"); err != nil {
+		return err
+	}
+	// Checkpoint once the WAL holds about walBytes: a page rewritten by many
+	// commits in between (the last leaf of messages_recent and of state_log)
+	// is copied into the database once.
+	var size int
+	if err := w.QueryRowContext(ctx, "SELECT page_size FROM pragma_page_size").Scan(&size); err != nil {
+		return err
+	}
+	if _, err := w.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walBytes/size)); err != nil {
+		return err
+	}
+	if err := s.loadBookkeeping(ctx); err != nil {
+		return err
+	}
 	return w.Raw(func(dc any) error {
 		var err error
 		if s.ws, err = prepareWrites(ctx, dc); err == nil {
@@ -231,20 +351,180 @@ func (s *Store) init(ctx context.Context, readOnly bool) error {
 	})
 }
 
+// walBytes is the WAL's size at which the writer checkpoints (SQLite's default
+// is 1,000 pages): 8 MiB wrote a fifth to a quarter fewer bytes per message
+// (BENCHMARKS.md).
+const walBytes = 8 << 20
+
+// loadBookkeeping reads what the writer keeps in memory about the unmerged
+// halves: the next ids, the row counts, and where each boot's latest state is.
+func (s *Store) loadBookkeeping(ctx context.Context) error {
+	var lastID, lastLog sql.NullInt64
+	err := s.w.QueryRowContext(ctx, `SELECT (SELECT max(id) FROM (SELECT max(id) AS id FROM messages_merged UNION ALL SELECT max(id) FROM messages_recent)),
+		(SELECT max(id) FROM state_log), (SELECT count(*) FROM messages_recent), (SELECT count(*) FROM state_log)`).
+		Scan(&lastID, &lastLog, &s.recentRows, &s.logRows)
+	if err != nil {
+		return fmt.Errorf("read layout: %w", err)
+	}
+	s.nextID, s.nextLog = lastID.Int64+1, lastLog.Int64+1
+	s.recentDevices = make(map[string]struct{})
+	s.logged = make(map[bootKey]int64)
+	rows, err := s.w.QueryContext(ctx, "SELECT DISTINCT device FROM messages_recent")
+	if err != nil {
+		return fmt.Errorf("read layout: %w", err)
+	}
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return fmt.Errorf("read layout: %w", err)
+		}
+		s.recentDevices[d] = struct{}{}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read layout: %w", err)
+	}
+	s.seqs = make(map[bootKey]*bootSeqs)
+	rows, err = s.w.QueryContext(ctx, "SELECT device, boot, seq FROM messages_recent WHERE seq IS NOT NULL")
+	if err != nil {
+		return fmt.Errorf("read layout: %w", err)
+	}
+	for rows.Next() {
+		var k bootKey
+		var seq int64
+		if err := rows.Scan(&k.device, &k.boot, &seq); err != nil {
+			rows.Close()
+			return fmt.Errorf("read layout: %w", err)
+		}
+		bs := s.seqs[k]
+		if bs == nil {
+			if bs, err = s.loadSeqs(ctx, k); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		bs.add(seq)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read layout: %w", err)
+	}
+	rows, err = s.w.QueryContext(ctx, "SELECT max(id), device, boot FROM state_log WHERE boot IS NOT NULL GROUP BY device, boot")
+	if err != nil {
+		return fmt.Errorf("read layout: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var k bootKey
+		if err := rows.Scan(&id, &k.device, &k.boot); err != nil {
+			return fmt.Errorf("read layout: %w", err)
+		}
+		s.logged[k] = id
+	}
+	return rows.Err()
+}
+
+// loadSeqs starts the store's memory of boot k: its highest merged seq (one
+// lookup in the unique index messages_seq).
+func (s *Store) loadSeqs(ctx context.Context, k bootKey) (*bootSeqs, error) {
+	var merged sql.NullInt64
+	if err := s.w.QueryRowContext(ctx, "SELECT max(seq) FROM messages_merged WHERE device = ? AND boot = ?", k.device, k.boot).Scan(&merged); err != nil {
+		return nil, fmt.Errorf("sqlite: read boot %s/%s: %w", k.device, k.boot, err)
+	}
+	bs := &bootSeqs{merged: merged.Int64}
+	s.seqs[k] = bs
+	return bs, nil
+}
+
+// dropStored removes from b the acknowledged messages whose (device, boot,
+// seq) is already stored, or comes twice in b. The writer's per-boot state
+// already drops resends; this is the store's own last word (the merged table's
+// unique key in the end), which costs a lookup only for a seq at or below the
+// boot's highest merged one.
+func (s *Store) dropStored(ctx context.Context, b *inlet.Batch) error {
+	var dup map[int]bool
+	var batchSeqs map[bootKey][]int64
+	for i := range b.Messages {
+		m := &b.Messages[i]
+		if m.Seq == 0 {
+			continue
+		}
+		k := bootKey{m.Device, m.Boot}
+		bs := s.seqs[k]
+		if bs == nil {
+			var err error
+			if bs, err = s.loadSeqs(ctx, k); err != nil {
+				return err
+			}
+		}
+		stored := bs.has(m.Seq)
+		if !stored && m.Seq <= bs.merged {
+			var n int
+			if err := s.w.QueryRowContext(ctx, "SELECT count(*) FROM messages_merged WHERE device = ? AND boot = ? AND seq = ?",
+				m.Device, m.Boot, m.Seq).Scan(&n); err != nil {
+				return fmt.Errorf("sqlite: read boot %s/%s: %w", m.Device, m.Boot, err)
+			}
+			stored = n > 0
+		}
+		if !stored {
+			if batchSeqs == nil {
+				batchSeqs = make(map[bootKey][]int64)
+			}
+			stored = slices.Contains(batchSeqs[k], m.Seq)
+			batchSeqs[k] = append(batchSeqs[k], m.Seq)
+		}
+		if stored {
+			if dup == nil {
+				dup = make(map[int]bool)
+			}
+			dup[i] = true
+		}
+	}
+	if dup != nil {
+		kept := b.Messages[:0]
+		for i := range b.Messages {
+			if !dup[i] {
+				kept = append(kept, b.Messages[i])
+			}
+		}
+		clear(b.Messages[len(kept):])
+		b.Messages = kept
+	}
+	return nil
+}
+
 // Commit writes a batch in one transaction; it returns once the transaction is
 // durable (WAL, synchronous=FULL). It reorders b.Messages: rows of one device go
-// in together (keeping their order), so the device index takes one run of appends
-// per device instead of a B-tree seek per row, which halves the cost of that
-// index (BENCHMARKS.md). Ids therefore follow arrival order per device, and across
-// devices to within one batch.
+// in together (keeping their order), so that a device's rows sit together in
+// messages_recent's pages and the merge reads them in runs. Ids therefore follow
+// arrival order per device, and across devices to within one batch.
 func (s *Store) Commit(ctx context.Context, b *inlet.Batch) error {
 	if s.w == nil {
 		return fmt.Errorf("sqlite: commit: %w", inlet.ErrClosed)
 	}
 	s.g.begin()
 	defer s.g.end()
+	if err := s.dropStored(ctx, b); err != nil {
+		return err
+	}
 	slices.SortStableFunc(b.Messages, func(x, y inlet.Message) int { return cmp.Compare(x.Device, y.Device) })
-	if err := s.w.Raw(func(any) error { return s.ws.commit(ctx, b, s.g.check) }); err != nil {
+	devices := 0
+	for i := range b.Messages {
+		if i == 0 || b.Messages[i].Device != b.Messages[i-1].Device {
+			devices++
+		}
+	}
+	if len(b.Messages) >= directMinRows && len(b.Messages) >= mergePerDevice*devices {
+		return s.commitDirect(ctx, b)
+	}
+	var bootIDs []int64
+	if err := s.w.Raw(func(any) error {
+		var err error
+		bootIDs, err = s.ws.commit(ctx, b, s.nextID, s.nextLog, s.g.check)
+		return err
+	}); err != nil {
 		return err
 	}
 	// Committed, but into the file the path names? If not, the batch is not
@@ -252,107 +532,154 @@ func (s *Store) Commit(ctx context.Context, b *inlet.Batch) error {
 	if err := s.g.check(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
 	}
+	s.nextID += int64(len(b.Messages))
+	s.nextLog += int64(len(b.Devices) + len(b.Boots))
+	s.recentRows += len(b.Messages)
+	s.logRows += len(b.Devices) + len(b.Boots)
+	for i := range b.Messages {
+		m := &b.Messages[i]
+		if i == 0 || m.Device != b.Messages[i-1].Device {
+			s.recentDevices[m.Device] = struct{}{}
+		}
+		if m.Seq != 0 {
+			bs := s.seqs[bootKey{m.Device, m.Boot}]
+			bs.add(m.Seq)
+			bs.touched = true
+		}
+	}
+	if len(b.Boots) > 0 {
+		s.mu.Lock()
+		for i := range b.Boots {
+			s.logged[bootKey{b.Boots[i].Device, b.Boots[i].Boot}] = bootIDs[i]
+		}
+		s.mu.Unlock()
+	}
 	return nil
 }
 
-// commit writes b in one transaction; before its COMMIT, guard must agree that
-// the path still names the open file (otherwise it rolls back).
-func (ws *writeStmts) commit(ctx context.Context, b *inlet.Batch, guard func() error) (err error) {
-	if _, err := ws.conn.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
-		return fmt.Errorf("sqlite: begin: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			// A failed COMMIT may have rolled back already; ignore that error.
-			ws.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK", nil)
+// commitDirect writes b, a large batch, straight into the indexed tables in one
+// transaction that first merges the recent half (if it holds anything).
+func (s *Store) commitDirect(ctx context.Context, b *inlet.Batch) error {
+	merge := s.recentRows > 0 || s.logRows > 0
+	err := s.w.Raw(func(any) (err error) {
+		ws := s.ws
+		if _, err := ws.conn.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
+			return fmt.Errorf("sqlite: begin: %w", err)
 		}
-	}()
-	msgs := b.Messages
-	for len(msgs) > 0 {
-		// The longest run of one row shape, in statements of the largest tiers.
-		acked := msgs[0].Seq != 0
-		run := 1
-		for run < len(msgs) && (msgs[run].Seq != 0) == acked {
-			run++
+		defer func() {
+			if err != nil {
+				ws.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK", nil)
+			}
+		}()
+		if merge {
+			if err := ws.merge(ctx); err != nil {
+				return fmt.Errorf("sqlite: merge: %w", err)
+			}
 		}
-		stmts := &ws.plain
-		if acked {
-			stmts = &ws.acked
-		}
-		for i, n := range insertTiers {
-			for ; run >= n; run -= n {
-				if err := ws.insert(ctx, stmts[i], msgs[:n], acked); err != nil {
-					return err
+		msgs, id := b.Messages, s.nextID
+		for len(msgs) > 0 {
+			// The longest run of one row shape, in statements of the largest tiers.
+			acked := msgs[0].Seq != 0
+			run := 1
+			for run < len(msgs) && (msgs[run].Seq != 0) == acked {
+				run++
+			}
+			for i, n := range insertTiers {
+				for ; run >= n; run -= n {
+					var err error
+					if acked {
+						err = ws.insertMerged(ctx, ws.merged[i], msgs[:n], id)
+					} else {
+						err = ws.insert(ctx, ws.mergedPlain[i], msgs[:n], id, false)
+					}
+					if err != nil {
+						return err
+					}
+					msgs, id = msgs[n:], id+int64(n)
 				}
-				msgs = msgs[n:]
+			}
+		}
+		for i := range b.Devices {
+			if err := ws.saveState(ctx, ws.upsertDevice, &inlet.Batch{Devices: b.Devices[i : i+1]}, 0, 1, -1); err != nil {
+				return err
+			}
+		}
+		for i := range b.Boots {
+			if err := ws.saveBoot(ctx, &b.Boots[i]); err != nil {
+				return err
+			}
+		}
+		if err := ws.ru.stage(ctx, ws.conn, b); err != nil {
+			return err
+		}
+		if err := s.g.check(); err != nil {
+			return fmt.Errorf("sqlite: commit: %w", err)
+		}
+		if _, err := ws.conn.ExecContext(ctx, "COMMIT", nil); err != nil {
+			return fmt.Errorf("sqlite: commit batch: %w", err)
+		}
+		ws.ru.committed()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.g.check(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	if merge {
+		s.merged()
+	}
+	s.nextID += int64(len(b.Messages))
+	for i := range b.Messages {
+		// A boot the merge just forgot is read back when it is next stored to.
+		if m := &b.Messages[i]; m.Seq != 0 {
+			if bs := s.seqs[bootKey{m.Device, m.Boot}]; bs != nil {
+				bs.merged = max(bs.merged, m.Seq)
+				bs.touched = true
 			}
 		}
 	}
-	devs := b.Devices
-	for len(devs) > 0 {
-		st, k := ws.upsertOne, 1
-		if len(devs) >= devicesPerUpsert {
-			st, k = ws.upsertMany, devicesPerUpsert
-		}
-		if err := ws.saveDevices(ctx, st, devs[:k]); err != nil {
-			return err
-		}
-		devs = devs[k:]
-	}
-	for i := range b.Boots {
-		if err := ws.saveBoot(ctx, &b.Boots[i]); err != nil {
-			return err
-		}
-	}
-	if err := ws.ru.stage(ctx, ws.conn, b); err != nil {
-		return err
-	}
-	if err := guard(); err != nil {
-		return fmt.Errorf("sqlite: commit: %w", err)
-	}
-	if _, err := ws.conn.ExecContext(ctx, "COMMIT", nil); err != nil {
-		return fmt.Errorf("sqlite: commit batch: %w", err)
-	}
-	ws.ru.committed()
 	return nil
 }
 
-func (ws *writeStmts) saveDevices(ctx context.Context, st driver.StmtExecContext, devs []inlet.Device) error {
+// insertMerged inserts msgs into messages_merged with ids from id.
+func (ws *writeStmts) insertMerged(ctx context.Context, st driver.StmtExecContext, msgs []inlet.Message, id int64) error {
 	n := 0
 	set := func(v driver.Value) { ws.args[n].Value = v; n++ }
-	for i := range devs {
-		d := &devs[i]
-		set(d.ID)
-		l, _ := d.Reported() // 0 for a values device: its loss is unknown
-		for _, v := range [...]int64{d.Messages, d.FirstSeen, d.LastSeen, l.Gaps, l.Missing, l.Duplicates, l.Resets} {
-			set(v)
+	for i := range msgs {
+		m := &msgs[i]
+		if i == 0 {
+			set(id)
+		} else {
+			set(nil) // the next rowid: one seek a statement, not one a row
 		}
-		if d.Run.Active {
-			set(d.Run.High)
-			set(d.Run.Low)
-			set(int64(d.Run.Seen))
+		set(m.ReceivedAt)
+		set(m.Device)
+		set(m.Transport.String())
+		set(m.Remote.String())
+		if m.Seq != 0 {
+			set(m.Boot)
+			set(m.Seq)
 		} else {
 			set(nil)
 			set(nil)
-			set(nil)
 		}
-		if d.LastBoot != "" {
-			set(d.LastBoot)
+		if m.Payload == nil {
+			set([]byte{})
+		} else {
+			set(m.Payload)
+		}
+		if m.Fields != nil {
+			set(string(m.Fields))
 		} else {
 			set(nil)
-		}
-		set(d.KindName())
-		if d.Acked() {
-			set(nil)
-		} else {
-			ws.counting = appendCounting(ws.counting[:0], d)
-			set(string(ws.counting))
 		}
 	}
 	_, err := st.ExecContext(ctx, ws.args[:n])
 	ws.release(n)
 	if err != nil {
-		return fmt.Errorf("sqlite: save devices: %w", err)
+		return fmt.Errorf("sqlite: insert messages: %w", err)
 	}
 	return nil
 }
@@ -374,6 +701,230 @@ func (ws *writeStmts) saveBoot(ctx context.Context, b *inlet.Boot) error {
 	return nil
 }
 
+// commit writes b in one transaction, its messages from id and its state rows
+// from logID, and returns the state_log ids of b.Boots; before its COMMIT, guard
+// must agree that the path still names the open file (otherwise it rolls back).
+func (ws *writeStmts) commit(ctx context.Context, b *inlet.Batch, id, logID int64, guard func() error) (bootIDs []int64, err error) {
+	if _, err := ws.conn.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
+		return nil, fmt.Errorf("sqlite: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			// A failed COMMIT may have rolled back already; ignore that error.
+			ws.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK", nil)
+		}
+	}()
+	msgs := b.Messages
+	for len(msgs) > 0 {
+		// The longest run of one row shape, in statements of the largest tiers.
+		acked := msgs[0].Seq != 0
+		run := 1
+		for run < len(msgs) && (msgs[run].Seq != 0) == acked {
+			run++
+		}
+		stmts := &ws.plain
+		if acked {
+			stmts = &ws.acked
+		}
+		for i, n := range insertTiers {
+			for ; run >= n; run -= n {
+				if err := ws.insert(ctx, stmts[i], msgs[:n], id, acked); err != nil {
+					return nil, err
+				}
+				msgs = msgs[n:]
+				id += int64(n)
+			}
+		}
+	}
+	// The state rows: devices first, then boots, in statements of the largest tiers.
+	nd, nb := len(b.Devices), len(b.Boots)
+	bootIDs = make([]int64, nb)
+	for i := range bootIDs {
+		bootIDs[i] = logID + int64(nd+i)
+	}
+	for k := 0; k < nd+nb; {
+		t := 0
+		for nd+nb-k < stateTiers[t] {
+			t++
+		}
+		n := stateTiers[t]
+		if err := ws.saveState(ctx, ws.state[t], b, k, n, logID+int64(k)); err != nil {
+			return nil, err
+		}
+		k += n
+	}
+	if err := ws.ru.stage(ctx, ws.conn, b); err != nil {
+		return nil, err
+	}
+	if err := guard(); err != nil {
+		return nil, fmt.Errorf("sqlite: commit: %w", err)
+	}
+	if _, err := ws.conn.ExecContext(ctx, "COMMIT", nil); err != nil {
+		return nil, fmt.Errorf("sqlite: commit batch: %w", err)
+	}
+	ws.ru.committed()
+	return bootIDs, nil
+}
+
+// saveState appends n state rows from index k of b's devices followed by its
+// boots, with ids from id.
+func (ws *writeStmts) saveState(ctx context.Context, st driver.StmtExecContext, b *inlet.Batch, k, n int, id int64) error {
+	a := 0
+	set := func(v driver.Value) { ws.args[a].Value = v; a++ }
+	upsert := id < 0 // device_state's columns only
+	for j := k; j < k+n; j++ {
+		if !upsert {
+			set(id)
+			id++
+		}
+		if j < len(b.Devices) {
+			d := &b.Devices[j]
+			set(d.ID)
+			if !upsert {
+				set(nil)
+			}
+			l, _ := d.Reported() // 0 for a values device: its loss is unknown
+			for _, v := range [...]int64{d.Messages, d.FirstSeen, d.LastSeen, l.Gaps, l.Missing, l.Duplicates, l.Resets} {
+				set(v)
+			}
+			if d.Run.Active {
+				set(d.Run.High)
+				set(d.Run.Low)
+				set(int64(d.Run.Seen))
+			} else {
+				set(nil)
+				set(nil)
+				set(nil)
+			}
+			if d.LastBoot != "" {
+				set(d.LastBoot)
+			} else {
+				set(nil)
+			}
+			set(d.KindName())
+			if d.Acked() {
+				set(nil)
+			} else {
+				ws.counting = appendCounting(ws.counting[:0], d)
+				set(string(ws.counting))
+			}
+			if !upsert {
+				set(nil)
+				set(nil)
+			}
+			continue
+		}
+		bt := &b.Boots[j-len(b.Devices)]
+		missing, err := json.Marshal(rangesJSON(bt.Missing))
+		if err != nil {
+			ws.release(a)
+			return fmt.Errorf("sqlite: save boot: %w", err)
+		}
+		set(bt.Device)
+		set(bt.Boot)
+		set(bt.Messages)
+		set(bt.FirstSeen)
+		set(bt.LastSeen)
+		for range 10 { // the device columns
+			set(nil)
+		}
+		set(bt.Last)
+		set(string(missing))
+	}
+	_, err := st.ExecContext(ctx, ws.args[:a])
+	ws.release(a)
+	if err != nil {
+		return fmt.Errorf("sqlite: save state: %w", err)
+	}
+	return nil
+}
+
+// Maintain merges the unmerged halves into the indexed tables when they have
+// grown enough (the writer calls it between commits); it reports whether it did.
+func (s *Store) Maintain(ctx context.Context) (bool, error) {
+	if s.w == nil {
+		return false, fmt.Errorf("sqlite: merge: %w", inlet.ErrClosed)
+	}
+	if s.mergeRows > 0 {
+		if s.recentRows < s.mergeRows && s.logRows < s.mergeRows {
+			return false, nil
+		}
+		return true, s.Merge(ctx)
+	}
+	due := s.recentRows >= mergeMaxRows || s.logRows >= 2*mergeMaxRows ||
+		(s.recentRows >= mergeMinRows && s.recentRows >= mergePerDevice*len(s.recentDevices)) ||
+		(s.logRows >= 2*mergeMinRows && s.logRows >= 2*mergePerDevice*len(s.recentDevices))
+	if !due {
+		return false, nil
+	}
+	return true, s.Merge(ctx)
+}
+
+// Merge moves every row of messages_recent into messages_merged and folds
+// state_log into device_state and boot_state, in one transaction.
+func (s *Store) Merge(ctx context.Context) error {
+	if s.w == nil {
+		return fmt.Errorf("sqlite: merge: %w", inlet.ErrClosed)
+	}
+	s.g.begin()
+	defer s.g.end()
+	err := s.w.Raw(func(any) (err error) {
+		conn := s.ws.conn
+		if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK", nil)
+			}
+		}()
+		if err := s.ws.merge(ctx); err != nil {
+			return err
+		}
+		if err := s.g.check(); err != nil {
+			return err
+		}
+		_, err = conn.ExecContext(ctx, "COMMIT", nil)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: merge: %w", err)
+	}
+	s.merged()
+	return nil
+}
+
+// merge runs a merge's statements in the open transaction.
+func (ws *writeStmts) merge(ctx context.Context) error {
+	for _, q := range [...]string{mergeMessages, "DELETE FROM messages_recent", mergeDevices, mergeBoots, "DELETE FROM state_log"} {
+		if _, err := ws.conn.ExecContext(ctx, q, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// merged updates the writer's bookkeeping after a merge has committed.
+func (s *Store) merged() {
+	s.recentRows, s.logRows = 0, 0
+	clear(s.recentDevices)
+	// Every seq is merged now; a boot not stored to since the last merge is
+	// forgotten (read back with one lookup if it sends again).
+	for k, bs := range s.seqs {
+		if !bs.touched {
+			delete(s.seqs, k)
+			continue
+		}
+		if n := len(bs.recent); n > 0 {
+			bs.merged = max(bs.merged, bs.recent[n-1])
+		}
+		bs.recent, bs.touched = bs.recent[:0], false
+	}
+	s.mu.Lock()
+	clear(s.logged)
+	s.mu.Unlock()
+}
+
 // rangesJSON is the stored form of missing ranges: [[from, to], ...].
 func rangesJSON(rs []inlet.SeqRange) [][2]int64 {
 	out := make([][2]int64, len(rs))
@@ -390,10 +941,25 @@ func (s *Store) Boots(ctx context.Context) ([]inlet.Boot, error) {
 	return bs, err
 }
 
-// Boot returns one sequence's persisted state (a primary-key lookup).
+// Boot returns one sequence's persisted state: its latest state_log row, whose
+// id the writer keeps in memory, or else a primary-key lookup in boot_state.
 func (s *Store) Boot(ctx context.Context, device, boot string) (inlet.Boot, bool, error) {
-	bs, _, err := s.queryBoots(ctx, `SELECT device, boot, last_seq, missing, messages, first_seen, last_seen, 0
-		FROM boots WHERE device = ? AND boot = ?`, device, boot)
+	q, args := `SELECT device, boot, last_seq, missing, messages, first_seen, last_seen, 0
+		FROM boots WHERE device = ? AND boot = ?`, []any{device, boot}
+	if s.w != nil { // the writer's store knows where the state is
+		s.mu.Lock()
+		id, ok := s.logged[bootKey{device, boot}]
+		s.mu.Unlock()
+		// A merge may have moved the row since: then boot_state has it.
+		q, args = `SELECT device, boot, last_seq, missing, messages, first_seen, last_seen, 0 FROM
+			(SELECT 0 AS o, device, boot, last_seq, ranges AS missing, messages, first_seen, last_seen FROM state_log
+			 WHERE id = ?1 AND device = ?2 AND boot = ?3 AND ?4
+			 UNION ALL
+			 SELECT 1, device, boot, last_seq, missing, messages, first_seen, last_seen FROM boot_state
+			 WHERE device = ?2 AND boot = ?3)
+			ORDER BY o LIMIT 1`, []any{id, device, boot, ok}
+	}
+	bs, _, err := s.queryBoots(ctx, q, args...)
 	if err != nil || len(bs) == 0 {
 		return inlet.Boot{}, false, err
 	}
@@ -456,11 +1022,16 @@ func (ws *writeStmts) release(n int) {
 	}
 }
 
-func (ws *writeStmts) insert(ctx context.Context, st driver.StmtExecContext, msgs []inlet.Message, acked bool) error {
+func (ws *writeStmts) insert(ctx context.Context, st driver.StmtExecContext, msgs []inlet.Message, id int64, acked bool) error {
 	n := 0
 	set := func(v driver.Value) { ws.args[n].Value = v; n++ }
 	for i := range msgs {
 		m := &msgs[i]
+		if i == 0 {
+			set(id)
+		} else {
+			set(nil) // the next rowid: one seek a statement, not one a row
+		}
 		set(m.ReceivedAt)
 		set(m.Device)
 		set(m.Transport.String())
@@ -571,7 +1142,10 @@ const timeSlack = int64(1e9)
 func (s *Store) sinceBound(ctx context.Context, t, after int64) (int64, error) {
 	if after > 0 {
 		var at sql.NullInt64
-		err := s.db.QueryRowContext(ctx, "SELECT received_at FROM messages WHERE id <= ? ORDER BY id DESC LIMIT 1", after).Scan(&at)
+		// id in the result: SQLite then reads the view's two halves in step
+		// (docs/schema.md, "How rows are stored"), not all of them.
+		var id sql.NullInt64
+		err := s.db.QueryRowContext(ctx, "SELECT id, received_at FROM messages WHERE id <= ? ORDER BY id DESC LIMIT 1", after).Scan(&id, &at)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return 0, err
 		}
@@ -586,7 +1160,8 @@ func (s *Store) sinceBound(ctx context.Context, t, after int64) (int64, error) {
 // first row received at or after t, without an index on received_at.
 func (s *Store) firstIDAt(ctx context.Context, t int64) (int64, error) {
 	var lo, hi sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, "SELECT min(id), max(id) FROM messages").Scan(&lo, &hi); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT min(lo), max(hi) FROM (SELECT min(id) AS lo, max(id) AS hi FROM messages_merged
+		UNION ALL SELECT min(id), max(id) FROM messages_recent)`).Scan(&lo, &hi); err != nil {
 		return 0, err
 	}
 	if !lo.Valid {
@@ -639,41 +1214,90 @@ func (s *Store) Messages(ctx context.Context, q inlet.Query, fn func(*inlet.Stor
 		args = append(args, q.Until)
 	}
 	cond := strings.Join(where, " AND ")
-	if q.Limit > 0 && q.Last {
-		// The newest Limit rows: find the oldest of them, then read forward
-		// from it like any other query (streaming, in id order).
-		var first sql.NullInt64
-		err := s.db.QueryRowContext(ctx, fmt.Sprintf("SELECT id FROM messages WHERE %s ORDER BY id DESC LIMIT 1 OFFSET %d",
-			cond, q.Limit-1), args...).Scan(&first)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("sqlite: messages: %w", err)
-		}
-		if first.Valid {
-			args[0] = first.Int64 - 1
-		}
-	}
-	query := "SELECT " + messageColumns + " FROM messages WHERE " + cond + " ORDER BY id"
-	if q.Limit > 0 {
-		query += fmt.Sprintf(" LIMIT %d", q.Limit)
-	}
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	// The two halves in one read transaction (one snapshot), each in id order:
+	// every id in messages_merged is below every id in messages_recent, so
+	// reading one after the other is reading the view in id order, without
+	// the view's row-by-row merge of the halves.
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("sqlite: messages: %w", err)
 	}
-	defer rows.Close()
-	var m inlet.Stored
-	for rows.Next() {
-		if err := scanMessage(rows, &m); err != nil {
+	defer tx.Rollback()
+	if q.Limit > 0 && q.Last {
+		// The newest Limit rows: find the oldest of them, newest half first,
+		// then read forward from it like any other query (streaming, in id order).
+		first, err := lastFirst(ctx, tx, cond, args, q.Limit)
+		if err != nil {
 			return fmt.Errorf("sqlite: messages: %w", err)
 		}
-		if err := fn(&m); err != nil {
+		if first > 0 {
+			args[0] = first - 1
+		}
+	}
+	left := q.Limit
+	for _, table := range [...]string{"messages_merged", "messages_recent"} {
+		query := "SELECT " + messageColumns + " FROM " + table + " WHERE " + cond + " ORDER BY id"
+		if q.Limit > 0 {
+			query += fmt.Sprintf(" LIMIT %d", left)
+		}
+		n, err := readMessages(ctx, tx, query, args, fn)
+		if err != nil {
 			return err
+		}
+		if q.Limit > 0 {
+			if left -= n; left <= 0 {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// lastFirst returns the id of the oldest of the newest n rows matching cond,
+// 0 if fewer than n match.
+func lastFirst(ctx context.Context, tx *sql.Tx, cond string, args []any, n int) (int64, error) {
+	// One pass over the (unindexed) recent half: how many of the newest n are
+	// there, and the oldest of them.
+	var recent int
+	var first sql.NullInt64
+	err := tx.QueryRowContext(ctx, fmt.Sprintf("SELECT count(*), min(id) FROM (SELECT id FROM messages_recent WHERE %s ORDER BY id DESC LIMIT %d)", cond, n), args...).
+		Scan(&recent, &first)
+	if err != nil {
+		return 0, err
+	}
+	if recent == n {
+		return first.Int64, nil
+	}
+	first = sql.NullInt64{}
+	err = tx.QueryRowContext(ctx, fmt.Sprintf("SELECT id FROM messages_merged WHERE %s ORDER BY id DESC LIMIT 1 OFFSET %d", cond, n-1-recent), args...).Scan(&first)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, err
+	}
+	return first.Int64, nil
+}
+
+// readMessages calls fn for each row of query, and returns how many it read.
+func readMessages(ctx context.Context, tx *sql.Tx, query string, args []any, fn func(*inlet.Stored) error) (int, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: messages: %w", err)
+	}
+	defer rows.Close()
+	var m inlet.Stored
+	n := 0
+	for rows.Next() {
+		if err := scanMessage(rows, &m); err != nil {
+			return n, fmt.Errorf("sqlite: messages: %w", err)
+		}
+		n++
+		if err := fn(&m); err != nil {
+			return n, err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("sqlite: messages: %w", err)
+		return n, fmt.Errorf("sqlite: messages: %w", err)
 	}
-	return nil
+	return n, nil
 }
 
 const messageColumns = "id, received_at, device, transport, remote, boot, seq, payload, fields"
@@ -704,7 +1328,7 @@ func scanMessage(rows *sql.Rows, m *inlet.Stored) error {
 // LastID returns the highest message id, 0 in an empty database.
 func (s *Store) LastID(ctx context.Context) (int64, error) {
 	var id sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, "SELECT max(id) FROM messages").Scan(&id); err != nil {
+	if err := s.db.QueryRowContext(ctx, "SELECT max(id) FROM (SELECT max(id) AS id FROM messages_merged UNION ALL SELECT max(id) FROM messages_recent)").Scan(&id); err != nil {
 		return 0, fmt.Errorf("sqlite: last id: %w", err)
 	}
 	return id.Int64, nil
@@ -712,8 +1336,15 @@ func (s *Store) LastID(ctx context.Context) (int64, error) {
 
 // Latest returns the newest message of every device, one index lookup each.
 func (s *Store) Latest(ctx context.Context) ([]inlet.Stored, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+messageColumns+` FROM messages WHERE id IN
-		(SELECT (SELECT max(id) FROM messages m WHERE m.device = d.device) FROM devices d) ORDER BY id`)
+	// A device's newest row is in messages_recent if it has any there (one scan
+	// of the small table), else in messages_merged (one index lookup).
+	rows, err := s.db.QueryContext(ctx, "SELECT "+messageColumns+` FROM messages_recent WHERE id IN
+		(SELECT max(id) FROM messages_recent GROUP BY device)
+		UNION ALL
+		SELECT `+messageColumns+` FROM messages_merged WHERE id IN
+		(SELECT (SELECT max(id) FROM messages_merged m WHERE m.device = d.device) FROM device_state d
+		 WHERE d.device NOT IN (SELECT device FROM messages_recent))
+		ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: latest: %w", err)
 	}

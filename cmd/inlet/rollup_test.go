@@ -43,7 +43,7 @@ func TestRollupsAfterSIGKILL(t *testing.T) {
 	}
 	old := time.Now().Add(-25 * time.Minute).UnixNano()
 	for i := range 25 * 6 {
-		_, err := raw.Exec("INSERT INTO messages (received_at, device, transport, remote, payload, fields) VALUES (?, '127.0.0.9', 'tcp', '127.0.0.9:1', 'x', ?)",
+		_, err := raw.Exec("INSERT INTO messages_merged (received_at, device, transport, remote, payload, fields) VALUES (?, '127.0.0.9', 'tcp', '127.0.0.9:1', 'x', ?)",
 			old+int64(i)*10e9, fmt.Sprintf(`{"t":%d.5,"h":%d}`, i%30, i%7))
 		if err != nil {
 			t.Fatal(err)
