@@ -80,7 +80,9 @@ type Batch struct {
 
 // Store is durable storage for messages and device state. Commit must write the
 // whole batch in one transaction and return only once it is synced to disk; it
-// may reorder b.Messages (keeping each device's messages in order).
+// may reorder b.Messages (keeping each device's messages in order), and may
+// drop from it acknowledged messages it already holds (a resend the writer's
+// memory could not recognise), which are then acknowledged and not stored again.
 type Store interface {
 	Commit(ctx context.Context, b *Batch) error
 	// Devices returns the persisted state of every device, for the writer to

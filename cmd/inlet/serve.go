@@ -255,7 +255,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close a TCP connection that sends nothing for this long")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most TCP connections open at once; more are refused")
 	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", cfg.MaxConnsPerIP, "most TCP connections open at once from one IP address")
-	fs.DurationVar(&cfg.CommitInterval, "commit-interval", cfg.CommitInterval, "group commit: under sustained traffic a batch gathers for up to this long (an isolated message commits at once)")
+	fs.DurationVar(&cfg.CommitInterval, "commit-interval", cfg.CommitInterval, "group commit of batches holding an acknowledged message: under sustained traffic such a batch gathers for up to this long\n"+
+		"(an isolated acknowledged message commits at once); plain-only batches gather for up to 500 ms (docs/reliability.md)")
 	fs.IntVar(&cfg.UDPBuffer, "udp-buffer", cfg.UDPBuffer, "UDP socket receive buffer in bytes (absorbs bursts while the writer catches up)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (logs go to stderr)")
