@@ -312,7 +312,7 @@ func TestHTTPServesTheServer(t *testing.T) {
 	waitFor(t, "30000 more stored", 60*time.Second, func() bool { return m.Stats.Committed.Load() >= 30010 })
 	stalledGET(t, m.ReadyInfo().HTTP, "/api/stream?after_id=0")
 	stalledGET(t, m.ReadyInfo().HTTP, "/api/messages?format=ndjson")
-	waitFor(t, "the stalled stream", 5*time.Second, func() bool { return m.Stats.StreamSubscribers.Load() == 2 })
+	waitFor(t, "the stalled stream", 20*time.Second, func() bool { return m.Stats.StreamSubscribers.Load() == 2 })
 	time.Sleep(300 * time.Millisecond) // the server writes until the buffers are full
 	streamsEnded := make(chan time.Time, 1)
 	go func() {
