@@ -171,7 +171,7 @@ func TestSameAsSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lite.Close()
+	t.Cleanup(func() { lite.Close() }) // after the writer's Close (cleanups run last first)
 	pg := open(t, pgtest.URL(t))
 	a, b := newNode(t, lite), newNode(t, pg)
 	msgs := traffic()
