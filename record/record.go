@@ -108,20 +108,122 @@ func FromStored(m *inlet.Stored) Message {
 	return r
 }
 
-// AppendJSON appends m's record as one line of JSON, without the newline.
+// AppendJSON appends m's record as one line of JSON, without the newline: the
+// bytes encoding/json writes for FromStored(m) (HTML left unescaped), encoded by
+// hand without reflection or allocation (the publisher, the exports and the
+// live stream encode every message through it). Fields text that is not valid
+// JSON, which inlet always writes valid but a hand-edited database might hold,
+// is left out; valid fields are compacted.
 func AppendJSON(dst []byte, m *inlet.Stored) []byte {
-	r := FromStored(m)
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false) // "<" stays "<", as in inlet export
-	if err := enc.Encode(r); err != nil {
-		// Only fields can fail: JSON text the store holds, which inlet always
-		// writes valid but a hand-edited database might not. Leave them out.
-		r.Fields = nil
-		b.Reset()
-		enc.Encode(r)
+	dst = append(dst, `{"id":`...)
+	dst = strconv.AppendInt(dst, m.ID, 10)
+	dst = append(dst, `,"received_at":"`...)
+	dst = time.Unix(0, m.ReceivedAt).UTC().AppendFormat(dst, TimeFormat) // digits, '-', ':', '.', 'T', 'Z': nothing to escape
+	dst = append(dst, `","device":`...)
+	dst = appendString(dst, m.Device)
+	dst = append(dst, `,"transport":`...)
+	dst = appendString(dst, m.Transport.String())
+	dst = append(dst, `,"remote":`...)
+	if m.Remote.Addr().IsValid() {
+		var remote [64]byte
+		dst = appendString(dst, m.Remote.AppendTo(remote[:0])) // a zone may hold anything
+	} else {
+		dst = append(dst, `"invalid AddrPort"`...) // as netip.AddrPort.String
 	}
-	return append(dst, bytes.TrimSuffix(b.Bytes(), []byte("\n"))...)
+	dst = append(dst, `,"boot":`...)
+	if m.Boot == "" {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendString(dst, m.Boot)
+	}
+	dst = append(dst, `,"seq":`...)
+	if m.Seq == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = strconv.AppendInt(dst, m.Seq, 10)
+	}
+	if utf8.Valid(m.Payload) {
+		dst = append(dst, `,"payload":`...)
+		dst = appendString(dst, m.Payload)
+	} else {
+		dst = append(dst, `,"payload_base64":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, m.Payload)
+		dst = append(dst, '"')
+	}
+	if len(m.Fields) > 0 {
+		mark := len(dst)
+		// json.Compact validates and compacts as encoding/json does a
+		// json.RawMessage; it appends nothing when the text is not JSON.
+		b := bytes.NewBuffer(append(dst, `,"fields":`...))
+		if err := json.Compact(b, m.Fields); err != nil {
+			dst = b.Bytes()[:mark]
+		} else {
+			dst = b.Bytes()
+		}
+	}
+	return append(dst, '}')
+}
+
+// appendString appends s as a JSON string exactly as encoding/json writes it
+// with HTML escaping off: '"', '\\' and control characters escaped (\b, \f,
+// \n, \r, \t short, the others as \u00XX), each byte of invalid UTF-8 as
+// \ufffd, U+2028 and U+2029 as \u2028 and \u2029, everything else as is.
+func appendString[S []byte | string](dst []byte, s S) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := decodeRune(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// decodeRune is utf8.DecodeRune for either kind of text.
+func decodeRune[S []byte | string](s S) (rune, int) {
+	var b [utf8.UTFMax]byte
+	n := copy(b[:], s)
+	return utf8.DecodeRune(b[:n])
 }
 
 // CSVHeader is the first line of a CSV export.
