@@ -118,6 +118,21 @@ func FuzzAppendJSON(f *testing.F) {
 	})
 }
 
+func TestAppendTime(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, ns := range []int64{0, -1, 1, math.MinInt64, math.MaxInt64, 951782400e9, 4107542399999999999} {
+		if got, want := string(appendTime(nil, ns)), Time(ns); got != want {
+			t.Errorf("appendTime(%d) = %s, want %s", ns, got, want)
+		}
+	}
+	for range 100000 {
+		ns := int64(rng.Uint64())
+		if got, want := string(appendTime(nil, ns)), Time(ns); got != want {
+			t.Fatalf("appendTime(%d) = %s, want %s", ns, got, want)
+		}
+	}
+}
+
 func TestAppendJSONAllocates(t *testing.T) {
 	m := benchRecord()
 	buf := make([]byte, 0, 1024)

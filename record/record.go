@@ -118,7 +118,7 @@ func AppendJSON(dst []byte, m *inlet.Stored) []byte {
 	dst = append(dst, `{"id":`...)
 	dst = strconv.AppendInt(dst, m.ID, 10)
 	dst = append(dst, `,"received_at":"`...)
-	dst = time.Unix(0, m.ReceivedAt).UTC().AppendFormat(dst, TimeFormat) // digits, '-', ':', '.', 'T', 'Z': nothing to escape
+	dst = appendTime(dst, m.ReceivedAt) // nothing in it to escape
 	dst = append(dst, `","device":`...)
 	dst = appendString(dst, m.Device)
 	dst = append(dst, `,"transport":`...)
@@ -162,6 +162,38 @@ func AppendJSON(dst []byte, m *inlet.Stored) []byte {
 		}
 	}
 	return append(dst, '}')
+}
+
+// appendTime appends unix nanoseconds ns as TimeFormat: what
+// time.AppendFormat writes, faster. An int64 of nanoseconds reaches from the
+// year 1677 to 2262, so the year always has four digits.
+func appendTime(dst []byte, ns int64) []byte {
+	t := time.Unix(0, ns).UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	n := t.Nanosecond()
+	var b [30]byte
+	put := func(at, v, width int) {
+		for i := at + width - 1; i >= at; i-- {
+			b[i] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, year, 4)
+	b[4] = '-'
+	put(5, int(month), 2)
+	b[7] = '-'
+	put(8, day, 2)
+	b[10] = 'T'
+	put(11, hour, 2)
+	b[13] = ':'
+	put(14, minute, 2)
+	b[16] = ':'
+	put(17, sec, 2)
+	b[19] = '.'
+	put(20, n, 9)
+	b[29] = 'Z'
+	return append(dst, b[:]...)
 }
 
 // appendString appends s as a JSON string exactly as encoding/json writes it
