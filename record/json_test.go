@@ -51,6 +51,9 @@ var hostile = []string{
 var hostileFields = []string{
 	"", `{"value":7}`, `{"value":`, `not json`, ` { "a" : [ 1 , 2.5e300 , -0 , true , null ] } `,
 	`{"big":123456789012345678901234567890}`, `{"s":"\u2028 < & >"}`, "{\"raw\":\"\u2028\xff\"}",
+	`{"a":1,}`, `[1,]`, `{"a"}`, `{"a":}`, `"\u12"`, `"\u12g4"`, `"\x"`, `-`, `1.`, `1e`, `01`, `-0.0e+5`, `1E-7`, `[{}]`, `{"a":[]}`,
+	`[}`, `{]`, `tru`, `nulll`, `falsey`, strings.Repeat("[", 64) + strings.Repeat("]", 64), strings.Repeat("[", 65) + strings.Repeat("]", 65),
+	strings.Repeat(`{"a":`, 70) + "1" + strings.Repeat("}", 70), strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
 	`[]`, `"text"`, `1e999`, `{"a":1}{"b":2}`, "{\"ctl\":\"\x01\"}", "\t\n{}\r\n", `{"a":"\ud800"}`, `nul`,
 }
 
@@ -131,6 +134,35 @@ func TestAppendTime(t *testing.T) {
 			t.Fatalf("appendTime(%d) = %s, want %s", ns, got, want)
 		}
 	}
+}
+
+// compactJSON must only say true of text json.Compact takes and leaves as it is.
+func checkCompact(t *testing.T, in []byte) {
+	t.Helper()
+	var b bytes.Buffer
+	err := json.Compact(&b, in)
+	if compactJSON(in) && (err != nil || !bytes.Equal(b.Bytes(), in)) {
+		t.Fatalf("compactJSON(%q) = true; json.Compact: %q, %v", in, b.Bytes(), err)
+	}
+}
+
+func TestCompactJSON(t *testing.T) {
+	for _, f := range hostileFields {
+		checkCompact(t, []byte(f))
+	}
+	// The fast path must take what inlet writes.
+	for _, f := range []string{`{"value":7}`, `{"temp":21.5,"hum":40}`, `{"a":[1,-2.5e-3,true,false,null,"x\"\u00e9"],"b":{}}`, `[]`, `0`} {
+		if !compactJSON([]byte(f)) {
+			t.Errorf("compactJSON(%s) = false", f)
+		}
+	}
+}
+
+func FuzzCompactJSON(f *testing.F) {
+	for _, s := range hostileFields {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) { checkCompact(t, in) })
 }
 
 func TestAppendJSONAllocates(t *testing.T) {

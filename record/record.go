@@ -150,7 +150,11 @@ func AppendJSON(dst []byte, m *inlet.Stored) []byte {
 		dst = base64.StdEncoding.AppendEncode(dst, m.Payload)
 		dst = append(dst, '"')
 	}
-	if len(m.Fields) > 0 {
+	if len(m.Fields) > 0 && compactJSON(m.Fields) {
+		// What inlet writes: encoding/json would copy it as it is.
+		dst = append(dst, `,"fields":`...)
+		dst = append(dst, m.Fields...)
+	} else if len(m.Fields) > 0 {
 		mark := len(dst)
 		// json.Compact validates and compacts as encoding/json does a
 		// json.RawMessage; it appends nothing when the text is not JSON.
@@ -162,6 +166,173 @@ func AppendJSON(dst []byte, m *inlet.Stored) []byte {
 		}
 	}
 	return append(dst, '}')
+}
+
+// compactJSON reports whether b is one JSON value without whitespace outside
+// its strings and nested at most 64 deep: text that json.Compact would accept
+// and copy unchanged. It answers false for anything else, valid or not (the
+// caller then asks json.Compact), so it only has to be right about true.
+func compactJSON(b []byte) bool {
+	var stack [64]byte // the open '{' and '['
+	i, depth := 0, 0
+value:
+	if i >= len(b) {
+		return false
+	}
+	switch b[i] {
+	case '{':
+		i++
+		if i < len(b) && b[i] == '}' {
+			i++
+			goto end
+		}
+		if depth == len(stack) {
+			return false
+		}
+		stack[depth] = '{'
+		depth++
+		goto key
+	case '[':
+		i++
+		if i < len(b) && b[i] == ']' {
+			i++
+			goto end
+		}
+		if depth == len(stack) {
+			return false
+		}
+		stack[depth] = '['
+		depth++
+		goto value
+	case '"':
+		if i = skipString(b, i); i < 0 {
+			return false
+		}
+	case 't':
+		if !bytes.HasPrefix(b[i:], []byte("true")) {
+			return false
+		}
+		i += 4
+	case 'f':
+		if !bytes.HasPrefix(b[i:], []byte("false")) {
+			return false
+		}
+		i += 5
+	case 'n':
+		if !bytes.HasPrefix(b[i:], []byte("null")) {
+			return false
+		}
+		i += 4
+	default:
+		if i = skipNumber(b, i); i < 0 {
+			return false
+		}
+	}
+end:
+	if depth == 0 {
+		return i == len(b)
+	}
+	if i >= len(b) {
+		return false
+	}
+	switch b[i] {
+	case ',':
+		i++
+		if stack[depth-1] == '{' {
+			goto key
+		}
+		goto value
+	case '}', ']':
+		if stack[depth-1]+2 != b[i] { // '{'+2 == '}', '['+2 == ']'
+			return false
+		}
+		depth--
+		i++
+		goto end
+	}
+	return false
+key:
+	if i >= len(b) || b[i] != '"' {
+		return false
+	}
+	if i = skipString(b, i); i < 0 || i >= len(b) || b[i] != ':' {
+		return false
+	}
+	i++
+	goto value
+}
+
+// skipString returns the index after the JSON string starting at b[i], or
+// -1. Like encoding/json it takes any byte from 0x20 up (invalid UTF-8
+// included) and checks the escapes.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1
+		case c == '\\':
+			if i+1 >= len(b) {
+				return -1
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) {
+					return -1
+				}
+				for _, h := range b[i+2 : i+6] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return -1
+					}
+				}
+				i += 6
+			default:
+				return -1
+			}
+		case c < 0x20:
+			return -1
+		default:
+			i++
+		}
+	}
+	return -1
+}
+
+// skipNumber returns the index after the JSON number starting at b[i], or -1.
+func skipNumber(b []byte, i int) int {
+	digits := func() bool { // one or more
+		start := i
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case !digits():
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if !digits() {
+			return -1
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return -1
+		}
+	}
+	return i
 }
 
 // appendTime appends unix nanoseconds ns as TimeFormat: what
