@@ -310,6 +310,14 @@ type sent struct {
 	at   time.Time
 }
 
+// A page's records are encoded into slabs of slabSize bytes; a new slab is
+// taken when less than slabMin is left (a larger record moves to a new array
+// as append grows it, which leaves the bytes already handed out alone).
+const (
+	slabSize = 64 << 10
+	slabMin  = 1 << 10
+)
+
 // errFull stops a page read when the window is full.
 var errFull = errors.New("window full")
 
@@ -418,8 +426,19 @@ func (p *Publisher) fill(s *state) error {
 	}
 	room := p.cfg.Window - s.waiting()
 	n := 0
+	var slab []byte
+	now := time.Now() // one clock reading per page: the page is sent at once
 	err := p.r.Messages(p.ctx, inlet.Query{AfterID: s.cursor, Limit: room}, func(m *inlet.Stored) error {
-		data := record.AppendJSON(nil, m)
+		// Records are encoded one after another into a slab shared by the
+		// page's messages, not into an allocation each: a published message's
+		// bytes are never written again (the client may keep them for a
+		// retry), so a full slab is left to the collector and a new one taken.
+		if cap(slab)-len(slab) < slabMin {
+			slab = make([]byte, 0, slabSize)
+		}
+		at := len(slab)
+		slab = record.AppendJSON(slab, m)
+		data := slab[at:len(slab):len(slab)]
 		id := MsgID(m)
 		var f jetstream.PubAckFuture // nil: passed over
 		if limit := p.nc.MaxPayload(); limit > 0 && int64(len(data)+len(id)+64) > limit {
@@ -434,7 +453,7 @@ func (p *Publisher) fill(s *state) error {
 				return fmt.Errorf("publish message %d: %w", m.ID, err)
 			}
 		}
-		s.inflight = append(s.inflight, sent{id: m.ID, size: len(data), ack: f, at: time.Now()})
+		s.inflight = append(s.inflight, sent{id: m.ID, size: len(data), ack: f, at: now})
 		s.bytes += len(data)
 		s.cursor = m.ID
 		s.last = max(s.last, m.ID)
