@@ -335,13 +335,18 @@ type state struct {
 	retryAt  time.Time // after a failure: no publishing before then
 	backoff  time.Duration
 	failures int // failures since the last acknowledgement
+	// tokens caches the subject tokens of the devices last published (at
+	// most maxTokens; Token allocates for most device names).
+	tokens map[string]string
 }
+
+const maxTokens = 4096
 
 func (s *state) waiting() int { return len(s.inflight) - s.head }
 
 func (p *Publisher) run(start int64) {
 	defer close(p.done)
-	s := &state{acked: start, saved: start, cursor: start, more: true}
+	s := &state{acked: start, saved: start, cursor: start, more: true, tokens: make(map[string]string)}
 	tick := time.NewTicker(p.cfg.Interval)
 	defer tick.Stop()
 	var draining context.Context // set by Close
@@ -439,7 +444,15 @@ func (p *Publisher) fill(s *state) error {
 		at := len(slab)
 		slab = record.AppendJSON(slab, m)
 		data := slab[at:len(slab):len(slab)]
-		id := MsgID(m)
+		tok, ok := s.tokens[m.Device]
+		if !ok {
+			if len(s.tokens) >= maxTokens {
+				clear(s.tokens)
+			}
+			tok = Token(m.Device)
+			s.tokens[m.Device] = tok
+		}
+		id := msgID(m, tok)
 		var f jetstream.PubAckFuture // nil: passed over
 		if limit := p.nc.MaxPayload(); limit > 0 && int64(len(data)+len(id)+64) > limit {
 			// No server takes it, now or later: retrying would stop the feed
@@ -449,7 +462,7 @@ func (p *Publisher) fill(s *state) error {
 				"id", m.ID, "device", m.Device, "record_bytes", len(data), "max_payload", limit)
 		} else {
 			var err error
-			if f, err = p.js.PublishMsgAsync(&nats.Msg{Subject: Subject(m.Device), Data: data}, jetstream.WithMsgID(id)); err != nil {
+			if f, err = p.js.PublishMsgAsync(&nats.Msg{Subject: SubjectPrefix + tok, Data: data}, jetstream.WithMsgID(id)); err != nil {
 				return fmt.Errorf("publish message %d: %w", m.ID, err)
 			}
 		}
