@@ -310,6 +310,14 @@ type sent struct {
 	at   time.Time
 }
 
+// A page's records are encoded into slabs of slabSize bytes; a new slab is
+// taken when less than slabMin is left (a larger record moves to a new array
+// as append grows it, which leaves the bytes already handed out alone).
+const (
+	slabSize = 64 << 10
+	slabMin  = 1 << 10
+)
+
 // errFull stops a page read when the window is full.
 var errFull = errors.New("window full")
 
@@ -327,13 +335,18 @@ type state struct {
 	retryAt  time.Time // after a failure: no publishing before then
 	backoff  time.Duration
 	failures int // failures since the last acknowledgement
+	// tokens caches the subject tokens of the devices last published (at
+	// most maxTokens; Token allocates for most device names).
+	tokens map[string]string
 }
+
+const maxTokens = 4096
 
 func (s *state) waiting() int { return len(s.inflight) - s.head }
 
 func (p *Publisher) run(start int64) {
 	defer close(p.done)
-	s := &state{acked: start, saved: start, cursor: start, more: true}
+	s := &state{acked: start, saved: start, cursor: start, more: true, tokens: make(map[string]string)}
 	tick := time.NewTicker(p.cfg.Interval)
 	defer tick.Stop()
 	var draining context.Context // set by Close
@@ -418,9 +431,28 @@ func (p *Publisher) fill(s *state) error {
 	}
 	room := p.cfg.Window - s.waiting()
 	n := 0
+	var slab []byte
+	now := time.Now() // one clock reading per page: the page is sent at once
 	err := p.r.Messages(p.ctx, inlet.Query{AfterID: s.cursor, Limit: room}, func(m *inlet.Stored) error {
-		data := record.AppendJSON(nil, m)
-		id := MsgID(m)
+		// Records are encoded one after another into a slab shared by the
+		// page's messages, not into an allocation each: a published message's
+		// bytes are never written again (the client may keep them for a
+		// retry), so a full slab is left to the collector and a new one taken.
+		if cap(slab)-len(slab) < slabMin {
+			slab = make([]byte, 0, slabSize)
+		}
+		at := len(slab)
+		slab = record.AppendJSON(slab, m)
+		data := slab[at:len(slab):len(slab)]
+		tok, ok := s.tokens[m.Device]
+		if !ok {
+			if len(s.tokens) >= maxTokens {
+				clear(s.tokens)
+			}
+			tok = Token(m.Device)
+			s.tokens[m.Device] = tok
+		}
+		id := msgID(m, tok)
 		var f jetstream.PubAckFuture // nil: passed over
 		if limit := p.nc.MaxPayload(); limit > 0 && int64(len(data)+len(id)+64) > limit {
 			// No server takes it, now or later: retrying would stop the feed
@@ -430,11 +462,11 @@ func (p *Publisher) fill(s *state) error {
 				"id", m.ID, "device", m.Device, "record_bytes", len(data), "max_payload", limit)
 		} else {
 			var err error
-			if f, err = p.js.PublishMsgAsync(&nats.Msg{Subject: Subject(m.Device), Data: data}, jetstream.WithMsgID(id)); err != nil {
+			if f, err = p.js.PublishMsgAsync(&nats.Msg{Subject: SubjectPrefix + tok, Data: data}, jetstream.WithMsgID(id)); err != nil {
 				return fmt.Errorf("publish message %d: %w", m.ID, err)
 			}
 		}
-		s.inflight = append(s.inflight, sent{id: m.ID, size: len(data), ack: f, at: time.Now()})
+		s.inflight = append(s.inflight, sent{id: m.ID, size: len(data), ack: f, at: now})
 		s.bytes += len(data)
 		s.cursor = m.ID
 		s.last = max(s.last, m.ID)

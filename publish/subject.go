@@ -126,9 +126,26 @@ func Subject(device string) string { return SubjectPrefix + Token(device) }
 //
 // The fields are tokens or decimal numbers, none containing '/', so an id is
 // made by one message only, and it is safe in a header.
-func MsgID(m *inlet.Stored) string {
+func MsgID(m *inlet.Stored) string { return msgID(m, Token(m.Device)) }
+
+// msgID is MsgID given the device's token, built with one allocation.
+func msgID(m *inlet.Stored, device string) string {
+	var buf [128]byte
+	b := buf[:0]
 	if m.Seq != 0 {
-		return "a/" + Token(m.Device) + "/" + Token(m.Boot) + "/" + strconv.FormatInt(m.Seq, 10)
+		b = append(b, "a/"...)
+		b = append(b, device...)
+		b = append(b, '/')
+		b = append(b, Token(m.Boot)...)
+		b = append(b, '/')
+		b = strconv.AppendInt(b, m.Seq, 10)
+		return string(b)
 	}
-	return "p/" + Token(m.Device) + "/" + strconv.FormatInt(m.ID, 10) + "/" + strconv.FormatInt(m.ReceivedAt, 10)
+	b = append(b, "p/"...)
+	b = append(b, device...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, m.ID, 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, m.ReceivedAt, 10)
+	return string(b)
 }

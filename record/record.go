@@ -108,20 +108,325 @@ func FromStored(m *inlet.Stored) Message {
 	return r
 }
 
-// AppendJSON appends m's record as one line of JSON, without the newline.
+// AppendJSON appends m's record as one line of JSON, without the newline: the
+// bytes encoding/json writes for FromStored(m) (HTML left unescaped), encoded by
+// hand without reflection or allocation (the publisher, the exports and the
+// live stream encode every message through it). Fields text that is not valid
+// JSON, which inlet always writes valid but a hand-edited database might hold,
+// is left out; valid fields are compacted.
 func AppendJSON(dst []byte, m *inlet.Stored) []byte {
-	r := FromStored(m)
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false) // "<" stays "<", as in inlet export
-	if err := enc.Encode(r); err != nil {
-		// Only fields can fail: JSON text the store holds, which inlet always
-		// writes valid but a hand-edited database might not. Leave them out.
-		r.Fields = nil
-		b.Reset()
-		enc.Encode(r)
+	dst = append(dst, `{"id":`...)
+	dst = strconv.AppendInt(dst, m.ID, 10)
+	dst = append(dst, `,"received_at":"`...)
+	dst = appendTime(dst, m.ReceivedAt) // nothing in it to escape
+	dst = append(dst, `","device":`...)
+	dst = appendString(dst, m.Device)
+	dst = append(dst, `,"transport":`...)
+	dst = appendString(dst, m.Transport.String())
+	dst = append(dst, `,"remote":`...)
+	if m.Remote.Addr().IsValid() {
+		var remote [64]byte
+		dst = appendString(dst, m.Remote.AppendTo(remote[:0])) // a zone may hold anything
+	} else {
+		dst = append(dst, `"invalid AddrPort"`...) // as netip.AddrPort.String
 	}
-	return append(dst, bytes.TrimSuffix(b.Bytes(), []byte("\n"))...)
+	dst = append(dst, `,"boot":`...)
+	if m.Boot == "" {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendString(dst, m.Boot)
+	}
+	dst = append(dst, `,"seq":`...)
+	if m.Seq == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = strconv.AppendInt(dst, m.Seq, 10)
+	}
+	if utf8.Valid(m.Payload) {
+		dst = append(dst, `,"payload":`...)
+		dst = appendString(dst, m.Payload)
+	} else {
+		dst = append(dst, `,"payload_base64":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, m.Payload)
+		dst = append(dst, '"')
+	}
+	if len(m.Fields) > 0 && compactJSON(m.Fields) {
+		// What inlet writes: encoding/json would copy it as it is.
+		dst = append(dst, `,"fields":`...)
+		dst = append(dst, m.Fields...)
+	} else if len(m.Fields) > 0 {
+		mark := len(dst)
+		// json.Compact validates and compacts as encoding/json does a
+		// json.RawMessage; it appends nothing when the text is not JSON.
+		b := bytes.NewBuffer(append(dst, `,"fields":`...))
+		if err := json.Compact(b, m.Fields); err != nil {
+			dst = b.Bytes()[:mark]
+		} else {
+			dst = b.Bytes()
+		}
+	}
+	return append(dst, '}')
+}
+
+// compactJSON reports whether b is one JSON value without whitespace outside
+// its strings and nested at most 64 deep: text that json.Compact would accept
+// and copy unchanged. It answers false for anything else, valid or not (the
+// caller then asks json.Compact), so it only has to be right about true.
+func compactJSON(b []byte) bool {
+	var stack [64]byte // the open '{' and '['
+	i, depth := 0, 0
+value:
+	if i >= len(b) {
+		return false
+	}
+	switch b[i] {
+	case '{':
+		i++
+		if i < len(b) && b[i] == '}' {
+			i++
+			goto end
+		}
+		if depth == len(stack) {
+			return false
+		}
+		stack[depth] = '{'
+		depth++
+		goto key
+	case '[':
+		i++
+		if i < len(b) && b[i] == ']' {
+			i++
+			goto end
+		}
+		if depth == len(stack) {
+			return false
+		}
+		stack[depth] = '['
+		depth++
+		goto value
+	case '"':
+		if i = skipString(b, i); i < 0 {
+			return false
+		}
+	case 't':
+		if !bytes.HasPrefix(b[i:], []byte("true")) {
+			return false
+		}
+		i += 4
+	case 'f':
+		if !bytes.HasPrefix(b[i:], []byte("false")) {
+			return false
+		}
+		i += 5
+	case 'n':
+		if !bytes.HasPrefix(b[i:], []byte("null")) {
+			return false
+		}
+		i += 4
+	default:
+		if i = skipNumber(b, i); i < 0 {
+			return false
+		}
+	}
+end:
+	if depth == 0 {
+		return i == len(b)
+	}
+	if i >= len(b) {
+		return false
+	}
+	switch b[i] {
+	case ',':
+		i++
+		if stack[depth-1] == '{' {
+			goto key
+		}
+		goto value
+	case '}', ']':
+		if stack[depth-1]+2 != b[i] { // '{'+2 == '}', '['+2 == ']'
+			return false
+		}
+		depth--
+		i++
+		goto end
+	}
+	return false
+key:
+	if i >= len(b) || b[i] != '"' {
+		return false
+	}
+	if i = skipString(b, i); i < 0 || i >= len(b) || b[i] != ':' {
+		return false
+	}
+	i++
+	goto value
+}
+
+// skipString returns the index after the JSON string starting at b[i], or
+// -1. Like encoding/json it takes any byte from 0x20 up (invalid UTF-8
+// included) and checks the escapes.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1
+		case c == '\\':
+			if i+1 >= len(b) {
+				return -1
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) {
+					return -1
+				}
+				for _, h := range b[i+2 : i+6] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return -1
+					}
+				}
+				i += 6
+			default:
+				return -1
+			}
+		case c < 0x20:
+			return -1
+		default:
+			i++
+		}
+	}
+	return -1
+}
+
+// skipNumber returns the index after the JSON number starting at b[i], or -1.
+func skipNumber(b []byte, i int) int {
+	digits := func() bool { // one or more
+		start := i
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case !digits():
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if !digits() {
+			return -1
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return -1
+		}
+	}
+	return i
+}
+
+// appendTime appends unix nanoseconds ns as TimeFormat: what
+// time.AppendFormat writes, faster. An int64 of nanoseconds reaches from the
+// year 1677 to 2262, so the year always has four digits.
+func appendTime(dst []byte, ns int64) []byte {
+	t := time.Unix(0, ns).UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	n := t.Nanosecond()
+	var b [30]byte
+	put := func(at, v, width int) {
+		for i := at + width - 1; i >= at; i-- {
+			b[i] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, year, 4)
+	b[4] = '-'
+	put(5, int(month), 2)
+	b[7] = '-'
+	put(8, day, 2)
+	b[10] = 'T'
+	put(11, hour, 2)
+	b[13] = ':'
+	put(14, minute, 2)
+	b[16] = ':'
+	put(17, sec, 2)
+	b[19] = '.'
+	put(20, n, 9)
+	b[29] = 'Z'
+	return append(dst, b[:]...)
+}
+
+// appendString appends s as a JSON string exactly as encoding/json writes it
+// with HTML escaping off: '"', '\\' and control characters escaped (\b, \f,
+// \n, \r, \t short, the others as \u00XX), each byte of invalid UTF-8 as
+// \ufffd, U+2028 and U+2029 as \u2028 and \u2029, everything else as is.
+func appendString[S []byte | string](dst []byte, s S) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := decodeRune(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// decodeRune is utf8.DecodeRune for either kind of text.
+func decodeRune[S []byte | string](s S) (rune, int) {
+	var b [utf8.UTFMax]byte
+	n := copy(b[:], s)
+	return utf8.DecodeRune(b[:n])
 }
 
 // CSVHeader is the first line of a CSV export.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -58,9 +57,12 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		write = func(m *inlet.Stored) error { return cw.Write(record.CSV(m)) }
 		flush = func() error { cw.Flush(); return cw.Error() }
 	} else {
-		enc := json.NewEncoder(bw)
-		enc.SetEscapeHTML(false)
-		write = func(m *inlet.Stored) error { return enc.Encode(record.FromStored(m)) }
+		var line []byte
+		write = func(m *inlet.Stored) error {
+			line = append(record.AppendJSON(line[:0], m), '\n')
+			_, err := bw.Write(line)
+			return err
+		}
 		flush = func() error { return nil }
 	}
 	err = store.Messages(ctx, q, write)
