@@ -24,8 +24,10 @@ func (b *Bench) startInlet(ctx context.Context, sc *Scenario, db string, useTLS 
 	var before int64
 	var err error
 	if postgres.IsURL(db) {
-		err = preparePostgres(ctx, db, b.cfg.DBReset || b.pgUsed)
-		b.pgUsed = true // later runs of this bench empty it again: the rows are theirs
+		// Later runs of this bench empty it again: the rows are its own.
+		if err = preparePostgres(ctx, db, b.cfg.DBReset || b.pgUsed); err == nil {
+			b.pgUsed = true
+		}
 	} else {
 		before, err = rowsBefore(ctx, db)
 	}
