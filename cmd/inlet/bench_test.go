@@ -454,6 +454,13 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--scenario", "stream", "--tls-resume"}, "need --tls"},
 		{[]string{"--scenario", "stream", "--tls", "--tls-version", "1.1"}, "--tls-version"},
 		{[]string{"--scenario", "stream", "--tls", "--baseline", "--target", "127.0.0.1:3443"}, "not with --target"},
+		{[]string{"--nodes", "2"}, "give --db postgres://"},
+		{[]string{"--nodes", "2", "--db", "x.db"}, "give --db postgres://"},
+		{[]string{"--nodes", "0"}, "--nodes 0"},
+		{[]string{"--nodes", "2", "--db", "postgres://127.0.0.1:1/x", "--scenario", "udp"}, "TCP only"},
+		{[]string{"--nodes", "2", "--db", "postgres://127.0.0.1:1/x", "--target", "127.0.0.1:3000"}, "not with --target"},
+		{[]string{"--db-reset", "--db", "x.db"}, "--db-reset applies"},
+		{[]string{"--db-reset", "--db", "postgres://127.0.0.1:1/x", "--target", "127.0.0.1:3000"}, "--db-reset"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), append([]string{"bench"}, tc.args...), &stdout, &stderr)
@@ -467,10 +474,10 @@ func TestBenchFlagErrors(t *testing.T) {
 // behind the bench's proxy take acknowledged devices, every message acked is
 // stored once, and the database's own accounting (read through the postgres
 // package) agrees. A database that holds rows is refused without --db-reset,
-// and emptied with it.
+// and emptied with it; a bench's later run empties the rows of its earlier one.
 func TestBenchPostgres(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts PostgreSQL and three servers, and sends load for a second each")
+		t.Skip("starts PostgreSQL and five servers, and sends load for a second each")
 	}
 	url := pgtest.URL(t)
 	devices := func() (n int, msgs int64) {
