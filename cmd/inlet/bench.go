@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/inletdev/inlet/internal/loadgen"
+	"github.com/inletdev/inlet/postgres"
 )
 
 // benchConfig is everything inlet bench can be told.
@@ -42,6 +43,8 @@ type benchConfig struct {
 	TLSVer    string // --tls-version
 	TLSResume bool   // --tls-resume
 	tlsSet    bool   // --tls-version or --tls-resume given, which need --tls
+	Nodes     int    // --nodes: inlet serve started on the same PostgreSQL --db, behind a proxy
+	DBReset   bool   // --db-reset: drop and create again a PostgreSQL --db's schema that holds rows
 }
 
 func benchFlags(stderr io.Writer) (*benchConfig, *flag.FlagSet) {
@@ -87,7 +90,13 @@ func benchFlags(stderr io.Writer) (*benchConfig, *flag.FlagSet) {
 	fs.BoolVar(&bc.JSON, "json", false, "print one JSON object with all the numbers instead of the table")
 	fs.StringVar(&bc.Target, "target", "", "send to an inlet serve already running at this TCP or UDP address (loopback only) instead of starting one")
 	fs.StringVar(&bc.DB, "db", "", "database of the started server, kept afterwards (default: a temporary file);\n"+
+		"postgres://…: a PostgreSQL database whose schema (the URL's search_path, public by default) must be empty\n"+
+		"or hold an inlet schema without messages or devices (see --db-reset); each run empties it again;\n"+
 		"with --target, the target's database, to count what it stored")
+	fs.BoolVar(&bc.DBReset, "db-reset", false, "--db postgres://…: if the schema holds rows or other tables, drop it (DROP SCHEMA … CASCADE)\n"+
+		"and create it again, instead of refusing")
+	fs.IntVar(&bc.Nodes, "nodes", 1, "start this many inlet serve on the same --db postgres://…, behind a round-robin TCP proxy\n"+
+		"in the bench's process that the devices connect to (TCP scenarios; CPU, memory and disk add up the nodes)")
 	fs.IntVar(&bc.SenderCPU, "udp-sender-cpu", -1, "udp: pin the sender threads to this CPU and the started server to the other CPUs (-1: no pinning)")
 	fs.IntVar(&bc.Window, "window", loadgen.DefaultWindow, "ack: most messages one connection may have sent and not yet seen acknowledged")
 	fs.StringVar(&bc.Plot, "plot", "", "write messages/s sent and stored (acked, for ack scenarios), sampled each second over the run,\n"+
@@ -120,6 +129,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Scenario: sc, Devices: bc.Devices, Duration: bc.Duration, Count: bc.Count, Rate: bc.Rate,
 		SenderCPU: bc.SenderCPU, Window: bc.Window, Target: bc.Target, DB: bc.DB, ServerBin: bc.ServerBin,
 		Baseline: bc.Baseline, PerSecond: bc.Plot != "", TLSResume: bc.TLSResume,
+		Nodes: bc.Nodes, DBReset: bc.DBReset,
 	}
 	if bc.TLS {
 		cfg.TLSVersion, _ = loadgen.ParseTLSVersion(bc.TLSVer) // checked
@@ -142,6 +152,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		RatePerDev:   bc.Rate,
 		UDPSenderCPU: bc.SenderCPU,
 		Order:        "inlet",
+	}
+	if bc.Target == "" {
+		rep.Store, rep.Nodes = "sqlite", bc.Nodes
+		if postgres.IsURL(bc.DB) {
+			rep.Store = "postgres"
+		}
 	}
 	if sc.Name == "ack" {
 		rep.Window = bc.Window
@@ -217,6 +233,18 @@ func (bc *benchConfig) check() (*loadgen.Scenario, error) {
 		return nil, fmt.Errorf("--tls applies to the TCP scenarios, not %s", sc.Name)
 	case bc.tlsSet && !bc.TLS:
 		return nil, errors.New("--tls-version and --tls-resume need --tls")
+	case bc.Nodes < 1 || bc.Nodes > 16:
+		return nil, fmt.Errorf("--nodes %d: want 1 to 16", bc.Nodes)
+	case bc.Nodes > 1 && !postgres.IsURL(bc.DB):
+		return nil, errors.New("--nodes: the nodes share one database: give --db postgres://…")
+	case bc.Nodes > 1 && bc.Target != "":
+		return nil, errors.New("--nodes starts its own servers: not with --target")
+	case bc.Nodes > 1 && sc.Transport != "tcp":
+		return nil, fmt.Errorf("--nodes: the proxy in front of the nodes is TCP only, not --scenario %s", sc.Name)
+	case bc.DBReset && !postgres.IsURL(bc.DB):
+		return nil, errors.New("--db-reset applies to --db postgres://… only")
+	case bc.DBReset && bc.Target != "":
+		return nil, errors.New("--db-reset: with --target the database is the target's: not emptied by the bench")
 	case bc.TLS && bc.Target != "" && bc.Baseline:
 		return nil, errors.New("--tls --baseline starts its own servers: not with --target")
 	}
@@ -264,6 +292,13 @@ func printBench(w io.Writer, rep *loadgen.Report) error {
 	}
 	fmt.Fprintf(w, "inlet bench: %s over %s, %d %s, %gs%s, %s%s; order: %s\n",
 		rep.Scenario, over, rep.Devices, devs, rep.DurationS, bound, pace, window, rep.Order)
+	if rep.Store == "postgres" {
+		if rep.Nodes > 1 {
+			fmt.Fprintf(w, "servers: %d inlet serve nodes on one PostgreSQL database, behind a round-robin TCP proxy\n", rep.Nodes)
+		} else {
+			fmt.Fprintln(w, "server: inlet serve on a PostgreSQL database")
+		}
+	}
 	if rep.UDPSenderCPU >= 0 {
 		fmt.Fprintf(w, "sender pinned to CPU %d", rep.UDPSenderCPU)
 		if len(rep.Runs) > 0 && rep.Runs[0].ServerCPUs != "" {

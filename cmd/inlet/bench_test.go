@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/inletdev/inlet/internal/loadgen"
+	"github.com/inletdev/inlet/internal/pgtest"
+	"github.com/inletdev/inlet/postgres"
 )
 
 // benchJSON runs inlet bench in-process against the real binary (the test binary
@@ -452,11 +454,96 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"--scenario", "stream", "--tls-resume"}, "need --tls"},
 		{[]string{"--scenario", "stream", "--tls", "--tls-version", "1.1"}, "--tls-version"},
 		{[]string{"--scenario", "stream", "--tls", "--baseline", "--target", "127.0.0.1:3443"}, "not with --target"},
+		{[]string{"--nodes", "2"}, "give --db postgres://"},
+		{[]string{"--nodes", "2", "--db", "x.db"}, "give --db postgres://"},
+		{[]string{"--nodes", "0"}, "--nodes 0"},
+		{[]string{"--nodes", "2", "--db", "postgres://127.0.0.1:1/x", "--scenario", "udp"}, "TCP only"},
+		{[]string{"--nodes", "2", "--db", "postgres://127.0.0.1:1/x", "--target", "127.0.0.1:3000"}, "not with --target"},
+		{[]string{"--db-reset", "--db", "x.db"}, "--db-reset applies"},
+		{[]string{"--db-reset", "--db", "postgres://127.0.0.1:1/x", "--target", "127.0.0.1:3000"}, "--db-reset"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), append([]string{"bench"}, tc.args...), &stdout, &stderr)
 		if code == 0 || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("%v: exit %d, stderr %q: want failure mentioning %q", tc.args, code, stderr.String(), tc.want)
 		}
+	}
+}
+
+// inlet bench --db postgres://… runs its servers on that database: two nodes
+// behind the bench's proxy take acknowledged devices, every message acked is
+// stored once, and the database's own accounting (read through the postgres
+// package) agrees. A database that holds rows is refused without --db-reset,
+// and emptied with it; a bench's later run empties the rows of its earlier one.
+func TestBenchPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL and five servers, and sends load for a second each")
+	}
+	url := pgtest.URL(t)
+	devices := func() (n int, msgs int64) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		s, err := postgres.Open(ctx, url, postgres.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		devs, err := s.Devices(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range devs {
+			msgs += d.Messages
+		}
+		return len(devs), msgs
+	}
+
+	rep := benchJSON(t, "--db", url, "--nodes", "2", "--scenario", "ack", "--devices", "6", "--duration", "1s")
+	if rep.Store != "postgres" || rep.Nodes != 2 || len(rep.Runs) != 1 {
+		t.Fatalf("report %+v: want one run of 2 nodes on postgres", rep)
+	}
+	r := rep.Runs[0]
+	checkAcked(t, r)
+	if n, msgs := devices(); n != 6 || msgs != *r.Stored {
+		t.Errorf("database: %d devices with %d messages, want 6 with the %d stored", n, msgs, *r.Stored)
+	}
+	if s := r.Server; s == nil || s.Commits < 2 {
+		t.Errorf("server counters %+v: want the commits of both nodes", s)
+	}
+
+	args := []string{"bench", "--server-bin", inletBinary(t), "--db", url, "--scenario", "stream", "--devices", "2", "--duration", "1s"}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), args, &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), "--db-reset") {
+		t.Fatalf("inlet %s on a database with rows: exit %d, want a refusal naming --db-reset\n%s",
+			strings.Join(args, " "), code, stderr.String())
+	}
+	if n, _ := devices(); n != 6 {
+		t.Fatalf("the refused bench changed the database: %d devices, want 6", n)
+	}
+
+	rep = benchJSON(t, "--db", url, "--db-reset", "--scenario", "stream", "--devices", "2", "--duration", "1s")
+	r = rep.Runs[0]
+	checkCounts(t, r)
+	if *r.Loss != 0 {
+		t.Errorf("stream over TCP into PostgreSQL lost %d of %d", *r.Loss, r.Sent)
+	}
+	if n, msgs := devices(); n != 2 || msgs != *r.Stored {
+		t.Errorf("after --db-reset: %d devices with %d messages, want 2 with the %d stored", n, msgs, *r.Stored)
+	}
+
+	// --baseline on an empty database, without --db-reset: the plain stream
+	// runs first, then ack, which starts from an empty schema again (the
+	// plain run's rows are the bench's own).
+	url = pgtest.URL(t)
+	rep = benchJSON(t, "--db", url, "--scenario", "ack", "--baseline", "--devices", "2", "--duration", "1s")
+	if len(rep.Runs) != 2 || rep.Runs[0].Target != "plain" || rep.Runs[1].Target != "inlet" {
+		t.Fatalf("runs %+v, want plain then inlet", rep.Runs)
+	}
+	checkCounts(t, rep.Runs[0])
+	r = rep.Runs[1]
+	checkAcked(t, r)
+	if n, msgs := devices(); n != 2 || msgs != *r.Stored {
+		t.Errorf("after two runs: %d devices with %d messages, want 2 with the last run's %d", n, msgs, *r.Stored)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/inletdev/inlet/postgres"
 )
 
 // BenchConfig is what one inlet bench measures: the settings its flags give,
@@ -35,6 +37,12 @@ type BenchConfig struct {
 	// With Baseline, the same scenario first runs without TLS ("no-tls").
 	TLSVersion uint16
 	TLSResume  bool
+	// Nodes is how many inlet serve the bench starts on DB (a PostgreSQL URL
+	// when more than one), behind a round-robin TCP proxy; 0 or 1: one, no proxy.
+	Nodes int
+	// DBReset lets the bench drop and create again the schema of a PostgreSQL
+	// DB that holds rows; without it such a database is refused.
+	DBReset bool
 }
 
 // Bench runs the load of one inlet bench against each receiver in turn and
@@ -55,6 +63,7 @@ type Bench struct {
 	// TLS: the certificate the started server uses, and the roots that trust it.
 	certDir, certFile, keyFile string
 	roots                      *x509.CertPool
+	pgUsed                     bool // a run has used the PostgreSQL DB: the rows there are the bench's
 }
 
 // NewBench resolves cfg once for every run: the open files limit, the target,
@@ -70,6 +79,16 @@ func NewBench(ctx context.Context, cfg BenchConfig) (*Bench, error) {
 	}
 	if b.devices == 0 {
 		b.devices = sc.DefaultDevices
+	}
+	if cfg.Nodes > 1 {
+		switch {
+		case !postgres.IsURL(cfg.DB):
+			return nil, fmt.Errorf("--nodes %d: the nodes share one PostgreSQL database: give --db postgres://…", cfg.Nodes)
+		case cfg.Target != "":
+			return nil, fmt.Errorf("--nodes starts its own servers: not with --target")
+		case sc.Transport != "tcp":
+			return nil, fmt.Errorf("--nodes %d: the proxy in front of the nodes is TCP only, not --scenario %s", cfg.Nodes, sc.Name)
+		}
 	}
 	// One file per connection here, and as many in a server started here (it
 	// inherits the limit), plus what each needs besides.
@@ -166,6 +185,70 @@ type target struct {
 	// gauges reads the server's goroutines, open TCP connections and Go memory;
 	// nil when it cannot be known (the baseline, --target).
 	gauges func(ctx context.Context) (serverGauges, error)
+	// procs are every process started for the run (proc is the first); with
+	// more than one, proxy spreads the devices' connections over them.
+	procs []*child
+	proxy *proxy
+}
+
+// killAll ends the proxy and every process at once.
+func (t *target) killAll() {
+	if t.proxy != nil {
+		t.proxy.close()
+	}
+	for _, p := range t.procs {
+		p.kill()
+	}
+}
+
+// stopAll closes the proxy (the devices are done), then stops every process.
+func (t *target) stopAll(timeout time.Duration) error {
+	if t.proxy != nil {
+		t.proxy.close()
+	}
+	var errs []error
+	for _, p := range t.procs {
+		errs = append(errs, p.stop(timeout))
+	}
+	return errors.Join(errs...)
+}
+
+// dead returns a process that has exited, or nil.
+func (t *target) dead() *child {
+	for _, p := range t.procs {
+		if p.hasExited() {
+			return p
+		}
+	}
+	return nil
+}
+
+// readProc adds up the processes' CPU time and memory (peak: the sum of each one's peak).
+func (t *target) readProc() (ProcStat, error) {
+	var sum ProcStat
+	for _, p := range t.procs {
+		ps, err := ReadProc(p.pid)
+		if err != nil {
+			return sum, fmt.Errorf("%s: %w", p.name, err)
+		}
+		sum.CPU += ps.CPU
+		sum.PeakRSS += ps.PeakRSS
+		sum.RSS += ps.RSS
+	}
+	return sum, nil
+}
+
+// writeBytes adds up the bytes the processes wrote to storage.
+func (t *target) writeBytes() (int64, error) {
+	var sum int64
+	for _, p := range t.procs {
+		n, err := ReadWriteBytes(p.pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
 }
 
 // Run sends the load to one receiver and measures it: "inlet", "baseline" (the
@@ -201,7 +284,7 @@ func (b *Bench) Run(ctx context.Context, name string) (r RunReport, err error) {
 		return r, err
 	}
 	if t.proc != nil {
-		defer t.proc.kill()
+		defer t.killAll()
 		r.ServerCPUs = t.proc.pinned
 	}
 	r.Addr = t.addr
@@ -211,13 +294,13 @@ func (b *Bench) Run(ctx context.Context, name string) (r RunReport, err error) {
 	}
 	var before ProcStat
 	if t.proc != nil {
-		if before, err = ReadProc(t.proc.pid); err != nil {
-			return r, fmt.Errorf("%s: %w", t.proc.name, err)
+		if before, err = t.readProc(); err != nil {
+			return r, err
 		}
 	}
 	writesBefore, writesErr := int64(0), errUnknown
 	if t.proc != nil {
-		writesBefore, writesErr = ReadWriteBytes(t.proc.pid)
+		writesBefore, writesErr = t.writeBytes()
 	}
 	var gen *Generator
 	cfg := Config{
@@ -260,10 +343,10 @@ func (b *Bench) Run(ctx context.Context, name string) (r RunReport, err error) {
 		cancel()
 		wg.Wait()
 	}()
-	if t.proc != nil {
+	for _, p := range t.procs {
 		wg.Go(func() {
 			select {
-			case <-t.proc.exited:
+			case <-p.exited:
 				cancel()
 			case <-loadCtx.Done():
 			}
@@ -288,8 +371,8 @@ func (b *Bench) Run(ctx context.Context, name string) (r RunReport, err error) {
 	res, err := gen.Run(loadCtx)
 	loadEnd := time.Now()
 	stopProgress()
-	if t.proc != nil && t.proc.hasExited() {
-		return r, t.proc.exitError("during the load")
+	if p := t.dead(); p != nil {
+		return r, p.exitError("during the load")
 	}
 	if err != nil {
 		return r, err
@@ -317,8 +400,8 @@ func (b *Bench) Run(ctx context.Context, name string) (r RunReport, err error) {
 		}
 		last, err := waitDrain(ctx, t, res.Sent, loadEnd, quiet)
 		if err != nil {
-			if t.proc != nil && t.proc.hasExited() {
-				return r, t.proc.exitError("while committing")
+			if p := t.dead(); p != nil {
+				return r, p.exitError("while committing")
 			}
 			return r, err
 		}
@@ -327,15 +410,15 @@ func (b *Bench) Run(ctx context.Context, name string) (r RunReport, err error) {
 	}
 	stopSampling()
 	if t.proc != nil {
-		after, err := ReadProc(t.proc.pid)
+		after, err := t.readProc()
 		if err != nil {
-			return r, fmt.Errorf("%s: %w", t.proc.name, err)
+			return r, err
 		}
 		cpu := (after.CPU - before.CPU).Seconds()
 		rss := float64(after.PeakRSS) / (1 << 20)
 		r.CPUS, r.PeakRSSMB = &cpu, &rss
 		if writesErr == nil {
-			if w, err := ReadWriteBytes(t.proc.pid); err == nil {
+			if w, err := t.writeBytes(); err == nil {
 				w -= writesBefore
 				r.DiskWriteBytes = &w
 			}
@@ -347,7 +430,7 @@ func (b *Bench) Run(ctx context.Context, name string) (r RunReport, err error) {
 		}
 	}
 	if t.proc != nil {
-		if err := t.proc.stop(15 * time.Second); err != nil {
+		if err := t.stopAll(15 * time.Second); err != nil {
 			return r, err
 		}
 	}
@@ -451,9 +534,9 @@ func (b *Bench) measureIdle(ctx context.Context, t *target, gen *Generator, befo
 		}
 	}
 	if t.proc != nil {
-		ps, err := ReadProc(t.proc.pid)
+		ps, err := t.readProc()
 		if err != nil {
-			return fmt.Errorf("%s: %w", t.proc.name, err)
+			return err
 		}
 		rssBefore, rssIdle := float64(before.RSS)/(1<<20), float64(ps.RSS)/(1<<20)
 		ir.RSSBeforeMB, ir.RSSIdleMB = &rssBefore, &rssIdle

@@ -18,6 +18,8 @@ type Report struct {
 	Plain        string       `json:"plain_scenario,omitempty"`  // acknowledged scenarios with --baseline: the plain run's scenario
 	TLSVersion   string       `json:"tls_version,omitempty"`     // --tls: "1.2" or "1.3"
 	TLSResume    bool         `json:"tls_resume,omitempty"`      // --tls-resume
+	Store        string       `json:"store,omitempty"`           // the started servers' database: "sqlite" or "postgres"
+	Nodes        int          `json:"nodes,omitempty"`           // inlet serve started per run (more than one: behind a round-robin TCP proxy)
 	Order        string       `json:"order"`
 	Runs         []RunReport  `json:"runs"`
 	Ratio        *RatioReport `json:"ratio,omitempty"` // inlet ÷ baseline (or ÷ plain), with --baseline

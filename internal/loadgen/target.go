@@ -12,13 +12,25 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/inletdev/inlet/postgres"
 	_ "modernc.org/sqlite" // the "sqlite" driver, to count stored rows
 )
 
 // startInlet starts inlet serve for scenario sc on free loopback ports, with
-// database db; with useTLS the devices go to its --tls port.
+// database db; with useTLS the devices go to its --tls port. With more than one
+// node (PostgreSQL only) it starts that many on the same database and a
+// round-robin TCP proxy in front of them, which the devices connect to.
 func (b *Bench) startInlet(ctx context.Context, sc *Scenario, db string, useTLS bool) (*target, error) {
-	before, err := rowsBefore(ctx, db)
+	var before int64
+	var err error
+	if postgres.IsURL(db) {
+		// Later runs of this bench empty it again: the rows are its own.
+		if err = preparePostgres(ctx, db, b.cfg.DBReset || b.pgUsed); err == nil {
+			b.pgUsed = true
+		}
+	} else {
+		before, err = rowsBefore(ctx, db)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -38,32 +50,66 @@ func (b *Bench) startInlet(ctx context.Context, sc *Scenario, db string, useTLS 
 			args = append(args, "--tls-idle-timeout", (b.cfg.Duration + 2*time.Minute).String())
 		}
 	}
-	p, err := startChild(ctx, "inlet serve", b.bin, args, b.serverCPUs)
-	if err != nil {
-		return nil, err
-	}
-	t := &target{proc: p, addr: p.ready.TCP, countWord: "committed"}
+	nodes := max(b.cfg.Nodes, 1)
+	t := &target{countWord: "committed"}
 	transport := sc.Transport
-	switch {
-	case useTLS:
-		t.addr, transport = p.ready.TLS, "tls"
-	case sc.Transport == "udp":
-		t.addr = p.ready.UDP
+	var addrs, metricsURLs []string
+	for i := range nodes {
+		name := "inlet serve"
+		if nodes > 1 {
+			name = fmt.Sprintf("inlet serve (node %d)", i+1)
+		}
+		p, err := startChild(ctx, name, b.bin, args, b.serverCPUs)
+		if err != nil {
+			t.killAll()
+			return nil, err
+		}
+		t.procs = append(t.procs, p)
+		addr := p.ready.TCP
+		switch {
+		case useTLS:
+			addr, transport = p.ready.TLS, "tls"
+		case sc.Transport == "udp":
+			addr = p.ready.UDP
+		}
+		if addr == "" || p.ready.HTTP == "" {
+			t.killAll()
+			return nil, fmt.Errorf("%s: ready line without %s and http addresses", name, transport)
+		}
+		addrs = append(addrs, addr)
+		metricsURLs = append(metricsURLs, "http://"+p.ready.HTTP+"/metrics")
 	}
-	if t.addr == "" || p.ready.HTTP == "" {
-		p.kill()
-		return nil, fmt.Errorf("inlet serve: ready line without %s and http addresses", transport)
+	t.proc, t.addr = t.procs[0], addrs[0]
+	if nodes > 1 {
+		if t.proxy, err = startProxy(addrs); err != nil {
+			t.killAll()
+			return nil, err
+		}
+		t.addr = t.proxy.addr()
 	}
-	metricsURL := "http://" + p.ready.HTTP + "/metrics"
+	// The nodes' counters added up: totals, and means over all of them.
+	scrape := func(ctx context.Context) (Metrics, error) {
+		sum := Metrics{}
+		for _, u := range metricsURLs {
+			m, err := b.scrape(ctx, u)
+			if err != nil {
+				return nil, err
+			}
+			for k, v := range m {
+				sum[k] += v
+			}
+		}
+		return sum, nil
+	}
 	t.progress = func(ctx context.Context) (int64, int64, error) {
-		m, err := b.scrape(ctx, metricsURL)
+		m, err := scrape(ctx)
 		if err != nil {
 			return 0, 0, err
 		}
 		return m.Sum("inlet_messages_committed_total"), m.Sum("inlet_messages_received_total"), nil
 	}
 	t.gauges = func(ctx context.Context) (serverGauges, error) {
-		m, err := b.scrape(ctx, metricsURL)
+		m, err := scrape(ctx)
 		if err != nil {
 			return serverGauges{}, err
 		}
@@ -71,7 +117,7 @@ func (b *Bench) startInlet(ctx context.Context, sc *Scenario, db string, useTLS 
 			StackBytes: m.Sum("go_memstats_stack_inuse_bytes"), HeapBytes: m.Sum("go_memstats_heap_inuse_bytes")}, nil
 	}
 	t.final = func(ctx context.Context, r *RunReport) error {
-		m, err := b.scrape(ctx, metricsURL)
+		m, err := scrape(ctx)
 		if err != nil {
 			return err
 		}
@@ -82,6 +128,9 @@ func (b *Bench) startInlet(ctx context.Context, sc *Scenario, db string, useTLS 
 		return nil
 	}
 	t.stored = func(ctx context.Context) (int64, error) {
+		if postgres.IsURL(db) {
+			return countPostgres(ctx, db)
+		}
 		n, err := countRows(ctx, db)
 		return n - before, err
 	}
@@ -96,7 +145,7 @@ func (b *Bench) startBaseline(ctx context.Context) (*target, error) {
 		return nil, err
 	}
 	tr := b.scenario.Transport
-	t := &target{proc: p, addr: p.ready.TCP, countWord: "counted"}
+	t := &target{proc: p, procs: []*child{p}, addr: p.ready.TCP, countWord: "counted"}
 	if tr == "udp" {
 		t.addr = p.ready.UDP
 	}
@@ -136,16 +185,20 @@ func (b *Bench) external(ctx context.Context) (*target, error) {
 	if b.db == "" {
 		return t, nil
 	}
-	before, err := countRows(ctx, b.db)
+	count := countRows
+	if postgres.IsURL(b.db) {
+		count = countPostgres
+	}
+	before, err := count(ctx, b.db)
 	if err != nil {
 		return nil, err
 	}
 	t.progress = func(ctx context.Context) (int64, int64, error) {
-		n, err := countRows(ctx, b.db)
+		n, err := count(ctx, b.db)
 		return n - before, n - before, err
 	}
 	t.stored = func(ctx context.Context) (int64, error) {
-		n, err := countRows(ctx, b.db)
+		n, err := count(ctx, b.db)
 		return n - before, err
 	}
 	return t, nil
