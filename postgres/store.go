@@ -73,6 +73,9 @@ type Store struct {
 	// pending is the batch whose COMMIT failed without an answer, if any.
 	pending     *pendingCommit
 	afterCommit func() error // tests: called after a successful COMMIT
+	// tests: called just before COMMIT (it may end tx, as a server that dies
+	// meanwhile does)
+	beforeCommit func(ctx context.Context, tx pgx.Tx)
 }
 
 // Open connects to the database at url (postgres://…) and, unless read-only,
@@ -281,6 +284,9 @@ func (s *Store) CommitAccounted(ctx context.Context, l *inlet.Ledger, msgs []inl
 		tx.Rollback(context.WithoutCancel(ctx))
 		return nil, 0, fmt.Errorf("postgres: commit batch: %w", err)
 	}
+	if s.beforeCommit != nil {
+		s.beforeCommit(ctx, tx)
+	}
 	err = tx.Commit(ctx)
 	if err == nil && s.afterCommit != nil {
 		err = s.afterCommit() // tests: a COMMIT whose answer was lost
@@ -325,13 +331,67 @@ func (s *Store) resolve(ctx context.Context, p *pendingCommit, msgs int) (bool, 
 	}
 	switch status.String {
 	case "committed":
+		// An xid is not proof on its own: a server that crashed before it
+		// flushed any WAL of this transaction hands the same xid out again
+		// after recovery, maybe to another node's transaction that commits.
+		// So the batch's own rows must be there too.
+		stored, err := batchStored(ctx, conn, p.batch)
+		if err != nil {
+			return false, fmt.Errorf("rows of transaction %d: %w", p.xid, err)
+		}
 		s.pending = nil
-		return true, nil
+		return stored, nil
 	case "in progress":
 		return false, fmt.Errorf("transaction %d still in progress", p.xid)
 	}
 	s.pending = nil // aborted, or too old to know: not committed within this retry's lifetime
 	return false, nil
+}
+
+// batchStored reports whether b's messages are in the store: every
+// acknowledged one (device, boot, seq), and its first plain one (device and
+// receive time, to the nanosecond). A batch is stored whole or not at all, so
+// one plain row stands for all; an acknowledged message counts as stored even
+// when another node stored it, which is what its ACK promises.
+func batchStored(ctx context.Context, conn *pgx.Conn, b *inlet.Batch) (bool, error) {
+	if b == nil {
+		return false, nil
+	}
+	var devs, boots []string
+	var seqs []int64
+	var plain *inlet.Message
+	for i := range b.Messages {
+		m := &b.Messages[i]
+		if m.Seq == 0 {
+			if plain == nil {
+				plain = m
+			}
+			continue
+		}
+		devs, boots, seqs = append(devs, m.Device), append(boots, m.Boot), append(seqs, m.Seq)
+	}
+	if len(seqs) > 0 {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM messages m
+			JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS k(device, boot, seq)
+			ON m.device = k.device AND m.boot = k.boot AND m.seq = k.seq`, devs, boots, seqs).Scan(&n); err != nil {
+			return false, err
+		}
+		if n != len(seqs) {
+			return false, nil
+		}
+	}
+	if plain != nil {
+		var ok bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM messages WHERE device = $1 AND received_at = $2 AND seq IS NULL)",
+			plain.Device, plain.ReceivedAt).Scan(&ok); err != nil {
+			return false, err
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // adopt takes a committed batch's state into the ledger and the known versions.

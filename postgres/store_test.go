@@ -549,3 +549,53 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("after pruning: %d rows, first %q, device %+v", len(st.Rows), st.Rows[0], st.Devices[0])
 	}
 }
+
+// TestReusedXID: a server that crashed before flushing any WAL of a batch's
+// transaction may give its id to another transaction after recovery, which
+// commits. The retry of the batch must not take "that id committed" for its
+// own commit: it would acknowledge readings that were never stored.
+func TestReusedXID(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, pgtest.URL(t))
+	l := newLedger()
+	// A committed transaction whose id the crash will "reuse": a batch whose
+	// COMMIT answer is lost, then resolved as committed by the retry.
+	lost := true
+	postgres.SetAfterCommit(s, func() error {
+		if lost {
+			lost = false
+			return errors.New("connection reset by peer")
+		}
+		return nil
+	})
+	first := []inlet.Message{acked("esp-x", "b1", 1, 1)}
+	if _, _, err := s.CommitAccounted(ctx, l, first); err == nil {
+		t.Fatal("the first attempt reported success")
+	}
+	committedXID := postgres.PendingXID(s)
+	if _, _, err := s.CommitAccounted(ctx, l, first); err != nil {
+		t.Fatal(err)
+	}
+	// The next batch's transaction dies before its COMMIT (ended here), and its
+	// id is then found committed: someone else's transaction.
+	postgres.SetBeforeCommit(s, func(ctx context.Context, tx pgx.Tx) {
+		postgres.SetBeforeCommit(s, nil)
+		tx.Rollback(ctx)
+	})
+	next := []inlet.Message{acked("esp-x", "b1", 2, 2), acked("esp-x", "b1", 3, 3), plain("192.0.2.12", 4, 7)}
+	if _, _, err := s.CommitAccounted(ctx, l, next); err == nil {
+		t.Fatal("a batch whose transaction ended before COMMIT reported success")
+	}
+	if postgres.PendingXID(s) == 0 {
+		t.Fatal("no pending commit after a failed COMMIT")
+	}
+	postgres.SetPendingXID(s, committedXID)
+	if _, _, err := s.CommitAccounted(ctx, l, next); err != nil {
+		t.Fatal(err)
+	}
+	st := readState(t, s)
+	if len(st.Rows) != 4 {
+		t.Fatalf("%d rows stored, want 4 (the retried batch taken as committed by another transaction's id?):\n%s",
+			len(st.Rows), strings.Join(st.Rows, "\n"))
+	}
+}
