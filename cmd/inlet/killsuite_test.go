@@ -1,0 +1,418 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/inletdev/inlet"
+	"github.com/inletdev/inlet/internal/pgtest"
+	"github.com/inletdev/inlet/postgres"
+	"github.com/inletdev/inlet/publish"
+	"github.com/inletdev/inlet/record"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The kill suite of issue 11, scaled to a shared 2-core machine: two real
+// nodes (`inlet serve --db postgres://… --publish nats://…`) on one database
+// behind the round-robin balancer that keeps client addresses take plain
+// connect-per-message devices (each its own 127.0.0.x address) and
+// acknowledged devices with durable outboxes (`inlet send --ack`), while each
+// node is SIGKILLed and restarted twice at random moments and PostgreSQL is
+// stopped with `-m immediate` once. Then:
+//   - every acknowledged reading is stored exactly once;
+//   - a plain device's stored values are a part of what it sent, each once, and
+//     its accounting is the one a single node (SQLite) gives the same values in
+//     the same order;
+//   - an SSE consumer that moves to the other node after each kill of its node
+//     (Last-Event-ID) has seen every row once, in id order;
+//   - JetStream (an embedded server, a stream on inlet.msg.>) holds every row
+//     once, by Nats-Msg-Id.
+func TestKillSuite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the kill suite takes about a minute")
+	}
+	url := pgtest.URL(t)
+	pgtest.Admin(t) // skips (or fails under scripts/test) without PostgreSQL before anything starts
+
+	// JetStream, in the test process.
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "INLET", Subjects: []string{"inlet.msg.>"},
+		Storage: jetstream.FileStorage, Duplicates: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Two nodes on fixed ports (a restarted node takes its ports again).
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	tcp := []string{free(), free()}
+	web := []string{free(), free()}
+	nodes := make([]*server, 2)
+	var nodesMu sync.Mutex
+	start := func(i int) {
+		s := startBinary(t, "--tcp", tcp[i], "--udp", "", "--http", web[i], "--db", url,
+			"--publish", ns.ClientURL(), "--log-level", "warn")
+		nodesMu.Lock()
+		nodes[i] = s
+		nodesMu.Unlock()
+	}
+	start(0)
+	start(1)
+	lb := startBalancer(t, tcp...)
+
+	// The SSE consumer: starts on node 0 from id 0, and moves to the other
+	// node whenever its stream ends (its node was killed), with its last id.
+	type event struct {
+		id   int64
+		node int
+	}
+	var (
+		sseMu   sync.Mutex
+		events  []event
+		moves   int
+		sseDone = make(chan struct{})
+		sseStop = make(chan struct{})
+	)
+	go func() {
+		defer close(sseDone)
+		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		node, last := 0, int64(0)
+		for {
+			select {
+			case <-sseStop:
+				return
+			default:
+			}
+			req, _ := http.NewRequest("GET", "http://"+web[node]+"/api/stream", nil)
+			req.Header.Set("Last-Event-ID", strconv.FormatInt(last, 10))
+			reqCtx, reqCancel := context.WithCancel(ctx)
+			go func() {
+				select {
+				case <-sseStop:
+				case <-reqCtx.Done():
+				}
+				reqCancel()
+			}()
+			resp, err := client.Do(req.WithContext(reqCtx))
+			if err == nil && resp.StatusCode == http.StatusOK {
+				for ev := range sseEvents(resp.Body) {
+					var rec struct {
+						ID int64 `json:"id"`
+					}
+					if err := json.Unmarshal([]byte(ev[1]), &rec); err != nil || strconv.FormatInt(rec.ID, 10) != ev[0] {
+						t.Errorf("stream event %v: %v", ev, err)
+						continue
+					}
+					sseMu.Lock()
+					events = append(events, event{rec.ID, node})
+					sseMu.Unlock()
+					last = rec.ID
+				}
+			}
+			if resp != nil {
+				resp.Body.Close()
+			}
+			reqCancel()
+			select {
+			case <-sseStop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			node = 1 - node // reconnect to the other node
+			sseMu.Lock()
+			moves++
+			sseMu.Unlock()
+		}
+	}()
+
+	// Acknowledged devices with durable outboxes.
+	const ackDevs, ackCount = 20, 120
+	send := exec.CommandContext(ctx, inletBinary(t), "send", "--addr", lb.addr(), "--ack", "--mode", "tutorial",
+		"--device", "esp", "--devices", strconv.Itoa(ackDevs), "--count", strconv.Itoa(ackCount), "--every", "250ms",
+		"--outbox", t.TempDir())
+	var sendOut strings.Builder
+	send.Stdout, send.Stderr = &sendOut, &sendOut
+	if err := send.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	go func() { sent <- send.Wait() }()
+
+	// Plain tutorial devices: connect, one line, close; counters 1..plainCount,
+	// every 400-600 ms.
+	const plainDevs, plainCount = 100, 60
+	plainIP := func(i int) string { return fmt.Sprintf("127.0.0.%d", 100+i) }
+	var plainWG sync.WaitGroup
+	for i := range plainDevs {
+		plainWG.Add(1)
+		go func() {
+			defer plainWG.Done()
+			time.Sleep(time.Duration(rand.IntN(500)) * time.Millisecond)
+			for v := 1; v <= plainCount; v++ {
+				sendOnce(plainIP(i), lb.addr(), fmt.Sprintf("%d\r\n", v)) // a failed send is a lost message, as on a device
+				time.Sleep(time.Duration(400+rand.IntN(200)) * time.Millisecond)
+			}
+		}()
+	}
+
+	// The faults, in a random order at random moments: each node killed
+	// twice, PostgreSQL stopped once.
+	faults := []int{0, 0, 1, 1, -1}
+	rand.Shuffle(len(faults), func(i, j int) { faults[i], faults[j] = faults[j], faults[i] })
+	for _, f := range faults {
+		time.Sleep(time.Duration(2000+rand.IntN(3500)) * time.Millisecond)
+		if f < 0 {
+			t.Logf("PostgreSQL: stop -m immediate, start")
+			pgtest.Restart(t, "immediate")
+			continue
+		}
+		nodesMu.Lock()
+		s := nodes[f]
+		nodesMu.Unlock()
+		t.Logf("node %d: SIGKILL", f)
+		s.cmd.Process.Kill()
+		<-s.exited
+		s.exited <- nil
+		time.Sleep(time.Duration(rand.IntN(1000)) * time.Millisecond)
+		start(f)
+	}
+	plainWG.Wait()
+	if err := <-sent; err != nil {
+		t.Fatalf("inlet send: %v\n%s", err, sendOut.String())
+	}
+
+	r, err := postgres.Open(ctx, url, postgres.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var rows []inlet.Stored
+	readRows := func() {
+		rows = rows[:0]
+		err := r.Messages(ctx, inlet.Query{}, func(m *inlet.Stored) error {
+			c := *m
+			c.Payload = append([]byte(nil), m.Payload...)
+			rows = append(rows, c)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The plain messages are stored once the nodes' queues are written: wait
+	// until the count stays put.
+	var n, same int
+	waitFor(t, "the row count to settle", time.Minute, func() bool {
+		readRows()
+		if len(rows) == n {
+			same++
+		} else {
+			n, same = len(rows), 0
+		}
+		time.Sleep(200 * time.Millisecond)
+		return same >= 10
+	})
+
+	// 1. Every acknowledged reading stored exactly once.
+	acked := make(map[string]map[int64]int)
+	plain := make(map[string][]string)
+	for _, m := range rows {
+		if m.Seq != 0 {
+			if acked[m.Device] == nil {
+				acked[m.Device] = make(map[int64]int)
+			}
+			acked[m.Device][m.Seq]++
+		} else {
+			plain[m.Device] = append(plain[m.Device], string(m.Payload))
+		}
+	}
+	if len(acked) != ackDevs {
+		t.Errorf("%d acknowledged devices stored, want %d", len(acked), ackDevs)
+	}
+	for d, seqs := range acked {
+		for seq := int64(1); seq <= ackCount; seq++ {
+			if seqs[seq] != 1 {
+				t.Errorf("acknowledged device %s: seq %d stored %d times", d, seq, seqs[seq])
+			}
+		}
+		if len(seqs) != ackCount {
+			t.Errorf("acknowledged device %s: %d seqs stored, want %d", d, len(seqs), ackCount)
+		}
+	}
+
+	// 2. Plain devices: what is stored was sent, each value once; the
+	// accounting equals a single node's for the same values in commit order.
+	if len(plain) != plainDevs {
+		t.Errorf("%d plain devices stored, want %d", len(plain), plainDevs)
+	}
+	lost := 0
+	for d, vs := range plain {
+		seen := make(map[string]bool)
+		for _, v := range vs {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < 1 || n > plainCount || seen[v] {
+				t.Errorf("plain device %s: stored %q, which it did not send (once): %v", d, v, vs)
+			}
+			seen[v] = true
+		}
+		lost += plainCount - len(vs)
+	}
+	t.Logf("%d rows; plain messages lost in the kills: %d of %d", len(rows), lost, plainDevs*plainCount)
+	single := filepath.Join(t.TempDir(), "single.db")
+	one := startBinary(t, "--tcp", "127.0.0.1:0", "--udp", "", "--http", "", "--db", single, "--log-level", "warn")
+	stored := 0
+	for d, vs := range plain {
+		// One connection per device keeps its order on one node.
+		stored += len(vs)
+		if err := sendOnce(d, one.ready.TCP, strings.Join(vs, "\r\n")+"\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the single node to store the plain values", time.Minute, func() bool {
+		n := 0
+		for _, d := range devices(t, single) {
+			n += int(d.Messages)
+		}
+		return n == stored
+	})
+	one.stop(t, syscall.SIGTERM)
+	want := make(map[string]record.Device)
+	for _, d := range devicesJSON(t, single) {
+		want[d.Device] = d
+	}
+	for _, d := range devicesJSON(t, url) {
+		if _, ok := plain[d.Device]; !ok {
+			continue
+		}
+		if !reflect.DeepEqual(d, want[d.Device]) {
+			t.Errorf("plain device %s on two nodes: %+v\non one node: %+v", d.Device, d, want[d.Device])
+		}
+	}
+
+	// 3. The SSE consumer saw every row once, in id order, across its moves.
+	waitFor(t, "the stream consumer to reach the last row", time.Minute, func() bool {
+		sseMu.Lock()
+		defer sseMu.Unlock()
+		return len(events) > 0 && events[len(events)-1].id >= rows[len(rows)-1].ID
+	})
+	close(sseStop)
+	<-sseDone
+	sseMu.Lock()
+	evs, nMoves := append([]event(nil), events...), moves
+	sseMu.Unlock()
+	onNode := [2]int{}
+	for _, e := range evs {
+		onNode[e.node]++
+	}
+	t.Logf("stream: %d events, %d reconnects, %d from node 0, %d from node 1", len(evs), nMoves, onNode[0], onNode[1])
+	if nMoves < 2 || onNode[0] == 0 || onNode[1] == 0 {
+		t.Errorf("the stream consumer never moved between nodes: %d reconnects, per node %v", nMoves, onNode)
+	}
+	for i := range evs {
+		if i < len(rows) && evs[i].id != rows[i].ID {
+			t.Errorf("stream event %d is id %d, want %d (the %dth row)", i, evs[i].id, rows[i].ID, i)
+			break
+		}
+	}
+	if len(evs) != len(rows) {
+		t.Errorf("stream delivered %d events, the database holds %d rows", len(evs), len(rows))
+	}
+
+	// 4. JetStream holds every row once, by Nats-Msg-Id.
+	wantIDs := make(map[string]int64, len(rows))
+	for _, m := range rows {
+		if m.Seq != 0 {
+			wantIDs["a/"+publish.Token(m.Device)+"/"+m.Boot+"/"+strconv.FormatInt(m.Seq, 10)] = m.ID
+		} else {
+			wantIDs["p/"+publish.Token(m.Device)+"/"+strconv.FormatInt(m.ID, 10)] = m.ID
+		}
+	}
+	var info *jetstream.StreamInfo
+	waitFor(t, "the stream to hold every row", time.Minute, func() bool {
+		info, err = st.Info(ctx)
+		return err == nil && info.State.Msgs >= uint64(len(rows))
+	})
+	if info.State.Msgs != uint64(len(rows)) {
+		t.Errorf("the stream holds %d messages, the database %d rows", info.State.Msgs, len(rows))
+	}
+	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotIDs := make(map[string]int)
+	for len(gotIDs) < int(info.State.Msgs) {
+		b, err := c.Fetch(1000, jetstream.FetchMaxWait(10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for m := range b.Messages() {
+			got++
+			id := m.Headers().Get("Nats-Msg-Id")
+			if strings.HasPrefix(id, "p/") { // p/<device>/<id>/<received_at>
+				id = id[:strings.LastIndexByte(id, '/')]
+			}
+			gotIDs[id]++
+		}
+		if b.Error() != nil || got == 0 {
+			t.Fatalf("reading the stream: %d of %d messages, %v", len(gotIDs), info.State.Msgs, b.Error())
+		}
+	}
+	var bad []string
+	for id, n := range gotIDs {
+		if _, ok := wantIDs[id]; !ok || n != 1 {
+			bad = append(bad, fmt.Sprintf("%s ×%d (row: %v)", id, n, ok))
+		}
+	}
+	for id, row := range wantIDs {
+		if gotIDs[id] == 0 {
+			bad = append(bad, fmt.Sprintf("row %d (%s) not in the stream", row, id))
+		}
+	}
+	sort.Strings(bad)
+	if len(bad) > 0 {
+		t.Errorf("JetStream against the database: %d differences, first: %v", len(bad), bad[:min(len(bad), 10)])
+	}
+}
