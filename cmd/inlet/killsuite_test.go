@@ -102,41 +102,46 @@ func TestKillSuite(t *testing.T) {
 	start(1)
 	lb := startBalancer(t, tcp...)
 
-	// The SSE consumer: starts on node 0 from id 0, and moves to the other
-	// node whenever its stream ends (its node was killed), with its last id.
+	// The SSE consumer: starts on node 0 from id 0. Before each kill the test
+	// moves it onto the node it is about to kill (a reconnect with its last
+	// id); when its stream ends otherwise (its node was killed) it reconnects
+	// to the other node with Last-Event-ID.
 	type event struct {
 		id   int64
 		node int
 	}
 	var (
-		sseMu   sync.Mutex
-		events  []event
-		moves   int
-		sseDone = make(chan struct{})
-		sseStop = make(chan struct{})
+		sseMu     sync.Mutex
+		events    []event
+		target    int         // the node to connect to next
+		connected = -1        // the node whose stream is open, -1 none
+		hangUp    = func() {} // ends the open stream
+		dropped   int         // streams ended by their node, not by the test
+		sseDone   = make(chan struct{})
+		sseStop   = make(chan struct{})
 	)
 	go func() {
 		defer close(sseDone)
 		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-		node, last := 0, int64(0)
+		last := int64(0)
 		for {
 			select {
 			case <-sseStop:
 				return
 			default:
 			}
-			req, _ := http.NewRequest("GET", "http://"+web[node]+"/api/stream", nil)
-			req.Header.Set("Last-Event-ID", strconv.FormatInt(last, 10))
+			sseMu.Lock()
+			node := target
 			reqCtx, reqCancel := context.WithCancel(ctx)
-			go func() {
-				select {
-				case <-sseStop:
-				case <-reqCtx.Done():
-				}
-				reqCancel()
-			}()
-			resp, err := client.Do(req.WithContext(reqCtx))
+			hangUp = reqCancel
+			sseMu.Unlock()
+			req, _ := http.NewRequestWithContext(reqCtx, "GET", "http://"+web[node]+"/api/stream", nil)
+			req.Header.Set("Last-Event-ID", strconv.FormatInt(last, 10))
+			resp, err := client.Do(req)
 			if err == nil && resp.StatusCode == http.StatusOK {
+				sseMu.Lock()
+				connected = node
+				sseMu.Unlock()
 				for ev := range sseEvents(resp.Body) {
 					var rec struct {
 						ID int64 `json:"id"`
@@ -154,19 +159,38 @@ func TestKillSuite(t *testing.T) {
 			if resp != nil {
 				resp.Body.Close()
 			}
+			ended := reqCtx.Err() == nil // not hung up by the test
 			reqCancel()
+			sseMu.Lock()
+			connected = -1
+			if ended && target == node {
+				target = 1 - node // reconnect to the other node
+				if err == nil {
+					dropped++
+				}
+			}
+			sseMu.Unlock()
 			select {
 			case <-sseStop:
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
-			node = 1 - node // reconnect to the other node
-			sseMu.Lock()
-			moves++
-			sseMu.Unlock()
 		}
 	}()
-
+	// onNode moves the consumer to node i and waits until its stream is open.
+	onNode := func(i int) {
+		sseMu.Lock()
+		target = i
+		if connected != i {
+			hangUp()
+		}
+		sseMu.Unlock()
+		waitFor(t, fmt.Sprintf("the stream consumer on node %d", i), 30*time.Second, func() bool {
+			sseMu.Lock()
+			defer sseMu.Unlock()
+			return connected == i
+		})
+	}
 	// Acknowledged devices with durable outboxes.
 	const ackDevs, ackCount = 20, 120
 	send := exec.CommandContext(ctx, inletBinary(t), "send", "--addr", lb.addr(), "--ack", "--mode", "tutorial",
@@ -200,6 +224,7 @@ func TestKillSuite(t *testing.T) {
 	// The faults, in a random order at random moments: each node killed
 	// twice, PostgreSQL stopped once.
 	faults := []int{0, 0, 1, 1, -1}
+	kills := 0
 	rand.Shuffle(len(faults), func(i, j int) { faults[i], faults[j] = faults[j], faults[i] })
 	for _, f := range faults {
 		time.Sleep(time.Duration(2000+rand.IntN(3500)) * time.Millisecond)
@@ -208,6 +233,7 @@ func TestKillSuite(t *testing.T) {
 			pgtest.Restart(t, "immediate")
 			continue
 		}
+		onNode(f)
 		nodesMu.Lock()
 		s := nodes[f]
 		nodesMu.Unlock()
@@ -215,6 +241,8 @@ func TestKillSuite(t *testing.T) {
 		s.cmd.Process.Kill()
 		<-s.exited
 		s.exited <- nil
+		kills++
+		onNode(1 - f) // the consumer's stream ended: it is on the other node
 		time.Sleep(time.Duration(rand.IntN(1000)) * time.Millisecond)
 		start(f)
 	}
@@ -369,18 +397,23 @@ func TestKillSuite(t *testing.T) {
 		defer sseMu.Unlock()
 		return len(events) > 0 && events[len(events)-1].id >= rows[len(rows)-1].ID
 	})
+	sseMu.Lock()
 	close(sseStop)
+	hangUp()
+	sseMu.Unlock()
 	<-sseDone
 	sseMu.Lock()
-	evs, nMoves := append([]event(nil), events...), moves
+	evs, nDropped := append([]event(nil), events...), dropped
 	sseMu.Unlock()
-	onNode := [2]int{}
+	perNode := [2]int{}
 	for _, e := range evs {
-		onNode[e.node]++
+		perNode[e.node]++
 	}
-	t.Logf("stream: %d events, %d reconnects, %d from node 0, %d from node 1", len(evs), nMoves, onNode[0], onNode[1])
-	if nMoves < 2 || onNode[0] == 0 || onNode[1] == 0 {
-		t.Errorf("the stream consumer never moved between nodes: %d reconnects, per node %v", nMoves, onNode)
+	t.Logf("stream: %d events, %d streams ended by their node (%d kills), %d events from node 0, %d from node 1",
+		len(evs), nDropped, kills, perNode[0], perNode[1])
+	if nDropped < kills || perNode[0] == 0 || perNode[1] == 0 {
+		t.Errorf("the stream consumer did not follow the kills: %d streams ended by their node, %d kills, events per node %v",
+			nDropped, kills, perNode)
 	}
 	for i := range evs {
 		if i < len(rows) && evs[i].id != rows[i].ID {
