@@ -48,7 +48,6 @@ func TestKillSuite(t *testing.T) {
 		t.Skip("the kill suite takes about a minute")
 	}
 	url := pgtest.URL(t)
-	pgtest.Admin(t) // skips (or fails under scripts/test) without PostgreSQL before anything starts
 
 	// JetStream, in the test process.
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, JetStream: true,
