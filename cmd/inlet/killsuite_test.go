@@ -92,7 +92,7 @@ func TestKillSuite(t *testing.T) {
 	var nodesMu sync.Mutex
 	start := func(i int) {
 		s := startBinary(t, "--tcp", tcp[i], "--udp", "", "--http", web[i], "--db", url,
-			"--publish", ns.ClientURL(), "--log-level", "warn")
+			"--publish", ns.ClientURL())
 		nodesMu.Lock()
 		nodes[i] = s
 		nodesMu.Unlock()
@@ -311,6 +311,13 @@ func TestKillSuite(t *testing.T) {
 		for seq := int64(1); seq <= ackCount; seq++ {
 			if seqs[seq] != 1 {
 				t.Errorf("acknowledged device %s: seq %d stored %d times", d, seq, seqs[seq])
+				for _, m := range rows { // the evidence: its neighbours' rows
+					if m.Device == d && m.Seq >= seq-3 && m.Seq <= seq+3 {
+						t.Logf("  row id %d %s boot %s seq %d received %s", m.ID, m.Device, m.Boot, m.Seq,
+							time.Unix(0, m.ReceivedAt).UTC().Format(time.RFC3339Nano))
+					}
+				}
+				t.Logf("inlet send said:\n%s", sendOut.String())
 			}
 		}
 		if len(seqs) != ackCount {
