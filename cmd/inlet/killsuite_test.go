@@ -228,7 +228,7 @@ func TestKillSuite(t *testing.T) {
 	for _, f := range faults {
 		time.Sleep(time.Duration(2000+rand.IntN(3500)) * time.Millisecond)
 		if f < 0 {
-			t.Logf("PostgreSQL: stop -m immediate, start")
+			t.Logf("%s PostgreSQL: stop -m immediate, start", time.Now().UTC().Format("15:04:05.000"))
 			pgtest.Restart(t, "immediate")
 			continue
 		}
@@ -239,7 +239,7 @@ func TestKillSuite(t *testing.T) {
 		nodesMu.Lock()
 		s := nodes[f]
 		nodesMu.Unlock()
-		t.Logf("node %d: SIGKILL", f)
+		t.Logf("%s node %d: SIGKILL", time.Now().UTC().Format("15:04:05.000"), f)
 		s.cmd.Process.Kill()
 		<-s.exited
 		s.exited <- nil
