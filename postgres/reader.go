@@ -57,7 +57,7 @@ func (s *Store) queryDevices(ctx context.Context, q querier, where string, args 
 			c.Kind = inlet.KindCounter
 		}
 		if counting.Valid {
-			if err := parseCounting(counting.String, &c); err != nil {
+			if err := c.ParseCounting(counting.String); err != nil {
 				return fmt.Errorf("%s: counting %q: %w", c.ID, counting.String, err)
 			}
 		}

@@ -630,7 +630,7 @@ func (s *Store) saveDevices(ctx context.Context, tx pgx.Tx, devs []inlet.Device)
 			lastBoot[i] = &lb
 		}
 		if !d.Acked() {
-			c := string(appendCounting(nil, d))
+			c := string(d.AppendCounting(nil))
 			counting[i] = &c
 		}
 	}
@@ -697,40 +697,6 @@ func appendRanges(b []byte, rs []inlet.SeqRange) []byte {
 		b = append(b, ']')
 	}
 	return append(b, ']')
-}
-
-// appendCounting is the stored form of a plain device's counter recognition,
-// as in the SQLite schema: the evidence, then its raw, confirmed, suspect and
-// pending loss (gaps, missing, duplicates, resets each), separated by spaces.
-func appendCounting(b []byte, d *inlet.Device) []byte {
-	b = strconv.AppendInt(b, d.Evidence.Pack(), 10)
-	for _, l := range [...]inlet.Loss{{Gaps: d.Gaps, Missing: d.Missing, Duplicates: d.Duplicates, Resets: d.Resets}, d.Loss, d.Suspect, d.Pending} {
-		for _, v := range [...]int64{l.Gaps, l.Missing, l.Duplicates, l.Resets} {
-			b = append(b, ' ')
-			b = strconv.AppendInt(b, v, 10)
-		}
-	}
-	return b
-}
-
-func parseCounting(s string, d *inlet.Device) error {
-	f := strings.Fields(s)
-	if len(f) != 17 {
-		return fmt.Errorf("%d numbers, want 17", len(f))
-	}
-	var v [17]int64
-	for i := range f {
-		var err error
-		if v[i], err = strconv.ParseInt(f[i], 10, 64); err != nil {
-			return err
-		}
-	}
-	d.Evidence = inlet.UnpackEvidence(v[0])
-	d.Gaps, d.Missing, d.Duplicates, d.Resets = v[1], v[2], v[3], v[4]
-	d.Loss = inlet.Loss{Gaps: v[5], Missing: v[6], Duplicates: v[7], Resets: v[8]}
-	d.Suspect = inlet.Loss{Gaps: v[9], Missing: v[10], Duplicates: v[11], Resets: v[12]}
-	d.Pending = inlet.Loss{Gaps: v[13], Missing: v[14], Duplicates: v[15], Resets: v[16]}
-	return nil
 }
 
 var (

@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -805,7 +804,7 @@ func (ws *writeStmts) saveState(ctx context.Context, st driver.StmtExecContext, 
 			if d.Acked() {
 				set(nil)
 			} else {
-				ws.counting = appendCounting(ws.counting[:0], d)
+				ws.counting = d.AppendCounting(ws.counting[:0])
 				set(string(ws.counting))
 			}
 			if !upsert {
@@ -1081,7 +1080,7 @@ func (s *Store) Devices(ctx context.Context) ([]inlet.Device, error) {
 			d.Kind = inlet.KindCounter
 		}
 		if counting.Valid {
-			if err := parseCounting(counting.String, &d); err != nil {
+			if err := d.ParseCounting(counting.String); err != nil {
 				return nil, fmt.Errorf("sqlite: devices: %s: counting %q: %w", d.ID, counting.String, err)
 			}
 		}
@@ -1095,40 +1094,6 @@ func (s *Store) Devices(ctx context.Context) ([]inlet.Device, error) {
 		return nil, fmt.Errorf("sqlite: devices: %w", err)
 	}
 	return out, nil
-}
-
-// appendCounting is the stored form of a plain device's counter recognition:
-// the evidence, then its raw, confirmed, suspect and pending loss (gaps,
-// missing, duplicates, resets each), separated by spaces.
-func appendCounting(b []byte, d *inlet.Device) []byte {
-	b = strconv.AppendInt(b, d.Evidence.Pack(), 10)
-	for _, l := range [...]inlet.Loss{{Gaps: d.Gaps, Missing: d.Missing, Duplicates: d.Duplicates, Resets: d.Resets}, d.Loss, d.Suspect, d.Pending} {
-		for _, v := range [...]int64{l.Gaps, l.Missing, l.Duplicates, l.Resets} {
-			b = append(b, ' ')
-			b = strconv.AppendInt(b, v, 10)
-		}
-	}
-	return b
-}
-
-func parseCounting(s string, d *inlet.Device) error {
-	f := strings.Fields(s)
-	if len(f) != 17 {
-		return fmt.Errorf("%d numbers, want 17", len(f))
-	}
-	var v [17]int64
-	for i := range f {
-		var err error
-		if v[i], err = strconv.ParseInt(f[i], 10, 64); err != nil {
-			return err
-		}
-	}
-	d.Evidence = inlet.UnpackEvidence(v[0])
-	d.Gaps, d.Missing, d.Duplicates, d.Resets = v[1], v[2], v[3], v[4]
-	d.Loss = inlet.Loss{Gaps: v[5], Missing: v[6], Duplicates: v[7], Resets: v[8]}
-	d.Suspect = inlet.Loss{Gaps: v[9], Missing: v[10], Duplicates: v[11], Resets: v[12]}
-	d.Pending = inlet.Loss{Gaps: v[13], Missing: v[14], Duplicates: v[15], Resets: v[16]}
-	return nil
 }
 
 // timeSlack bounds how far received_at may run out of id order: rows are stamped
